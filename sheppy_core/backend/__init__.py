@@ -1,0 +1,85 @@
+"""The storage seam: the ``Backend`` contract, its capabilities, helpers for backend authors, and the
+in-memory reference backend.
+
+Backend plugins import from here (and only from sheppy-core's public names)::
+
+    from sheppy_core.backend import Backend, CONTRACT_VERSION, BLOCKING_POP, to_iso, due_at
+"""
+
+from sheppy_core.backend._base import CONTRACT_VERSION, Backend
+from sheppy_core.backend._capabilities import (
+    BLOCKING_POP,
+    CAPABILITIES,
+    CRON,
+    RATE_LIMIT,
+    RESULT_NOTIFY,
+    SHARED_STORE,
+    TRANSACTIONAL_ENQUEUE,
+    TTL,
+    WORKFLOWS,
+)
+from sheppy_core.backend._records import (
+    ERROR_STATUSES,
+    FINISHED_STATUSES,
+    SCHEDULED_STATUSES,
+    STATS_KEYS,
+    due_at,
+    expires_at,
+    from_iso,
+    is_finished,
+    retention_seconds,
+    task_id_of,
+    to_iso,
+    utcnow,
+)
+from sheppy_core.backend._url import redact_url
+from sheppy_core.exceptions import (
+    BackendConnectionError,
+    BackendError,
+    BackendInputError,
+    NotSupportedError,
+    TaskStateError,
+)
+
+__all__ = [
+    "BLOCKING_POP",
+    "CAPABILITIES",
+    "CONTRACT_VERSION",
+    "CRON",
+    "ERROR_STATUSES",
+    "FINISHED_STATUSES",
+    "RATE_LIMIT",
+    "RESULT_NOTIFY",
+    "SCHEDULED_STATUSES",
+    "SHARED_STORE",
+    "STATS_KEYS",
+    "TRANSACTIONAL_ENQUEUE",
+    "TTL",
+    "WORKFLOWS",
+    "Backend",
+    "BackendConnectionError",
+    "BackendError",
+    "BackendInputError",
+    "MemoryBackend",
+    "NotSupportedError",
+    "TaskStateError",
+    "due_at",
+    "expires_at",
+    "from_iso",
+    "is_finished",
+    "redact_url",
+    "retention_seconds",
+    "task_id_of",
+    "to_iso",
+    "utcnow",
+]
+
+
+def __getattr__(name: str) -> object:
+    # MemoryBackend imports the task runner (for instant processing); load it on first use so that
+    # plugins importing the contract do not pay for it.
+    if name == "MemoryBackend":
+        from sheppy_core.backend._memory import MemoryBackend
+
+        return MemoryBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

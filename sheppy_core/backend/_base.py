@@ -1,0 +1,461 @@
+"""The ``Backend`` contract: what a storage plug-in must do for sheppy-core.
+
+This module is the specification. Each guarantee carries a clause id in square brackets, e.g.
+``[pop.fifo]``; the conformance suite (``sheppy-conformance``) has at least one test per id, named after
+it, and its report lists them.
+
+Vocabulary
+----------
+queue
+    A name (any non-empty string, including ``:``, ``*``, ``{``, quotes, spaces, ``%``, ``_`` and any
+    unicode). Queues never see each other's tasks, crons, rate limits or workflows
+    ``[isolation.queue_names]``. Task ids are unique *within* a queue.
+task record
+    A JSON object (``dict``) as produced by ``Task.model_dump(mode="json")``. A backend stores it as JSON
+    and hands it back equal, except for the fields the contract says the backend writes. Payloads may be
+    large (1 MB) and hold any unicode ``[payload.large]`` ``[payload.unicode]``. The backend reads only:
+    ``id`` (str), ``status``, ``finished_at``, ``scheduled_at``, ``next_retry_at``, ``workflow_id``,
+    ``config.ttl`` and ``config.error_ttl``. Times are ISO 8601 strings with a UTC offset; use
+    :func:`sheppy_core.backend.to_iso` / :func:`~sheppy_core.backend.from_iso`.
+where a task is
+    At any moment a stored task is in exactly one place: **queued** (waiting to be claimed, status
+    ``pending``), **claimed** (status ``processing``, held under a lease), **scheduled** (waiting for a
+    time, status ``scheduled`` or ``retrying``), or **finished** (``finished_at`` set; status
+    ``completed``, ``failed``, ``cancelled`` or ``crashed``).
+lease
+    ``pop`` claims a task for ``lease`` seconds (default :attr:`Backend.lease_duration`). The claim —
+    who holds it and until when — is kept *in the store*, visible on the record as ``claimed_by`` and
+    ``lease_expires_at``, so any backend object on the same store can finish, extend or reclaim it.
+    A claim that is neither finished (``store_result``/``acknowledge``) nor extended (``heartbeat``)
+    before it expires makes the task claimable again: delivery is at-least-once.
+
+Errors
+------
+Every method raises only :class:`~sheppy_core.exceptions.BackendError` subclasses (plus the
+``TimeoutError`` documented on ``get_results``): :class:`~sheppy_core.exceptions.BackendConnectionError`
+when the server cannot be reached or the connection was lost (the caller may retry),
+:class:`~sheppy_core.exceptions.BackendInputError` for input the backend cannot accept (a record
+without ``id``, an empty queue name, ``limit < 1``), :class:`~sheppy_core.exceptions.NotSupportedError`
+for an optional capability the backend does not declare. A driver's own exception never escapes.
+Calling a storage method before :meth:`Backend.connect` (or after :meth:`Backend.disconnect`) raises
+``BackendConnectionError``.
+
+Reconnection ``[reconnect.recovers]``: when a connection is dropped between calls, the next call
+either succeeds on a new connection or raises ``BackendConnectionError``; it never loses a task that an
+earlier call acknowledged as stored, and a later call succeeds once the server is reachable.
+"""
+
+from __future__ import annotations
+
+import uuid
+from abc import ABC, abstractmethod
+from datetime import datetime
+from types import TracebackType
+from typing import Any, ClassVar, Self
+
+from sheppy_core.exceptions import NotSupportedError
+
+__all__ = ["CONTRACT_VERSION", "Backend"]
+
+CONTRACT_VERSION = 1
+"""The version of this contract. A plugin states the version it was written for in
+``Backend.contract_version``; sheppy-core refuses a backend built for another version."""
+
+DEFAULT_LEASE_SECONDS = 15.0
+
+
+class Backend(ABC):
+    """Abstract storage for queues of task records. Async only.
+
+    Class attributes a backend declares:
+
+    ``url_schemes``
+        The URL schemes it serves (``("redis", "rediss")``); used by the plugin registry.
+    ``contract_version``
+        The :data:`CONTRACT_VERSION` it implements. Not inherited on purpose: a plugin must state it.
+    ``capabilities``
+        A frozenset of names from :mod:`sheppy_core.backend` (``BLOCKING_POP``, ``RATE_LIMIT``, ...).
+        Methods for a capability the backend lacks raise ``NotSupportedError`` (the defaults here do).
+
+    A backend used by several coroutines of one event loop at once must be safe for that; it need not
+    be shared across event loops or threads.
+    """
+
+    url_schemes: ClassVar[tuple[str, ...]] = ()
+    contract_version: ClassVar[int]
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+
+    #: Default claim lease in seconds, used when ``pop``/``heartbeat`` get ``lease=None``.
+    lease_duration: float = DEFAULT_LEASE_SECONDS
+
+    _client_id: str | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> Self:
+        """Build an unconnected backend from a URL of one of ``url_schemes``.
+
+        Raises ``ConfigurationError`` (a ``ValueError``) naming the problem for a URL it cannot use.
+        Must not connect or do I/O: connecting is :meth:`connect`'s job.
+        """
+        raise NotSupportedError(f"{cls.__name__} cannot be built from a URL")
+
+    @property
+    def client_id(self) -> str:
+        """An id unique to this backend object, used as ``claimed_by`` when ``pop`` gets no ``worker_id``."""
+        if self._client_id is None:
+            self._client_id = f"client-{uuid.uuid4().hex[:12]}"
+        return self._client_id
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.disconnect()
+
+    # -- connection ------------------------------------------------------------------------------
+
+    @property
+    @abstractmethod
+    def is_connected(self) -> bool:
+        """True between a successful :meth:`connect` and :meth:`disconnect`."""
+
+    @abstractmethod
+    async def connect(self) -> None:
+        """Open connections (and create or migrate the schema, where the backend has one).
+
+        Idempotent: connecting a connected backend does nothing. Raises ``BackendConnectionError``
+        (with the URL's password redacted) when the server cannot be reached.
+        """
+
+    @abstractmethod
+    async def disconnect(self) -> None:
+        """Close connections. Idempotent. Stored data is untouched; claims stay in the store and expire
+        as usual, so a task claimed through this object is redelivered after its lease."""
+
+    async def server_info(self) -> dict[str, Any]:
+        """Facts for ``sheppy backends check``: e.g. ``{"server_version": "7.0.15", "schema_version": 2}``.
+
+        Optional; the default knows nothing.
+        """
+        return {}
+
+    # -- enqueue ---------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def append(self, queue_name: str, tasks: list[dict[str, Any]], unique: bool = True) -> list[bool]:
+        """Store task records and queue them for claiming, in list order.
+
+        Returns one bool per input record, in order: True if it was stored and queued.
+
+        - ``[append.status]`` A queued record is stored with ``status`` set to ``"pending"``.
+        - ``[append.unique]`` With ``unique=True`` a record whose ``id`` already exists in this queue, in
+          any state (queued, claimed, scheduled, finished), is neither stored nor queued: its entry is
+          False and the stored record is unchanged. Two records with the same id in one call: the
+          first wins.
+        - ``[append.replace]`` With ``unique=False`` the record replaces any stored one with that id and
+          the task is queued at the tail; it is never in the queue or schedule twice (an existing queue
+          or schedule entry, or claim, for that id is dropped).
+        - ``[append.batch]`` The call is atomic per record (a record is either fully stored and queued or
+          not at all) and should be one round trip for the whole list; an empty list returns ``[]``.
+        - ``[append.fifo]`` Tasks are claimed in the order they were appended (see ``pop``).
+
+        Backends declaring ``TRANSACTIONAL_ENQUEUE`` also accept ``connection=`` (the caller's open
+        connection/transaction); the records then become visible only when that transaction commits.
+        """
+
+    @abstractmethod
+    async def schedule(
+        self, queue_name: str, task_data: dict[str, Any], at: datetime, unique: bool = True
+    ) -> bool:
+        """Store a record and keep it out of the queue until ``at`` (an aware datetime).
+
+        - ``[schedule.status]`` Stored with ``status="scheduled"`` and ``scheduled_at`` set to ``at``.
+        - ``[schedule.unique]`` ``unique`` behaves as in ``append``: False and no change when the id
+          exists; with ``unique=False`` the record replaces the stored one and any queue entry, schedule
+          entry or claim for it.
+        - ``[schedule.not_before]`` The task is not returned by ``pop`` or ``pop_scheduled`` before ``at``.
+
+        Returns True if stored. A naive ``at`` raises ``BackendInputError``.
+        """
+
+    # -- claim -----------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def pop(
+        self,
+        queue_name: str,
+        limit: int = 1,
+        timeout: float | None = None,
+        *,
+        worker_id: str | None = None,
+        lease: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """Claim up to ``limit`` claimable tasks and return their records as now stored.
+
+        A task is claimable when it is queued, or claimed with an expired lease.
+
+        - ``[pop.fifo]`` Queued tasks are claimed in append order (``pop_scheduled`` and ``store_result``
+          re-queue at the tail). Tasks with an expired lease are claimed before queued ones.
+        - ``[pop.limit]`` At most ``limit`` records; ``limit < 1`` raises ``BackendInputError``.
+        - ``[pop.claim]`` Each returned record is stored and returned with ``status="processing"``,
+          ``claimed_by`` = ``worker_id`` (or :attr:`client_id`), ``lease_expires_at`` = now + ``lease``
+          seconds (``lease=None``: :attr:`lease_duration`), and ``deliveries`` incremented by one (a
+          missing field counts as 0). ``deliveries > 1`` tells the claimant that an earlier claim of the
+          same run was lost.
+        - ``[pop.exclusive]`` A claim is atomic: concurrent ``pop`` calls, from any number of backend
+          objects and processes on the same store, never return the same task while its lease is live.
+        - ``[pop.hidden]`` A claimed task is not returned again (nor counted by ``size``/``get_pending``)
+          until its lease expires.
+        - ``[lease.expired_redelivered]`` Once the lease expires without ``heartbeat``/``store_result``/
+          ``acknowledge``, a later ``pop`` returns the task again.
+        - ``[pop.timeout]`` ``timeout`` None or ``<= 0``: return at once (possibly ``[]``). ``timeout > 0``
+          with ``BLOCKING_POP``: if nothing is claimable, wait up to ``timeout`` seconds for an
+          ``append``/re-queue ``[pop.blocks_until_append]`` and return as soon as one arrives, or ``[]``
+          when the time is up. Without ``BLOCKING_POP`` the backend may return ``[]`` at once.
+        - ``[pop.no_scheduled]`` A scheduled task is never returned by ``pop`` before it has been moved to
+          the queue by ``pop_scheduled`` (backends may move due tasks themselves; never early ones).
+        - Cancelling the awaiting coroutine while it blocks claims nothing.
+        """
+
+    @abstractmethod
+    async def acknowledge(self, queue_name: str, task_id: str) -> bool:
+        """Release the claim on a task and drop it from the queue, without touching its record.
+
+        ``[ack.releases]`` Returns True if the task was claimed (lease live or expired), and it will not
+        be delivered again. ``[ack.unknown]`` False for an unknown id or a task that is not claimed
+        (queued, scheduled or finished tasks are left as they are).
+        """
+
+    async def heartbeat(
+        self, queue_name: str, task_ids: list[str], *, worker_id: str | None = None, lease: float | None = None
+    ) -> list[str]:
+        """Extend the leases this worker holds, to now + ``lease`` (``None``: :attr:`lease_duration`).
+
+        ``[lease.heartbeat_extends]`` A task whose lease is extended is not redelivered until the new
+        expiry. Returns the ids, in input order, still claimed by ``worker_id`` (or :attr:`client_id`)
+        — even if the lease had just expired, as long as nobody reclaimed it.
+        ``[lease.heartbeat_lost]`` Ids that are unknown, finished, or claimed by another worker are left
+        out and untouched: the caller has lost that claim and should stop working on it.
+        """
+        raise NotSupportedError(f"{type(self).__name__} does not implement heartbeat")
+
+    # -- results ---------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def store_result(self, queue_name: str, task_data: dict[str, Any]) -> bool:
+        """Write a record back after an attempt, release its claim, and wake ``get_results`` waiters.
+
+        One atomic step ``[store_result.atomic]``; what happens depends on the record:
+
+        - ``[store_result.finished]`` ``finished_at`` set: the record replaces the stored one with
+          ``claimed_by``/``lease_expires_at`` cleared; the task leaves the queue, schedule and claims for
+          good; waiters in ``get_results`` for it return.
+        - ``[store_result.requeue]`` ``finished_at`` null: the task goes back to waiting. Status
+          ``"retrying"``: scheduled for ``next_retry_at``. Status ``"scheduled"``: scheduled for
+          ``scheduled_at``. Anything else: stored with ``status="pending"`` and queued at the tail.
+          Waiters are not woken.
+        - ``[store_result.idempotent]`` Storing the same record twice leaves the same state as once
+          (no second queue entry, no double count in ``get_stats``).
+        - ``[store_result.unknown]`` Returns False and stores nothing when no record with that id exists
+          in the queue (deleted, cleared or expired meanwhile); True otherwise.
+        - ``[ttl.expires]`` With ``TTL``, a finished record expires after its retention time
+          (:func:`sheppy_core.backend.retention_seconds`); unfinished records never expire.
+        """
+
+    @abstractmethod
+    async def get_results(
+        self, queue_name: str, task_ids: list[str], timeout: float | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """Return ``{id: record}`` for those of ``task_ids`` that are finished (``finished_at`` set).
+
+        - ``timeout`` None or ``< 0``: no waiting, return what is finished now (unknown ids omitted).
+        - ``[get_results.waits]`` ``timeout == 0``: wait until every id is finished; ``timeout > 0``:
+          wait at most that many seconds. Waiting ends as soon as the last one finishes (woken by
+          ``store_result``/``cancel`` in any backend object on the store; with ``RESULT_NOTIFY`` without
+          polling).
+        - ``[get_results.timeout]`` When the time is up and some are unfinished, raise ``TimeoutError``
+          (the built-in class or a subclass).
+        - An empty ``task_ids`` returns ``{}`` at once.
+        """
+
+    # -- inspection ------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def get_tasks(self, queue_name: str, task_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Return ``{id: record}`` for the ids that exist in the queue, in any state; unknown ids are
+        omitted, duplicates collapse ``[get_tasks.lookup]``."""
+
+    @abstractmethod
+    async def get_all_tasks(self, queue_name: str) -> list[dict[str, Any]]:
+        """Every stored record of the queue, in any state (order unspecified) ``[get_all_tasks.all]``."""
+
+    @abstractmethod
+    async def get_pending(self, queue_name: str, count: int = 1) -> list[dict[str, Any]]:
+        """Peek at up to ``count`` queued (unclaimed) records from the head, in claim order, without
+        claiming ``[get_pending.peek]``. ``count < 1`` raises ``BackendInputError``."""
+
+    @abstractmethod
+    async def get_scheduled(self, queue_name: str) -> list[dict[str, Any]]:
+        """Every scheduled record (status ``scheduled`` or ``retrying``), earliest due first
+        ``[get_scheduled.order]``."""
+
+    async def next_scheduled_at(self, queue_name: str) -> datetime | None:
+        """When the earliest scheduled task of the queue is due, or None if none is scheduled.
+
+        Lets the worker's scheduler sleep until then. The default derives it from ``get_scheduled``;
+        backends should override it with one cheap query.
+        """
+        from sheppy_core.backend._records import due_at
+
+        scheduled = await self.get_scheduled(queue_name)
+        return min((due_at(t) for t in scheduled), default=None)
+
+    @abstractmethod
+    async def size(self, queue_name: str) -> int:
+        """The number of queued, unclaimed tasks ``[size.queued_only]`` (not claimed, scheduled or
+        finished ones). 0 for an unknown queue."""
+
+    @abstractmethod
+    async def get_stats(self, queue_name: str) -> dict[str, int]:
+        """Counts of the queue's stored tasks ``[stats.counts]``, with at least these keys:
+
+        ``pending`` (queued, = ``size``), ``processing`` (claimed), ``scheduled`` (status scheduled or
+        retrying), ``completed``, ``failed``, ``cancelled``, ``crashed`` (finished records by status,
+        until they expire or are deleted). All zero for an unknown queue.
+        """
+
+    @abstractmethod
+    async def list_queues(self) -> dict[str, int]:
+        """``{queue name: size}`` for every queue that has had a task appended or scheduled and has not
+        been cleared since ``[list_queues.known]``."""
+
+    @abstractmethod
+    async def clear(self, queue_name: str) -> int:
+        """Delete everything of this queue: task records in every state, queue entries, schedule,
+        claims, crons, rate-limit state and workflows ``[clear.everything]``. Other queues are untouched
+        ``[clear.isolated]``. The queue disappears from ``list_queues``. Returns the number of task
+        records plus crons removed ``[clear.count]``."""
+
+    # -- scheduling ------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def pop_scheduled(self, queue_name: str, now: datetime | None = None) -> list[dict[str, Any]]:
+        """Move every scheduled task due by ``now`` (default: the current time) into the queue.
+
+        ``[schedule.due_moved]`` Each moved record is stored with ``status="pending"`` and queued at the
+        tail, in due order; the moved records are returned as stored. ``[schedule.once_across_workers]``
+        The move is atomic per task: concurrent callers never both return (or both queue) the same task.
+        Tasks not yet due stay where they are.
+        """
+
+    # -- cancel / delete -------------------------------------------------------------------------
+
+    @abstractmethod
+    async def cancel(self, queue_name: str, task_id: str) -> dict[str, Any] | None:
+        """Cancel a task that is still waiting: queued and unclaimed, or scheduled/retrying.
+
+        ``[cancel.waiting]`` Atomically removes it from the queue or schedule, stores it with
+        ``status="cancelled"`` and ``finished_at`` = now, wakes ``get_results`` waiters, and returns the
+        stored record. ``[cancel.refused]`` Returns None and changes nothing when the task is unknown,
+        claimed (even with an expired lease) or finished.
+        """
+
+    @abstractmethod
+    async def delete_task(self, queue_name: str, task_id: str) -> bool:
+        """Delete a finished record ``[delete.finished]``: True if deleted, False if unknown
+        ``[delete.unknown]``. ``[delete.unfinished]`` A task that is not finished is left alone and
+        ``TaskStateError`` is raised."""
+
+    # -- cron (capability CRON) ------------------------------------------------------------------
+
+    async def add_cron(self, queue_name: str, deterministic_id: str, task_cron: dict[str, Any]) -> bool:
+        """Store a cron definition under ``deterministic_id``. ``[cron.unique]`` False (and no change)
+        if that id exists in the queue; True when stored."""
+        raise NotSupportedError(f"{type(self).__name__} does not declare capability 'cron'")
+
+    async def delete_cron(self, queue_name: str, deterministic_id: str) -> bool:
+        """Remove a cron definition ``[cron.delete]``: True if it existed."""
+        raise NotSupportedError(f"{type(self).__name__} does not declare capability 'cron'")
+
+    async def get_crons(self, queue_name: str) -> list[dict[str, Any]]:
+        """Every stored cron definition of the queue, as stored ``[cron.list]``."""
+        raise NotSupportedError(f"{type(self).__name__} does not declare capability 'cron'")
+
+    # -- rate limits (capability RATE_LIMIT) -----------------------------------------------------
+
+    async def acquire_rate_limit(
+        self,
+        queue_name: str,
+        key: str,
+        max_rate: int,
+        rate_period: float,
+        task_id: str,
+        strategy: str = "sliding_window",
+    ) -> float | None:
+        """Try to take one start from the budget ``max_rate`` per ``rate_period`` seconds of ``key``.
+
+        Returns None when granted, else the seconds (> 0) to wait before the budget frees up. Atomic
+        across all clients: grants never exceed the budget ``[rate_limit.atomic]``.
+
+        - ``[rate_limit.sliding_window]`` ``"sliding_window"``: granted iff fewer than ``max_rate``
+          grants happened in the trailing ``rate_period`` seconds; the wait is until the oldest of
+          them leaves the window. A ``task_id`` that already holds a grant in the window is granted
+          again without using another slot (a redelivered task is not charged twice).
+        - ``[rate_limit.fixed_window]`` ``"fixed_window"``: windows are the intervals
+          ``[k*rate_period, (k+1)*rate_period)`` of Unix time; at most ``max_rate`` grants per window;
+          the wait is until the window ends.
+        - An unknown strategy, ``max_rate < 1`` or ``rate_period <= 0`` raises ``BackendInputError``.
+        """
+        raise NotSupportedError(f"{type(self).__name__} does not declare capability 'rate_limit'")
+
+    # -- workflows (capability WORKFLOWS) --------------------------------------------------------
+
+    async def store_workflow(
+        self, queue_name: str, workflow_data: dict[str, Any], *, if_version: int | None = None
+    ) -> bool:
+        """Store a workflow record (a JSON object with ``id``).
+
+        ``[workflow.store]`` With ``if_version=None`` the record replaces any stored one. With an int,
+        it is written only if the stored record's ``version`` field equals it (a missing record counts
+        as version 0; a missing field as 0): compare-and-set, atomic ``[workflow.cas]``; returns False
+        when the versions differ. While the record is unfinished (``finished_at`` null and ``completed``
+        not true) its ``pending_task_ids`` replace the workflow's set of pending task ids and it is listed
+        by ``get_pending_workflows``; once finished, the pending set is dropped.
+        """
+        raise NotSupportedError(f"{type(self).__name__} does not declare capability 'workflows'")
+
+    async def get_workflows(self, queue_name: str, workflow_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """``{id: record}`` for the stored workflows among ``workflow_ids`` ``[workflow.get]``."""
+        raise NotSupportedError(f"{type(self).__name__} does not declare capability 'workflows'")
+
+    async def get_all_workflows(self, queue_name: str) -> list[dict[str, Any]]:
+        """Every stored workflow record of the queue."""
+        raise NotSupportedError(f"{type(self).__name__} does not declare capability 'workflows'")
+
+    async def get_pending_workflows(self, queue_name: str) -> list[dict[str, Any]]:
+        """Every unfinished workflow record of the queue ``[workflow.pending]``."""
+        raise NotSupportedError(f"{type(self).__name__} does not declare capability 'workflows'")
+
+    async def delete_workflow(self, queue_name: str, workflow_id: str) -> bool:
+        """Delete a workflow record and its pending set ``[workflow.delete]``; True if it existed."""
+        raise NotSupportedError(f"{type(self).__name__} does not declare capability 'workflows'")
+
+    async def mark_workflow_task_complete(self, queue_name: str, workflow_id: str, task_id: str) -> int:
+        """Remove ``task_id`` from the workflow's pending set and return how many remain.
+
+        ``[workflow.mark_complete]`` Atomic: when several callers remove the last ids concurrently,
+        exactly one of them sees 0. Returns -1 if ``task_id`` was not in the set (already removed, or
+        unknown workflow) — so each id is counted once.
+        """
+        raise NotSupportedError(f"{type(self).__name__} does not declare capability 'workflows'")
+
+    async def get_workflow_results(self, queue_name: str, workflow_id: str) -> dict[str, dict[str, Any]]:
+        """``{id: record}`` of every finished task record whose ``workflow_id`` equals ``workflow_id``
+        ``[workflow.results]``."""
+        raise NotSupportedError(f"{type(self).__name__} does not declare capability 'workflows'")

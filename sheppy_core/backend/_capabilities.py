@@ -1,0 +1,63 @@
+"""The optional abilities a backend may declare in ``Backend.capabilities``.
+
+Everything in the ``Backend`` contract that is not listed here is required of every backend. A clause
+of the conformance suite that depends on a capability is skipped with the reason "backend does not
+declare capability X" when the backend lacks it; it never passes silently.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "BLOCKING_POP",
+    "CAPABILITIES",
+    "CRON",
+    "RATE_LIMIT",
+    "RESULT_NOTIFY",
+    "SHARED_STORE",
+    "TRANSACTIONAL_ENQUEUE",
+    "TTL",
+    "WORKFLOWS",
+]
+
+BLOCKING_POP: Final = "blocking_pop"
+"""``pop(timeout=...)`` waits for an ``append`` instead of returning at once, and is woken by it.
+
+Without it ``pop`` may return an empty list immediately whatever the timeout, and the ``Worker`` polls
+with a bounded backoff (10 ms doubling to 1 s, reset whenever a task arrives)."""
+
+RESULT_NOTIFY: Final = "result_notify"
+"""``get_results(timeout=...)`` is woken by ``store_result`` rather than by polling."""
+
+RATE_LIMIT: Final = "rate_limit"
+"""``acquire_rate_limit`` enforces ``sliding_window`` and ``fixed_window`` across all clients."""
+
+CRON: Final = "cron"
+"""``add_cron``/``delete_cron``/``get_crons`` persist cron definitions."""
+
+TTL: Final = "ttl"
+"""Finished task records expire after their retention time (``config.ttl``/``config.error_ttl``)."""
+
+WORKFLOWS: Final = "workflows"
+"""The workflow storage methods are implemented, including compare-and-set ``store_workflow``."""
+
+TRANSACTIONAL_ENQUEUE: Final = "transactional_enqueue"
+"""``append``/``schedule`` accept a caller's open transaction (``connection=``), so a rollback leaves no
+task behind."""
+
+SHARED_STORE: Final = "shared_store"
+"""Several backend objects (separate connections, possibly separate processes) built from the same URL
+see one store. The memory backend lacks it: its store belongs to one object."""
+
+CAPABILITIES: Final[dict[str, str]] = {
+    BLOCKING_POP: "pop() blocks until a task arrives or the timeout passes",
+    RESULT_NOTIFY: "get_results() is woken by store_result() instead of polling",
+    RATE_LIMIT: "acquire_rate_limit() with sliding_window and fixed_window",
+    CRON: "cron definitions are stored",
+    TTL: "finished records expire after their retention time",
+    WORKFLOWS: "workflow storage with compare-and-set",
+    TRANSACTIONAL_ENQUEUE: "enqueue inside the caller's own transaction",
+    SHARED_STORE: "several connections or processes share one store",
+}
+"""Every known capability name, with a one-line description (shown by ``sheppy backends``)."""

@@ -1,0 +1,102 @@
+"""Small helpers for backends that read the few record fields the contract lets them read.
+
+Public through :mod:`sheppy_core.backend`, so a plugin never re-derives due times or retention rules.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from sheppy_core.exceptions import BackendInputError
+
+__all__ = [
+    "ERROR_STATUSES",
+    "FINISHED_STATUSES",
+    "SCHEDULED_STATUSES",
+    "STATS_KEYS",
+    "due_at",
+    "expires_at",
+    "from_iso",
+    "is_finished",
+    "retention_seconds",
+    "task_id_of",
+    "to_iso",
+    "utcnow",
+]
+
+FINISHED_STATUSES: Final = frozenset({"completed", "failed", "cancelled", "crashed"})
+ERROR_STATUSES: Final = frozenset({"failed", "cancelled", "crashed"})
+SCHEDULED_STATUSES: Final = frozenset({"scheduled", "retrying"})
+STATS_KEYS: Final = ("pending", "processing", "scheduled", "completed", "failed", "cancelled", "crashed")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_iso(moment: datetime) -> str:
+    """An aware datetime as the ISO 8601 string pydantic writes (``...Z`` for UTC)."""
+    if moment.tzinfo is None:
+        raise BackendInputError(f"naive datetime {moment!r}: times must carry a timezone")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def from_iso(value: str | datetime) -> datetime:
+    """Parse a record's time field; naive values are taken as UTC (records of older writers)."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def task_id_of(record: dict[str, Any]) -> str:
+    """The record's ``id`` as a string, or ``BackendInputError`` for a record without one."""
+    task_id = record.get("id") if isinstance(record, dict) else None
+    if not task_id:
+        raise BackendInputError(f"task record has no 'id': {str(record)[:200]}")
+    return str(task_id)
+
+
+def is_finished(record: dict[str, Any]) -> bool:
+    return record.get("finished_at") is not None
+
+
+def due_at(record: dict[str, Any]) -> datetime:
+    """When a waiting record becomes claimable: ``next_retry_at`` for a retry, else ``scheduled_at``,
+    else now."""
+    field = "next_retry_at" if record.get("status") == "retrying" else "scheduled_at"
+    value = record.get(field) or record.get("scheduled_at") or record.get("next_retry_at")
+    return from_iso(value) if value else utcnow()
+
+
+def retention_seconds(
+    record: dict[str, Any], default_ttl: float | None, default_error_ttl: float | str | None = "inherit"
+) -> float | None:
+    """How long a finished record is kept, in seconds (None: for ever).
+
+    Precedence for failed/cancelled/crashed records: task ``error_ttl``, task ``ttl``, backend
+    ``error_ttl``, backend ``ttl``; for other finished records: task ``ttl``, then backend ``ttl``.
+    A task value of ``"inherit"`` (or a missing key) falls through to the next; an explicit task
+    ``null`` means "keep for ever".
+    """
+    config = record.get("config") or {}
+    chain: list[Any] = []
+    if record.get("status") in ERROR_STATUSES:
+        chain += [config.get("error_ttl", "inherit"), config.get("ttl", "inherit"), default_error_ttl]
+    else:
+        chain += [config.get("ttl", "inherit")]
+    chain.append(default_ttl)
+    for value in chain:
+        if value == "inherit":
+            continue
+        return None if value is None else float(value)
+    return None
+
+
+def expires_at(record: dict[str, Any], default_ttl: float | None, default_error_ttl: float | str | None) -> (
+    datetime | None
+):
+    """When a finished record expires, or None."""
+    seconds = retention_seconds(record, default_ttl, default_error_ttl)
+    if seconds is None:
+        return None
+    return utcnow() + timedelta(seconds=seconds)

@@ -1,0 +1,359 @@
+"""Task records: what a queue stores, as pydantic v2 models that serialise to JSON (never pickle).
+
+Field names and meanings follow sheppy (0.0.7 and later), so records written by either are readable:
+0.0.7's ``error`` string becomes a :class:`TaskException`, and its ``spec.middleware`` list is ignored.
+Additions of sheppy-core: ``claimed_by``, ``lease_expires_at`` and ``deliveries`` (the claim a worker
+holds while a task is ``processing``).
+"""
+
+from __future__ import annotations
+
+import json
+import traceback as traceback_module
+import uuid
+import warnings
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from croniter import croniter
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from sheppy_core.exceptions import TaskFailedError
+
+__all__ = [
+    "CURRENT_TASK",
+    "RateLimit",
+    "TTLValue",
+    "Task",
+    "TaskConfig",
+    "TaskCron",
+    "TaskException",
+    "TaskSpec",
+    "TaskStatus",
+]
+
+R = TypeVar("R")
+
+TaskStatus = Literal[
+    "new", "scheduled", "pending", "processing", "retrying", "completed", "failed", "cancelled", "crashed",
+    "unknown",
+]
+"""Where a task is: ``new`` (created, not stored), ``pending`` (queued), ``scheduled`` (waiting for a
+time), ``processing`` (a worker holds its lease), ``retrying`` (waiting for its next attempt), and the
+final ``completed``, ``failed``, ``cancelled``, ``crashed``. ``unknown`` is declared for compatibility."""
+
+FINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "crashed"})
+
+TTLValue = Annotated[int, Field(gt=0)] | None | Literal["inherit"]
+"""Retention of a finished record in seconds; None keeps it for ever; "inherit" uses the backend's."""
+
+
+class _CurrentTask:
+    """Sentinel default: a parameter ``current: Task = CURRENT_TASK`` receives the running task."""
+
+    _instance: _CurrentTask | None = None
+
+    def __new__(cls) -> _CurrentTask:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "CURRENT_TASK"
+
+
+CURRENT_TASK: Any = _CurrentTask()
+
+
+class RateLimit(BaseModel):
+    """At most ``max_rate`` starts per ``rate_period`` seconds, per queue and ``key`` (default: the
+    task's function)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_rate: int = Field(ge=1)
+    rate_period: float = Field(gt=0)
+    key: str | None = None
+    strategy: Literal["sliding_window", "fixed_window"] = "sliding_window"
+
+
+class TaskSpec(BaseModel):
+    """What to call: ``func`` is ``"package.module:function"``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    func: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_legacy_middleware(cls, data: Any) -> Any:
+        # sheppy 0.0.7 stored dotted middleware names; resolving them would execute whatever a message
+        # names, so they are read and ignored.
+        if isinstance(data, dict) and "middleware" in data:
+            data = {k: v for k, v in data.items() if k != "middleware"}
+        return data
+
+    @field_validator("func")
+    @classmethod
+    def _check_func(cls, value: str) -> str:
+        module, sep, name = value.partition(":")
+        if not sep or not module or not name:
+            raise ValueError(f"func must look like 'package.module:function', got {value!r}")
+        return value
+
+
+class TaskConfig(BaseModel):
+    """How to run a task: retries, timeout, rate limit and retention."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    retry: int = Field(default=0, ge=0)
+    retry_delay: float | list[float] | None = None
+    timeout: float | None = Field(default=None, gt=0)
+    retry_on_timeout: bool = False
+    retry_on_crash: bool | None = None
+    rate_limit: RateLimit | None = None
+    ttl: TTLValue = "inherit"
+    error_ttl: TTLValue = "inherit"
+
+    @field_validator("retry_delay")
+    @classmethod
+    def _check_delay(cls, value: float | list[float] | None) -> float | list[float] | None:
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("retry_delay list must not be empty")
+            if any(d < 0 for d in value):
+                raise ValueError("retry_delay entries must be >= 0")
+        elif value is not None and value < 0:
+            raise ValueError("retry_delay must be >= 0")
+        return value
+
+    def delay_for(self, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt`` (0-based): a constant, or the list entry, the
+        last one repeating."""
+        if self.retry_delay is None:
+            return 1.0
+        if isinstance(self.retry_delay, list):
+            return float(self.retry_delay[min(attempt, len(self.retry_delay) - 1)])
+        return float(self.retry_delay)
+
+
+def _json_safe(value: Any) -> Any:
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+class TaskException(BaseModel):
+    """A frozen record of why an attempt failed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: str
+    module: str = "builtins"
+    message: str = ""
+    args: tuple[Any, ...] = ()
+    traceback: str | None = None
+
+    @classmethod
+    def from_exception(cls, exc: BaseException, *, with_traceback: bool = True) -> TaskException:
+        tb = None
+        if with_traceback and exc.__traceback__ is not None:
+            # Formatted without local variables: they may hold secrets.
+            tb = "".join(traceback_module.format_exception(type(exc), exc, exc.__traceback__))
+        return cls(
+            type=type(exc).__qualname__,
+            module=type(exc).__module__,
+            message=str(exc),
+            args=tuple(_json_safe(a) for a in exc.args),
+            traceback=tb,
+        )
+
+    @classmethod
+    def from_error_string(cls, error: str) -> TaskException:
+        """Read a sheppy 0.0.7 ``error`` string (``"Type: message"``)."""
+        kind, sep, message = error.partition(": ")
+        if not sep or not kind.replace(".", "").replace("_", "").isalnum():
+            return cls(type="Exception", message=error)
+        return cls(type=kind, message=message)
+
+    def to_exception(self) -> BaseException:
+        """Best-effort instance of the original class — only built-in exception classes and sheppy-core's
+        own are rebuilt (no module is imported because a record names it); anything else becomes
+        ``TaskFailedError``."""
+        import builtins
+
+        from sheppy_core import exceptions as sheppy_exceptions
+
+        namespace: Any = {"builtins": builtins, "sheppy_core.exceptions": sheppy_exceptions}.get(self.module)
+        cls = getattr(namespace, self.type, None) if namespace is not None else None
+        if isinstance(cls, type) and issubclass(cls, BaseException):
+            try:
+                return cls(*self.args)
+            except Exception:
+                pass
+        return TaskFailedError(self.type, self.message, self.traceback)
+
+    def __str__(self) -> str:
+        return f"{self.type}: {self.message}"
+
+
+class Task(BaseModel, Generic[R]):
+    """One unit of work and everything known about it. Frozen: changes make a copy."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    status: TaskStatus = "new"
+    result: Any = None
+    exception: TaskException | None = None
+    spec: TaskSpec
+    config: TaskConfig = Field(default_factory=TaskConfig)
+
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    finished_at: datetime | None = None
+    scheduled_at: datetime | None = None
+
+    retry_count: int = 0
+    last_retry_at: datetime | None = None
+    next_retry_at: datetime | None = None
+
+    workflow_id: uuid.UUID | None = None
+    cron_id: uuid.UUID | None = None
+
+    claimed_by: str | None = None
+    lease_expires_at: datetime | None = None
+    deliveries: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_legacy(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        if "error" in data:
+            data = dict(data)
+            error = data.pop("error")
+            if error and not data.get("exception"):
+                data["exception"] = TaskException.from_error_string(str(error))
+        return data
+
+    @field_validator(
+        "created_at", "finished_at", "scheduled_at", "last_retry_at", "next_retry_at", "lease_expires_at"
+    )
+    @classmethod
+    def _assume_utc(cls, value: datetime | None) -> datetime | None:
+        # Older writers stored naive UTC times.
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+    @model_validator(mode="after")
+    def _coerce_result(self) -> Task[R]:
+        if self.result is not None and self.status == "completed":
+            from sheppy_core._registry import coerce_result
+
+            coerced = coerce_result(self.spec.func, self.result)
+            if coerced is not self.result:
+                object.__setattr__(self, "result", coerced)
+        return self
+
+    @property
+    def error(self) -> str | None:
+        """Deprecated spelling of ``str(task.exception)`` (sheppy 0.0.7)."""
+        return str(self.exception) if self.exception is not None else None
+
+    @property
+    def is_retriable(self) -> bool:
+        return self.config.retry > 0
+
+    @property
+    def should_retry(self) -> bool:
+        return self.config.retry > 0 and self.retry_count < self.config.retry
+
+    @property
+    def completed(self) -> bool:
+        warnings.warn("Task.completed is deprecated; check task.status == 'completed'",
+                      DeprecationWarning, stacklevel=2)
+        return self.status == "completed"
+
+    @property
+    def is_terminal(self) -> bool:
+        """Finished for good: completed, or a final failure/crash/cancel."""
+        return self.status in FINAL_STATUSES
+
+    def __repr__(self) -> str:
+        parts = [
+            f"id={str(self.id)!r}", f"func={self.spec.func!r}", f"args={list(self.spec.args)!r}",
+            f"kwargs={self.spec.kwargs!r}", f"status={self.status!r}",
+        ]
+        if self.retry_count:
+            parts.append(f"retry_count={self.retry_count}")
+        if self.exception is not None:
+            parts.append(f"error={str(self.exception)!r}")
+        return f"Task({', '.join(parts)})"
+
+    __str__ = __repr__
+
+
+_CRON_NAMESPACE = uuid.UUID("6f1e4f5c-2c8e-4b2e-9a53-3d0b8d7f7a10")
+
+
+class TaskCron(BaseModel):
+    """A recurring task: ``expression`` is a standard five-field cron expression (UTC)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    expression: str
+    spec: TaskSpec
+    config: TaskConfig = Field(default_factory=TaskConfig)
+    managed_by: str | None = None
+
+    @field_validator("expression")
+    @classmethod
+    def _check_expression(cls, value: str) -> str:
+        if len(value.split()) != 5 or not croniter.is_valid(value):
+            raise ValueError(f"invalid cron expression {value!r}: expected five fields like '*/5 * * * *'")
+        return value
+
+    @property
+    def deterministic_id(self) -> uuid.UUID:
+        """Same function, arguments, config and expression → same id (the storage key)."""
+        identity = json.dumps(
+            {"spec": self.spec.model_dump(mode="json"), "config": self.config.model_dump(mode="json"),
+             "expression": self.expression},
+            sort_keys=True,
+        )
+        return uuid.uuid5(_CRON_NAMESPACE, identity)
+
+    def next_run(self, start: datetime | None = None) -> datetime:
+        base = start or datetime.now(UTC)
+        if base.tzinfo is None:
+            base = base.replace(tzinfo=UTC)
+        return croniter(self.expression, base.astimezone(UTC)).get_next(datetime)  # type: ignore[no-any-return]
+
+    def next_runs(self, count: int, start: datetime | None = None) -> list[datetime]:
+        runs: list[datetime] = []
+        moment = start or datetime.now(UTC)
+        for _ in range(count):
+            moment = self.next_run(moment)
+            runs.append(moment)
+        return runs
+
+    def create_task(self, start: datetime) -> Task[Any]:
+        """The occurrence at ``start``: its id is derived from the cron and the time, so every worker
+        creating it makes the same task."""
+        occurrence = uuid.uuid5(self.deterministic_id, start.astimezone(UTC).isoformat())
+        return Task(id=occurrence, spec=self.spec, config=self.config, cron_id=self.deterministic_id)
+
+
+def utc_in(delta: timedelta) -> datetime:
+    return datetime.now(UTC) + delta
