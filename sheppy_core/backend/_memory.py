@@ -1,0 +1,562 @@
+"""``MemoryBackend``: the reference implementation of every clause of the contract, in one process.
+
+It is what the contract means, written as plainly as possible: each queue is a handful of dicts, and
+every method runs without an ``await`` between reading and writing, which makes it atomic on one event
+loop. The store belongs to the backend object (no ``SHARED_STORE``): two ``MemoryBackend()`` objects
+are two stores.
+
+``instant_processing=True`` (the default, and what ``memory://`` gives, as in sheppy) is read by
+``Queue``: ``add()``/``schedule()`` then run the task inside the caller. The backend itself always
+behaves as a plain store, so the conformance suite judges it like any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Self
+from urllib.parse import parse_qsl, urlsplit
+
+from sheppy_core.backend._base import CONTRACT_VERSION, Backend
+from sheppy_core.backend._capabilities import (
+    BLOCKING_POP,
+    CRON,
+    RATE_LIMIT,
+    RESULT_NOTIFY,
+    TTL,
+    WORKFLOWS,
+)
+from sheppy_core.backend._records import (
+    STATS_KEYS,
+    due_at,
+    is_finished,
+    retention_seconds,
+    task_id_of,
+    to_iso,
+    utcnow,
+)
+from sheppy_core.exceptions import (
+    BackendConnectionError,
+    BackendInputError,
+    ConfigurationError,
+    TaskStateError,
+)
+
+__all__ = ["MemoryBackend"]
+
+
+@dataclass
+class _Queue:
+    """Everything one queue holds. A task id is in at most one of ``queued``/``claimed``/``scheduled``."""
+
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    queued: dict[str, None] = field(default_factory=dict)  # insertion order is claim order
+    claimed: dict[str, datetime] = field(default_factory=dict)  # id -> lease expiry
+    scheduled: dict[str, datetime] = field(default_factory=dict)  # id -> due time
+    expires: dict[str, float] = field(default_factory=dict)  # id -> time.time() of expiry
+    crons: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sliding: dict[str, dict[str, float]] = field(default_factory=dict)  # key -> {task_id: grant time}
+    fixed: dict[str, tuple[int, int]] = field(default_factory=dict)  # key -> (window index, grants)
+    workflows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    workflow_pending: dict[str, set[str]] = field(default_factory=dict)
+
+
+def _copy(data: Any) -> Any:
+    """A JSON round trip: stores only what JSON can carry, and hands out copies callers cannot alias."""
+    try:
+        return json.loads(json.dumps(data))
+    except (TypeError, ValueError) as exc:
+        raise BackendInputError(f"record is not JSON-serialisable: {exc}") from exc
+
+
+def _check_queue(queue_name: str) -> None:
+    if not isinstance(queue_name, str) or not queue_name:
+        raise BackendInputError(f"queue name must be a non-empty string, got {queue_name!r}")
+
+
+class MemoryBackend(Backend):
+    """In-process storage; the reference backend.
+
+    :param instant_processing: when True, ``Queue.add``/``Queue.schedule`` run tasks immediately inside
+        the caller (sheppy's default for ``memory://``); False makes it a real queue a ``Worker`` drains.
+    :param dependency_overrides: used by inline processing, as ``Worker(dependency_overrides=...)``.
+    :param ttl: default retention of finished records in seconds (None: for ever).
+    :param error_ttl: retention of failed/cancelled/crashed records; ``"inherit"`` uses ``ttl``.
+    :param lease: default claim lease in seconds.
+    """
+
+    url_schemes: ClassVar[tuple[str, ...]] = ("memory",)
+    contract_version: ClassVar[int] = CONTRACT_VERSION
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {BLOCKING_POP, RESULT_NOTIFY, RATE_LIMIT, CRON, TTL, WORKFLOWS}
+    )
+
+    def __init__(
+        self,
+        *,
+        instant_processing: bool = True,
+        dependency_overrides: Mapping[Callable[..., Any], Callable[..., Any]] | None = None,
+        ttl: float | None = None,
+        error_ttl: float | str | None = "inherit",
+        lease: float | None = None,
+    ) -> None:
+        self.instant_processing = instant_processing
+        self.dependency_overrides = dict(dependency_overrides or {})
+        self.ttl = ttl
+        self.error_ttl = error_ttl
+        if lease is not None:
+            self.lease_duration = lease
+        self._queues: dict[str, _Queue] = {}
+        self._connected = False
+        self._changed: asyncio.Event | None = None
+        self._changed_loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> Self:
+        """``memory://`` with optional ``?instant_processing=false&lease=5&ttl=60``."""
+        options = dict(parse_qsl(urlsplit(url).query))
+        known = {"instant_processing", "lease", "ttl"}
+        unknown = set(options) - known
+        if unknown:
+            raise ConfigurationError(
+                f"unknown memory:// option(s) {sorted(unknown)}; known: {sorted(known)}"
+            )
+        try:
+            instant = options.get("instant_processing", "true").lower() not in ("0", "false", "no", "off")
+            lease = float(options["lease"]) if "lease" in options else None
+            ttl = float(options["ttl"]) if "ttl" in options else None
+        except ValueError as exc:
+            raise ConfigurationError(f"invalid memory:// option value: {exc}") from exc
+        return cls(instant_processing=instant, lease=lease, ttl=ttl)
+
+    def __repr__(self) -> str:
+        return f"<MemoryBackend instant_processing={self.instant_processing}>"
+
+    def reset(self) -> None:
+        """Forget everything (between tests)."""
+        self._queues.clear()
+        self._notify()
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connected
+
+    async def connect(self) -> None:
+        self._connected = True
+
+    async def disconnect(self) -> None:
+        self._connected = False
+        self._notify()
+
+    def _queue(self, queue_name: str, *, create: bool = False) -> _Queue:
+        if not self._connected:
+            raise BackendConnectionError("MemoryBackend is not connected; call connect() first")
+        _check_queue(queue_name)
+        queue = self._queues.get(queue_name)
+        if queue is None:
+            queue = _Queue()
+            if create:
+                self._queues[queue_name] = queue
+        self._purge_expired(queue)
+        return queue
+
+    @staticmethod
+    def _purge_expired(queue: _Queue) -> None:
+        if not queue.expires:
+            return
+        now = time.time()
+        for task_id in [t for t, at in queue.expires.items() if at <= now]:
+            del queue.expires[task_id]
+            queue.records.pop(task_id, None)
+
+    def _notify(self) -> None:
+        # One event for every waiter; each change wakes them all and they re-check. Waiters are few
+        # (workers and wait_for calls of one process), so the simplicity is worth it.
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    async def _wait_for_change(self, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        if self._changed is None or self._changed_loop is not loop:
+            # TestQueue runs a fresh event loop per call; an event bound to an old loop cannot be awaited.
+            self._changed, self._changed_loop = asyncio.Event(), loop
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    def _forget_position(self, queue: _Queue, task_id: str) -> None:
+        queue.queued.pop(task_id, None)
+        queue.claimed.pop(task_id, None)
+        queue.scheduled.pop(task_id, None)
+
+    def _store(self, queue: _Queue, record: dict[str, Any]) -> None:
+        task_id = record["id"]
+        queue.records[task_id] = record
+        queue.expires.pop(task_id, None)
+        if is_finished(record):
+            seconds = retention_seconds(record, self.ttl, self.error_ttl)
+            if seconds is not None:
+                queue.expires[task_id] = time.time() + seconds
+
+    # -- enqueue ---------------------------------------------------------------------------------
+
+    async def append(self, queue_name: str, tasks: list[dict[str, Any]], unique: bool = True) -> list[bool]:
+        queue = self._queue(queue_name, create=True)
+        records = [_copy(t) for t in tasks]
+        for record in records:
+            record["id"] = task_id_of(record)
+        results: list[bool] = []
+        for record in records:
+            task_id = record["id"]
+            if unique and task_id in queue.records:
+                results.append(False)
+                continue
+            record["status"] = "pending"
+            self._forget_position(queue, task_id)
+            self._store(queue, record)
+            queue.queued[task_id] = None
+            results.append(True)
+        if any(results):
+            self._notify()
+        return results
+
+    async def schedule(
+        self, queue_name: str, task_data: dict[str, Any], at: datetime, unique: bool = True
+    ) -> bool:
+        if at.tzinfo is None:
+            raise BackendInputError("schedule() needs an aware datetime for 'at'")
+        queue = self._queue(queue_name, create=True)
+        record = _copy(task_data)
+        task_id = record["id"] = task_id_of(record)
+        if unique and task_id in queue.records:
+            return False
+        record["status"] = "scheduled"
+        record["scheduled_at"] = to_iso(at)
+        self._forget_position(queue, task_id)
+        self._store(queue, record)
+        queue.scheduled[task_id] = at
+        self._notify()
+        return True
+
+    # -- claim -----------------------------------------------------------------------------------
+
+    def _claim(self, queue: _Queue, limit: int, worker_id: str, lease: float) -> list[dict[str, Any]]:
+        now = utcnow()
+        expired = [t for t, until in queue.claimed.items() if until <= now]
+        candidates = (expired + list(queue.queued))[:limit]
+        expiry = now + timedelta(seconds=lease)
+        claimed: list[dict[str, Any]] = []
+        for task_id in candidates:
+            queue.queued.pop(task_id, None)
+            queue.claimed[task_id] = expiry
+            record = queue.records[task_id]
+            record["status"] = "processing"
+            record["claimed_by"] = worker_id
+            record["lease_expires_at"] = to_iso(expiry)
+            record["deliveries"] = int(record.get("deliveries") or 0) + 1
+            claimed.append(_copy(record))
+        return claimed
+
+    async def pop(
+        self,
+        queue_name: str,
+        limit: int = 1,
+        timeout: float | None = None,
+        *,
+        worker_id: str | None = None,
+        lease: float | None = None,
+    ) -> list[dict[str, Any]]:
+        if limit < 1:
+            raise BackendInputError(f"pop() limit must be >= 1, got {limit}")
+        owner = worker_id or self.client_id
+        duration = self.lease_duration if lease is None else lease
+        deadline = None if timeout is None or timeout <= 0 else time.monotonic() + timeout
+        while True:
+            queue = self._queue(queue_name)
+            claimed = self._claim(queue, limit, owner, duration)
+            if claimed or deadline is None:
+                return claimed
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            # Wake for an append, or when the earliest live lease could expire.
+            if queue.claimed:
+                soonest = min(queue.claimed.values())
+                remaining = min(remaining, max(0.001, (soonest - utcnow()).total_seconds()))
+            await self._wait_for_change(remaining)
+
+    async def acknowledge(self, queue_name: str, task_id: str) -> bool:
+        queue = self._queue(queue_name)
+        if task_id not in queue.claimed:
+            return False
+        del queue.claimed[task_id]
+        record = queue.records.get(task_id)
+        if record is not None:
+            record.pop("claimed_by", None)
+            record.pop("lease_expires_at", None)
+        return True
+
+    async def heartbeat(
+        self, queue_name: str, task_ids: list[str], *, worker_id: str | None = None, lease: float | None = None
+    ) -> list[str]:
+        queue = self._queue(queue_name)
+        owner = worker_id or self.client_id
+        expiry = utcnow() + timedelta(seconds=self.lease_duration if lease is None else lease)
+        held: list[str] = []
+        for task_id in task_ids:
+            record = queue.records.get(task_id)
+            if task_id in queue.claimed and record is not None and record.get("claimed_by") == owner:
+                queue.claimed[task_id] = expiry
+                record["lease_expires_at"] = to_iso(expiry)
+                held.append(task_id)
+        return held
+
+    # -- results ---------------------------------------------------------------------------------
+
+    async def store_result(self, queue_name: str, task_data: dict[str, Any]) -> bool:
+        queue = self._queue(queue_name)
+        record = _copy(task_data)
+        task_id = record["id"] = task_id_of(record)
+        if task_id not in queue.records:
+            return False
+        record["claimed_by"] = None
+        record["lease_expires_at"] = None
+        self._forget_position(queue, task_id)
+        if not is_finished(record):
+            if record.get("status") in ("retrying", "scheduled"):
+                queue.scheduled[task_id] = due_at(record)
+            else:
+                record["status"] = "pending"
+                queue.queued[task_id] = None
+        self._store(queue, record)
+        self._notify()
+        return True
+
+    async def get_results(
+        self, queue_name: str, task_ids: list[str], timeout: float | None = None
+    ) -> dict[str, dict[str, Any]]:
+        if not task_ids:
+            return {}
+        deadline = None if timeout is None or timeout < 0 else (
+            math.inf if timeout == 0 else time.monotonic() + timeout
+        )
+        wanted = list(dict.fromkeys(task_ids))
+        while True:
+            queue = self._queue(queue_name)
+            found = {t: _copy(queue.records[t]) for t in wanted
+                     if t in queue.records and is_finished(queue.records[t])}
+            if deadline is None or len(found) == len(wanted):
+                return found
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                missing = len(wanted) - len(found)
+                raise TimeoutError(f"{missing} of {len(wanted)} task(s) did not finish within {timeout} s")
+            await self._wait_for_change(min(remaining, 3600.0))
+
+    # -- inspection ------------------------------------------------------------------------------
+
+    async def get_tasks(self, queue_name: str, task_ids: list[str]) -> dict[str, dict[str, Any]]:
+        queue = self._queue(queue_name)
+        return {t: _copy(queue.records[t]) for t in task_ids if t in queue.records}
+
+    async def get_all_tasks(self, queue_name: str) -> list[dict[str, Any]]:
+        return [_copy(r) for r in self._queue(queue_name).records.values()]
+
+    async def get_pending(self, queue_name: str, count: int = 1) -> list[dict[str, Any]]:
+        if count < 1:
+            raise BackendInputError(f"get_pending() count must be >= 1, got {count}")
+        queue = self._queue(queue_name)
+        return [_copy(queue.records[t]) for t in list(queue.queued)[:count]]
+
+    async def get_scheduled(self, queue_name: str) -> list[dict[str, Any]]:
+        queue = self._queue(queue_name)
+        ordered = sorted(queue.scheduled.items(), key=lambda item: item[1])
+        return [_copy(queue.records[t]) for t, _ in ordered]
+
+    async def next_scheduled_at(self, queue_name: str) -> datetime | None:
+        return min(self._queue(queue_name).scheduled.values(), default=None)
+
+    async def size(self, queue_name: str) -> int:
+        return len(self._queue(queue_name).queued)
+
+    async def get_stats(self, queue_name: str) -> dict[str, int]:
+        queue = self._queue(queue_name)
+        stats = dict.fromkeys(STATS_KEYS, 0)
+        stats["pending"] = len(queue.queued)
+        stats["processing"] = len(queue.claimed)
+        stats["scheduled"] = len(queue.scheduled)
+        for record in queue.records.values():
+            status = record.get("status")
+            if is_finished(record) and status in stats:
+                stats[status] += 1
+        return stats
+
+    async def list_queues(self) -> dict[str, int]:
+        if not self._connected:
+            raise BackendConnectionError("MemoryBackend is not connected; call connect() first")
+        return {name: len(q.queued) for name, q in sorted(self._queues.items())}
+
+    async def clear(self, queue_name: str) -> int:
+        queue = self._queue(queue_name)
+        removed = len(queue.records) + len(queue.crons)
+        self._queues.pop(queue_name, None)
+        self._notify()
+        return removed
+
+    # -- scheduling ------------------------------------------------------------------------------
+
+    async def pop_scheduled(self, queue_name: str, now: datetime | None = None) -> list[dict[str, Any]]:
+        queue = self._queue(queue_name)
+        moment = now or utcnow()
+        if moment.tzinfo is None:
+            raise BackendInputError("pop_scheduled() needs an aware datetime for 'now'")
+        due = sorted(((at, t) for t, at in queue.scheduled.items() if at <= moment), key=lambda x: x[0])
+        moved: list[dict[str, Any]] = []
+        for _, task_id in due:
+            del queue.scheduled[task_id]
+            queue.queued[task_id] = None
+            record = queue.records[task_id]
+            record["status"] = "pending"
+            moved.append(_copy(record))
+        if moved:
+            self._notify()
+        return moved
+
+    # -- cancel / delete -------------------------------------------------------------------------
+
+    async def cancel(self, queue_name: str, task_id: str) -> dict[str, Any] | None:
+        queue = self._queue(queue_name)
+        if task_id not in queue.queued and task_id not in queue.scheduled:
+            return None
+        self._forget_position(queue, task_id)
+        record = queue.records[task_id]
+        record["status"] = "cancelled"
+        record["finished_at"] = to_iso(utcnow())
+        self._store(queue, record)
+        self._notify()
+        return _copy(record)
+
+    async def delete_task(self, queue_name: str, task_id: str) -> bool:
+        queue = self._queue(queue_name)
+        record = queue.records.get(task_id)
+        if record is None:
+            return False
+        if not is_finished(record):
+            raise TaskStateError(f"task {task_id} is not finished (status {record.get('status')!r}); "
+                                 "only finished tasks can be deleted")
+        del queue.records[task_id]
+        queue.expires.pop(task_id, None)
+        return True
+
+    # -- cron ------------------------------------------------------------------------------------
+
+    async def add_cron(self, queue_name: str, deterministic_id: str, task_cron: dict[str, Any]) -> bool:
+        queue = self._queue(queue_name, create=True)
+        if deterministic_id in queue.crons:
+            return False
+        queue.crons[deterministic_id] = _copy(task_cron)
+        return True
+
+    async def delete_cron(self, queue_name: str, deterministic_id: str) -> bool:
+        return self._queue(queue_name).crons.pop(deterministic_id, None) is not None
+
+    async def get_crons(self, queue_name: str) -> list[dict[str, Any]]:
+        return [_copy(c) for c in self._queue(queue_name).crons.values()]
+
+    # -- rate limits -----------------------------------------------------------------------------
+
+    async def acquire_rate_limit(
+        self,
+        queue_name: str,
+        key: str,
+        max_rate: int,
+        rate_period: float,
+        task_id: str,
+        strategy: str = "sliding_window",
+    ) -> float | None:
+        if max_rate < 1 or rate_period <= 0:
+            raise BackendInputError(f"invalid rate limit: max_rate={max_rate}, rate_period={rate_period}")
+        queue = self._queue(queue_name, create=True)
+        now = time.time()
+        if strategy == "sliding_window":
+            grants = queue.sliding.setdefault(key, {})
+            for holder in [t for t, at in grants.items() if at <= now - rate_period]:
+                del grants[holder]
+            if task_id in grants or len(grants) < max_rate:
+                grants.setdefault(task_id, now)
+                return None
+            return max(min(grants.values()) + rate_period - now, 0.001)
+        if strategy == "fixed_window":
+            window = math.floor(now / rate_period)
+            current, count = queue.fixed.get(key, (window, 0))
+            if current != window:
+                count = 0
+            if count < max_rate:
+                queue.fixed[key] = (window, count + 1)
+                return None
+            return max((window + 1) * rate_period - now, 0.001)
+        raise BackendInputError(f"unknown rate-limit strategy {strategy!r}; use sliding_window or fixed_window")
+
+    # -- workflows -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _workflow_finished(record: dict[str, Any]) -> bool:
+        return record.get("finished_at") is not None or record.get("completed") is True
+
+    async def store_workflow(
+        self, queue_name: str, workflow_data: dict[str, Any], *, if_version: int | None = None
+    ) -> bool:
+        queue = self._queue(queue_name, create=True)
+        record = _copy(workflow_data)
+        workflow_id = record["id"] = task_id_of(record)
+        if if_version is not None:
+            stored = queue.workflows.get(workflow_id)
+            current = int(stored.get("version") or 0) if stored is not None else 0
+            if current != if_version:
+                return False
+        queue.workflows[workflow_id] = record
+        if self._workflow_finished(record):
+            queue.workflow_pending.pop(workflow_id, None)
+        else:
+            queue.workflow_pending[workflow_id] = set(record.get("pending_task_ids") or [])
+        self._notify()
+        return True
+
+    async def get_workflows(self, queue_name: str, workflow_ids: list[str]) -> dict[str, dict[str, Any]]:
+        queue = self._queue(queue_name)
+        return {w: _copy(queue.workflows[w]) for w in workflow_ids if w in queue.workflows}
+
+    async def get_all_workflows(self, queue_name: str) -> list[dict[str, Any]]:
+        return [_copy(w) for w in self._queue(queue_name).workflows.values()]
+
+    async def get_pending_workflows(self, queue_name: str) -> list[dict[str, Any]]:
+        queue = self._queue(queue_name)
+        return [_copy(w) for w in queue.workflows.values() if not self._workflow_finished(w)]
+
+    async def delete_workflow(self, queue_name: str, workflow_id: str) -> bool:
+        queue = self._queue(queue_name)
+        queue.workflow_pending.pop(workflow_id, None)
+        return queue.workflows.pop(workflow_id, None) is not None
+
+    async def mark_workflow_task_complete(self, queue_name: str, workflow_id: str, task_id: str) -> int:
+        pending = self._queue(queue_name).workflow_pending.get(workflow_id)
+        if pending is None or task_id not in pending:
+            return -1
+        pending.discard(task_id)
+        return len(pending)
+
+    async def get_workflow_results(self, queue_name: str, workflow_id: str) -> dict[str, dict[str, Any]]:
+        queue = self._queue(queue_name)
+        return {
+            t: _copy(r) for t, r in queue.records.items()
+            if r.get("workflow_id") == workflow_id and is_finished(r)
+        }
