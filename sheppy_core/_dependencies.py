@@ -1,0 +1,138 @@
+"""``Depends`` and ``CURRENT_TASK`` injection, resolved per task run.
+
+When FastAPI is installed ``Depends`` is FastAPI's own function, so dependencies written for FastAPI
+are reused; otherwise a minimal look-alike with a ``.dependency`` attribute is used. Either marker is
+recognised whichever is imported. Unlike sheppy, dependencies are cached within one task run, and
+generator dependencies are closed (their teardown runs) after the task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable, Mapping
+from contextlib import AsyncExitStack
+from typing import Annotated, Any, get_args, get_origin
+
+from sheppy_core.models import CURRENT_TASK
+
+__all__ = ["Depends", "dependency_of", "resolve_dependencies"]
+
+
+class _Depends:
+    """Marks a parameter to be filled by calling ``dependency`` when the task runs."""
+
+    def __init__(self, dependency: Callable[..., Any] | None = None, *, use_cache: bool = True) -> None:
+        self.dependency = dependency
+        self.use_cache = use_cache
+
+    def __repr__(self) -> str:
+        name = getattr(self.dependency, "__name__", repr(self.dependency))
+        return f"Depends({name})"
+
+
+def _fastapi_depends_class() -> type | None:
+    try:
+        from fastapi import params
+    except ImportError:
+        return None
+    return params.Depends
+
+
+_FASTAPI_DEPENDS = _fastapi_depends_class()
+
+if _FASTAPI_DEPENDS is not None:
+    from fastapi import Depends as Depends
+else:
+    Depends = _Depends
+
+
+def _is_marker(value: Any) -> bool:
+    return isinstance(value, _Depends) or (_FASTAPI_DEPENDS is not None and isinstance(value, _FASTAPI_DEPENDS))
+
+
+def dependency_of(parameter: inspect.Parameter, hint: Any) -> Any | None:
+    """The ``Depends`` marker of a parameter (as its default or inside ``Annotated``), or None."""
+    if _is_marker(parameter.default):
+        return parameter.default
+    if get_origin(hint) is Annotated:
+        for meta in get_args(hint)[1:]:
+            if _is_marker(meta):
+                return meta
+    return None
+
+
+def is_injected(parameter: inspect.Parameter, hint: Any) -> bool:
+    return parameter.default is CURRENT_TASK or dependency_of(parameter, hint) is not None
+
+
+async def _call(
+    function: Callable[..., Any],
+    overrides: Mapping[Callable[..., Any], Callable[..., Any]],
+    cache: dict[Callable[..., Any], Any],
+    stack: AsyncExitStack,
+    current_task: Any,
+) -> Any:
+    function = overrides.get(function, function)
+    if function in cache:
+        return cache[function]
+    kwargs = await resolve_dependencies(function, overrides, cache, stack, current_task)
+    if inspect.isasyncgenfunction(function):
+        generator = function(**kwargs)
+        value = await generator.__anext__()
+        stack.push_async_callback(_close_async_generator, generator)
+    elif inspect.isgeneratorfunction(function):
+        sync_generator = function(**kwargs)
+        value = next(sync_generator)
+        stack.callback(_close_generator, sync_generator)
+    elif inspect.iscoroutinefunction(function):
+        value = await function(**kwargs)
+    else:
+        value = await asyncio.to_thread(function, **kwargs)
+    cache[function] = value
+    return value
+
+
+async def _close_async_generator(generator: Any) -> None:
+    try:
+        await generator.__anext__()
+    except StopAsyncIteration:
+        return
+    await generator.aclose()
+
+
+def _close_generator(generator: Any) -> None:
+    try:
+        next(generator)
+    except StopIteration:
+        return
+    generator.close()
+
+
+async def resolve_dependencies(
+    function: Callable[..., Any],
+    overrides: Mapping[Callable[..., Any], Callable[..., Any]],
+    cache: dict[Callable[..., Any], Any],
+    stack: AsyncExitStack,
+    current_task: Any,
+) -> dict[str, Any]:
+    """Keyword arguments for every injected parameter of ``function``."""
+    import typing
+
+    try:
+        hints = typing.get_type_hints(function, include_extras=True)
+    except Exception:
+        hints = {}
+    values: dict[str, Any] = {}
+    for name, parameter in inspect.signature(function).parameters.items():
+        if parameter.default is CURRENT_TASK:
+            values[name] = current_task
+            continue
+        marker = dependency_of(parameter, hints.get(name))
+        if marker is None:
+            continue
+        dependency = marker.dependency
+        if dependency is None:  # Annotated[T, Depends()] means "call T"
+            dependency = get_args(hints[name])[0]
+        values[name] = await _call(dependency, overrides, cache, stack, current_task)
+    return values

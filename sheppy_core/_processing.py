@@ -1,0 +1,111 @@
+"""What happens to one claimed task: crash recovery, rate limit, the attempt, chaining, storing.
+
+``TaskProcessor.process`` is the single path from "a record was popped" to "its outcome is stored",
+shared by ``Worker``, ``TestQueue`` and ``memory://`` instant processing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sheppy_core._runner import Attempt, Middleware, charge_crash_retry, crash_outcome, failed, run_attempt
+from sheppy_core.exceptions import NotSupportedError
+from sheppy_core.models import Task
+
+if TYPE_CHECKING:
+    from sheppy_core._queue import Queue
+
+__all__ = ["TaskProcessor"]
+
+logger = logging.getLogger("sheppy.worker")
+
+
+@dataclass
+class TaskProcessor:
+    """Processes claimed records for one worker (or an inline caller).
+
+    :param ignore_delays: retries become due at once (``TestQueue``, instant processing).
+    """
+
+    dependency_overrides: Mapping[Any, Any] = field(default_factory=dict)
+    middleware: Sequence[Middleware] = ()
+    ignore_delays: bool = False
+
+    async def process(self, queue: Queue, record: dict[str, Any]) -> Task[Any]:
+        """Run a claimed record to its next state and store it; returns the stored record."""
+        task: Task[Any] = Task.model_validate(record)
+        log = {"task_id": str(task.id), "task": task.spec.func, "queue": queue.name,
+               "attempt": task.retry_count + 1}
+
+        if task.deliveries > 1:
+            crashed = crash_outcome(task)
+            if crashed is not None:
+                logger.warning("task %s (%s) crashed: its worker lost the lease", task.id, task.spec.func,
+                               extra=log)
+                await queue._store_result(crashed)
+                return crashed
+            task = charge_crash_retry(task)
+            logger.warning("task %s (%s) redelivered after a lost lease; retry %d of %d", task.id,
+                           task.spec.func, task.retry_count, task.config.retry, extra=log)
+
+        deferred = await self._rate_limited(queue, task)
+        if deferred is not None:
+            return deferred
+
+        started = time.perf_counter()
+        attempt = await run_attempt(task, queue=queue, dependency_overrides=self.dependency_overrides,
+                                    middleware=self.middleware)
+        duration = time.perf_counter() - started
+        outcome = attempt.task
+        if attempt.chained and outcome.status == "completed":
+            # Children are queued before the parent is marked done: a crash in between runs the parent
+            # again (at-least-once) rather than losing its children.
+            await queue.add(attempt.chained)
+        if outcome.status == "retrying" and self.ignore_delays:
+            outcome = outcome.model_copy(update={"next_retry_at": datetime.now(UTC)})
+        await queue._store_result(outcome)
+        self._log(attempt, duration, log)
+        return outcome
+
+    async def _rate_limited(self, queue: Queue, task: Task[Any]) -> Task[Any] | None:
+        limit = task.config.rate_limit
+        if limit is None:
+            return None
+        try:
+            wait = await queue.backend.acquire_rate_limit(
+                queue.name, limit.key or task.spec.func, limit.max_rate, limit.rate_period, str(task.id),
+                limit.strategy,
+            )
+        except NotSupportedError as exc:
+            # Running an unlimited task silently could break the very service the limit protects.
+            outcome = failed(task, exc, retry=False)
+            await queue._store_result(outcome)
+            return outcome
+        if wait is None:
+            return None
+        deferred = task.model_copy(update={
+            "status": "scheduled", "scheduled_at": datetime.now(UTC) + timedelta(seconds=wait),
+            "claimed_by": None, "lease_expires_at": None, "deliveries": 0,
+        })
+        await queue._store_result(deferred)
+        logger.info("task %s (%s) rate-limited; deferred %.3f s", task.id, task.spec.func, wait)
+        return deferred
+
+    @staticmethod
+    def _log(attempt: Attempt, duration: float, log: dict[str, Any]) -> None:
+        task = attempt.task
+        extra = {**log, "duration": duration, "status": task.status}
+        if task.status == "completed":
+            logger.info("task %s (%s) completed in %.3f s", task.id, task.spec.func, duration, extra=extra)
+        elif task.status == "retrying":
+            logger.warning("task %s (%s) failed (%s); retry %d of %d at %s", task.id, task.spec.func,
+                           task.exception, task.retry_count, task.config.retry,
+                           task.next_retry_at.isoformat() if task.next_retry_at else "?", extra=extra)
+        else:
+            logger.error("task %s (%s) %s: %s", task.id, task.spec.func, task.status, task.exception,
+                         extra=extra)

@@ -1,0 +1,124 @@
+"""The registry of ``@task`` functions: the only things a worker will ever run.
+
+A function enters the registry when its module is imported and ``@task`` decorates it, keyed by
+``"package.module:function"``. A message naming anything else — ``os:system``, a plain function, a
+module nobody imported — is never imported or called: the worker fails that task with
+``TaskNotRegisteredError``. Workers import their task modules up front (``Worker(task_modules=...)``,
+``sheppy work --import``), optionally limited by an allow-list of module prefixes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from sheppy_core.exceptions import ConfigurationError, TaskNotRegisteredError
+
+__all__ = [
+    "TaskDefinition",
+    "coerce_result",
+    "get_definition",
+    "import_task_modules",
+    "register",
+    "registered_names",
+]
+
+
+@dataclass(eq=False)
+class TaskDefinition:
+    """A registered task function and what is needed to call it safely."""
+
+    name: str
+    function: Callable[..., Any]
+    options: dict[str, Any]
+    middleware: list[Callable[..., Any]] = field(default_factory=list)
+    signature: inspect.Signature = field(init=False)
+    hints: dict[str, Any] = field(init=False)
+    return_adapter: TypeAdapter[Any] | None = field(init=False)
+    is_async: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.signature = inspect.signature(self.function)
+        try:
+            self.hints = _type_hints(self.function)
+        except Exception as exc:  # unresolvable forward references: a clear error at decoration time
+            raise ConfigurationError(f"cannot resolve the annotations of task {self.name}: {exc}") from exc
+        returns = self.hints.get("return", inspect.Signature.empty)
+        self.return_adapter = None if returns in (inspect.Signature.empty, None, type(None), Any) else (
+            TypeAdapter(returns)
+        )
+        self.is_async = inspect.iscoroutinefunction(self.function)
+
+
+def _type_hints(function: Callable[..., Any]) -> dict[str, Any]:
+    import typing
+
+    return typing.get_type_hints(function, include_extras=True)
+
+
+_lock = threading.Lock()
+_tasks: dict[str, TaskDefinition] = {}
+
+
+def register(definition: TaskDefinition) -> None:
+    with _lock:
+        _tasks[definition.name] = definition
+
+
+def get_definition(name: str) -> TaskDefinition:
+    """The registered definition for ``name``, or ``TaskNotRegisteredError`` — never an import."""
+    definition = _tasks.get(name)
+    if definition is None:
+        raise TaskNotRegisteredError(
+            f"{name!r} is not a registered @task in this process, so nothing was run. Import the module "
+            f"that defines it in the worker (sheppy work --import MODULE, Worker(task_modules=[...]) or "
+            f"[tool.sheppy] tasks), and make sure the function is decorated with @task."
+        )
+    return definition
+
+
+def find_definition(name: str) -> TaskDefinition | None:
+    return _tasks.get(name)
+
+
+def registered_names() -> list[str]:
+    return sorted(_tasks)
+
+
+def coerce_result(name: str, value: Any) -> Any:
+    """A stored result turned back into its annotated type, if the task is registered here; otherwise
+    the raw JSON value (reading a record never imports anything)."""
+    definition = _tasks.get(name)
+    if definition is None or definition.return_adapter is None:
+        return value
+    try:
+        return definition.return_adapter.validate_python(value)
+    except ValidationError:
+        return value
+
+
+def _allowed(module: str, allow: Iterable[str] | None) -> bool:
+    if allow is None:
+        return True
+    return any(module == prefix or module.startswith(prefix + ".") for prefix in allow)
+
+
+def import_task_modules(modules: Iterable[str], allow: Iterable[str] | None = None) -> list[str]:
+    """Import the modules that define a worker's tasks (filling the registry); returns the task names
+    they registered. A module outside the ``allow`` prefixes is refused with ``ConfigurationError``."""
+    allow_list = list(allow) if allow is not None else None
+    before = set(_tasks)
+    for module in modules:
+        if not _allowed(module, allow_list):
+            raise ConfigurationError(f"task module {module!r} is not in the allow-list {allow_list}")
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigurationError(f"cannot import task module {module!r}: {exc}") from exc
+    return sorted(set(_tasks) - before)

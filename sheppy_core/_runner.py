@@ -1,0 +1,205 @@
+"""Running one attempt of a task, and deciding what state it is in afterwards.
+
+Shared by the ``Worker``, ``TestQueue`` and the memory backend's instant processing, so a task behaves
+the same everywhere. Only registered ``@task`` functions are called (:mod:`sheppy_core._registry`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from sheppy_core._dependencies import resolve_dependencies
+from sheppy_core._registry import TaskDefinition, get_definition
+from sheppy_core._task import validate_arguments
+from sheppy_core.exceptions import (
+    MiddlewareError,
+    TaskNotRegisteredError,
+    TaskTimeoutError,
+    WorkerCrashedError,
+)
+from sheppy_core.models import Task, TaskException
+
+__all__ = ["Attempt", "crash_outcome", "run_attempt"]
+
+logger = logging.getLogger("sheppy.worker")
+
+Middleware = Callable[..., Any]
+
+_PERMANENT = (TaskNotRegisteredError,)
+
+
+@dataclass
+class Attempt:
+    """What one run produced: the record to store, the exception (if any) and chained tasks."""
+
+    task: Task[Any]
+    exception: BaseException | None = None
+    chained: list[Task[Any]] = field(default_factory=list)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _released(task: Task[Any], **changes: Any) -> Task[Any]:
+    return task.model_copy(update={"claimed_by": None, "lease_expires_at": None, **changes})
+
+
+def completed(task: Task[Any], result: Any) -> Task[Any]:
+    return _released(task, status="completed", result=result, exception=None, finished_at=_now(),
+                     next_retry_at=None)
+
+
+def failed(task: Task[Any], exc: BaseException, *, retry: bool = True, status: str = "failed") -> Task[Any]:
+    """The record after a failed attempt: ``retrying`` when retries are left, else final."""
+    now = _now()
+    record = TaskException.from_exception(exc, with_traceback=not isinstance(exc, WorkerCrashedError))
+    timed_out = isinstance(exc, TaskTimeoutError)
+    may_retry = retry and not isinstance(exc, _PERMANENT) and (not timed_out or task.config.retry_on_timeout)
+    if may_retry and task.should_retry:
+        delay = task.config.delay_for(task.retry_count)
+        return _released(
+            task, status="retrying", result=None, exception=record, finished_at=None,
+            retry_count=task.retry_count + 1, last_retry_at=now, next_retry_at=now + timedelta(seconds=delay),
+            deliveries=0,
+        )
+    return _released(task, status=status, result=None, exception=record, finished_at=now)
+
+
+def crash_outcome(task: Task[Any]) -> Task[Any] | None:
+    """Decide a redelivered task (``deliveries > 1``: its previous worker lost the lease).
+
+    Returns None when it should run again — it has retries left and is not marked unsafe to re-run
+    (``retry_on_crash=False``); the retry is charged. Otherwise returns the final ``crashed`` record.
+    """
+    if task.config.retry_on_crash is not False and task.should_retry:
+        return None
+    return failed(task, WorkerCrashedError(
+        f"the worker running this task stopped without finishing it (claimed by {task.claimed_by})"
+    ), retry=False, status="crashed")
+
+
+def charge_crash_retry(task: Task[Any]) -> Task[Any]:
+    return task.model_copy(update={"retry_count": task.retry_count + 1, "last_retry_at": _now()})
+
+
+async def _pre(mw: Middleware, task: Task[Any], queue: Any) -> tuple[Any, Task[Any]]:
+    try:
+        generator = mw(task, queue)
+        if inspect.isasyncgen(generator):
+            yielded = await generator.__anext__()
+        elif inspect.isgenerator(generator):
+            yielded = next(generator)
+        else:
+            raise TypeError(f"middleware {mw!r} must be a generator function")
+    except MiddlewareError:
+        raise
+    except BaseException as exc:
+        if isinstance(exc, asyncio.CancelledError):
+            raise
+        raise MiddlewareError(f"middleware {getattr(mw, '__name__', mw)!r} failed before the task: {exc}") from exc
+    return generator, yielded if isinstance(yielded, Task) else task
+
+
+async def _post(generator: Any, task: Task[Any], exc: BaseException | None) -> Task[Any]:
+    try:
+        if inspect.isasyncgen(generator):
+            try:
+                value = await generator.asend((task, exc))
+            except StopAsyncIteration:
+                value = None
+            else:
+                await generator.aclose()
+        else:
+            try:
+                value = generator.send((task, exc))
+            except StopIteration as stop:
+                value = stop.value
+            else:
+                generator.close()
+    except Exception as error:
+        logger.error("middleware failed after task %s: %s", task.id, error)
+        return task
+    return value if isinstance(value, Task) else task
+
+
+async def _call(
+    definition: TaskDefinition, task: Task[Any], overrides: Mapping[Any, Any], stack: AsyncExitStack
+) -> Any:
+    args, kwargs = validate_arguments(definition, tuple(task.spec.args), dict(task.spec.kwargs), at_run=True)
+    injected = await resolve_dependencies(definition.function, overrides, {}, stack, task)
+    # Injected parameters are never bound from stored arguments (validation leaves them out), so the
+    # injection always wins over a stored keyword of the same name.
+    call_kwargs = {**kwargs, **injected}
+    if definition.is_async:
+        coroutine = definition.function(*args, **call_kwargs)
+        if task.config.timeout is not None:
+            return await asyncio.wait_for(coroutine, task.config.timeout)
+        return await coroutine
+    # Sync tasks run in a thread. A timed-out thread cannot be stopped: it finishes in the background
+    # while the attempt is recorded as timed out.
+    runner = asyncio.to_thread(definition.function, *args, **call_kwargs)
+    if task.config.timeout is not None:
+        return await asyncio.wait_for(runner, task.config.timeout)
+    return await runner
+
+
+def _json_result(definition: TaskDefinition, value: Any) -> tuple[Any, list[Task[Any]]]:
+    chained: list[Task[Any]] = []
+    if isinstance(value, Task):
+        chained = [value]
+    elif isinstance(value, (list, tuple)) and value and all(isinstance(v, Task) for v in value):
+        chained = list(value)
+    if definition.return_adapter is not None:
+        value = definition.return_adapter.validate_python(value)
+        return definition.return_adapter.dump_python(value, mode="json"), chained
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(Any).dump_python(value, mode="json"), chained
+
+
+async def run_attempt(
+    task: Task[Any],
+    *,
+    queue: Any = None,
+    dependency_overrides: Mapping[Any, Any] | None = None,
+    middleware: Sequence[Middleware] = (),
+) -> Attempt:
+    """Run ``task`` once and return the record to store (completed, retrying or failed)."""
+    try:
+        definition = get_definition(task.spec.func)
+    except TaskNotRegisteredError as exc:
+        return Attempt(failed(task, exc, retry=False), exc)
+
+    started: list[Any] = []
+    current = task
+    outcome: Attempt
+    try:
+        for mw in [*middleware, *definition.middleware]:
+            generator, current = await _pre(mw, current, queue)
+            started.append(generator)
+        async with AsyncExitStack() as stack:
+            value = await _call(definition, current, dependency_overrides or {}, stack)
+        result, chained = _json_result(definition, value)
+        outcome = Attempt(completed(current, result), None, chained)
+    except TimeoutError as exc:
+        error = exc if isinstance(exc, TaskTimeoutError) else TaskTimeoutError(
+            f"Task exceeded timeout of {current.config.timeout} seconds"
+        )
+        outcome = Attempt(failed(current, error), error)
+    except ValidationError as exc:
+        outcome = Attempt(failed(current, exc), exc)
+    except Exception as exc:
+        outcome = Attempt(failed(current, exc), exc)
+    for generator in reversed(started):
+        outcome.task = await _post(generator, outcome.task, outcome.exception)
+    return outcome

@@ -1,0 +1,218 @@
+"""``@task``: turn a function into a factory of validated ``Task`` records, and register it.
+
+Calling the decorated function runs nothing: it checks the arguments against the annotations
+(pydantic, lax mode) and returns a ``Task`` whose ``spec`` names the function and carries the
+arguments as JSON. Only functions decorated here are ever run by a worker.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar, overload
+
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core import InitErrorDetails
+
+from sheppy_core._dependencies import is_injected
+from sheppy_core._registry import TaskDefinition, register
+from sheppy_core.models import CURRENT_TASK, Task, TaskConfig, TaskSpec
+
+__all__ = ["task", "validate_arguments"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+def _module_name(function: Callable[..., Any]) -> str:
+    module = function.__module__
+    if module != "__main__":
+        return module
+    # A task defined in the script being run is stored under the module path a worker can import:
+    # app/main.py run as a script becomes "app.main".
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not main_file:
+        return module
+    path = Path(main_file).resolve()
+    try:
+        relative = path.relative_to(Path(os.getcwd()).resolve())
+    except ValueError:
+        relative = Path(path.name)
+    parts = list(relative.with_suffix("").parts)
+    if parts and parts[-1] == "__main__":
+        parts.pop()
+    return ".".join(parts) or module
+
+
+def _adapter(definition: TaskDefinition, name: str) -> TypeAdapter[Any] | None:
+    hint = definition.hints.get(name, inspect.Parameter.empty)
+    if hint is inspect.Parameter.empty or hint is Any:
+        return None
+    cache: dict[str, TypeAdapter[Any] | None] = definition.__dict__.setdefault("_adapters", {})
+    if name not in cache:
+        cache[name] = TypeAdapter(hint)
+    return cache[name]
+
+
+def _check(
+    definition: TaskDefinition, name: str, value: Any, loc: tuple[int | str, ...],
+    errors: list[InitErrorDetails], *, skip_none: bool,
+) -> Any:
+    adapter = _adapter(definition, name)
+    if adapter is None or (skip_none and value is None):
+        return value
+    try:
+        return adapter.validate_python(value)
+    except ValidationError as exc:
+        for error in exc.errors():
+            detail: InitErrorDetails = {
+                "type": error["type"],  # type: ignore[typeddict-item]
+                "loc": loc + tuple(error["loc"]),
+                "input": error["input"],
+            }
+            if "ctx" in error:
+                detail["ctx"] = error["ctx"]
+            errors.append(detail)
+        return value
+
+
+def validate_arguments(
+    definition: TaskDefinition, args: tuple[Any, ...], kwargs: dict[str, Any], *, at_run: bool = False
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Check call arguments the way a Python call would, then against the annotations.
+
+    Raises ``pydantic.ValidationError`` listing every problem: missing or surplus arguments, unknown
+    keywords, a keyword for a positional-only parameter, values that do not fit. At call time values
+    are returned as validated; ``at_run`` (in the worker) skips None values, as sheppy does.
+    """
+    parameters = list(definition.signature.parameters.values())
+    stored = [p for p in parameters if not is_injected(p, definition.hints.get(p.name))]
+    positional = [p for p in stored if p.kind in _POSITIONAL]
+    var_positional = next((p for p in stored if p.kind is inspect.Parameter.VAR_POSITIONAL), None)
+    var_keyword = next((p for p in stored if p.kind is inspect.Parameter.VAR_KEYWORD), None)
+    by_name = {p.name: p for p in parameters}
+    errors: list[InitErrorDetails] = []
+    out_args: list[Any] = []
+    out_kwargs: dict[str, Any] = {}
+    given: set[str] = set()
+
+    for index, value in enumerate(args):
+        if index < len(positional):
+            name = positional[index].name
+            given.add(name)
+            out_args.append(_check(definition, name, value, (index,), errors, skip_none=at_run))
+        elif var_positional is not None:
+            out_args.append(value)
+        else:
+            errors.append({"type": "unexpected_positional_argument", "loc": (index,), "input": value})
+
+    for name, value in kwargs.items():
+        parameter = by_name.get(name)
+        if parameter is not None and parameter.default is CURRENT_TASK and not at_run:
+            errors.append({"type": "unexpected_keyword_argument", "loc": (name,), "input": value})
+        elif parameter is None or parameter.kind in (
+            inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD
+        ) or parameter not in stored:
+            if var_keyword is not None and parameter is None:
+                out_kwargs[name] = value
+            elif parameter is not None and parameter not in stored and at_run:
+                continue  # injected at run time; a stored value is replaced by the injection
+            else:
+                errors.append({"type": "unexpected_keyword_argument", "loc": (name,), "input": value})
+        elif parameter.kind is inspect.Parameter.POSITIONAL_ONLY:
+            errors.append({"type": "positional_only_argument", "loc": (name,), "input": value})
+        elif name in given:
+            errors.append({"type": "multiple_argument_values", "loc": (name,), "input": value})
+        else:
+            given.add(name)
+            out_kwargs[name] = _check(definition, name, value, (name,), errors, skip_none=at_run)
+
+    for parameter in stored:
+        if parameter.name in given or parameter.default is not inspect.Parameter.empty:
+            continue
+        if parameter.kind is inspect.Parameter.POSITIONAL_ONLY:
+            errors.append({"type": "missing_positional_only_argument", "loc": (parameter.name,), "input": None})
+        elif parameter.kind is inspect.Parameter.KEYWORD_ONLY:
+            errors.append({"type": "missing_keyword_only_argument", "loc": (parameter.name,), "input": None})
+        elif parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD:
+            errors.append({"type": "missing_argument", "loc": (parameter.name,), "input": None})
+
+    if errors:
+        raise ValidationError.from_exception_data(definition.name, errors)
+    return tuple(out_args), out_kwargs
+
+
+def _to_json(definition: TaskDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[
+    tuple[Any, ...], dict[str, Any]
+]:
+    positional = [p for p in definition.signature.parameters.values()
+                  if p.kind in _POSITIONAL and not is_injected(p, definition.hints.get(p.name))]
+
+    def dump(name: str | None, value: Any) -> Any:
+        adapter = _adapter(definition, name) if name else None
+        return (adapter or _ANY).dump_python(value, mode="json")
+
+    json_args = tuple(dump(positional[i].name if i < len(positional) else None, v) for i, v in enumerate(args))
+    json_kwargs = {k: dump(k if k in definition.signature.parameters else None, v) for k, v in kwargs.items()}
+    return json_args, json_kwargs
+
+
+_ANY: TypeAdapter[Any] = TypeAdapter(Any)
+
+
+@overload
+def task(function: Callable[P, Awaitable[R]], /) -> Callable[P, Task[R]]: ...
+@overload
+def task(function: Callable[P, R], /) -> Callable[P, Task[R]]: ...
+@overload
+def task(
+    *,
+    retry: int = 0,
+    retry_delay: float | list[float] | None = None,
+    timeout: float | None = None,
+    retry_on_timeout: bool = False,
+    retry_on_crash: bool | None = None,
+    rate_limit: dict[str, Any] | None = None,
+    middleware: list[Callable[..., Any]] | None = None,
+    ttl: int | None | str = "inherit",
+    error_ttl: int | None | str = "inherit",
+) -> Callable[[Callable[P, Any]], Callable[P, Task[Any]]]: ...
+
+
+def task(function: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+    """Make ``function`` (sync or async) a task factory; usable bare or with options.
+
+    Options (keyword-only): ``retry``, ``retry_delay``, ``timeout``, ``retry_on_timeout``,
+    ``retry_on_crash``, ``rate_limit``, ``middleware``, ``ttl``, ``error_ttl`` — see ``TaskConfig``.
+    Invalid options raise ``pydantic.ValidationError`` at decoration time.
+    """
+    middleware = list(options.pop("middleware", None) or [])
+    config = TaskConfig(**options)  # validates the options now, not at the first call
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Task[Any]]:
+        if isinstance(fn, (staticmethod, classmethod)) or not callable(fn):
+            raise TypeError(f"@task needs a function, got {fn!r}")
+        name = f"{_module_name(fn)}:{fn.__qualname__}"
+        definition = TaskDefinition(name, fn, config.model_dump(), middleware)
+        register(definition)
+
+        @functools.wraps(fn)
+        def factory(*args: Any, **kwargs: Any) -> Task[Any]:
+            valid_args, valid_kwargs = validate_arguments(definition, args, kwargs)
+            json_args, json_kwargs = _to_json(definition, valid_args, valid_kwargs)
+            return Task(spec=TaskSpec(func=name, args=json_args, kwargs=json_kwargs), config=config)
+
+        factory.__sheppy_task__ = True  # type: ignore[attr-defined]
+        fn.__sheppy_task__ = True  # type: ignore[attr-defined]
+        factory.sheppy_definition = definition  # type: ignore[attr-defined]
+        return factory
+
+    if function is not None:
+        return decorate(function)
+    return decorate

@@ -1,0 +1,142 @@
+"""``TestQueue``: a synchronous, in-memory queue that runs tasks in-process, for users' unit tests."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar, overload
+
+from sheppy_core._processing import TaskProcessor
+from sheppy_core._queue import Queue, TaskRef
+from sheppy_core.backend._memory import MemoryBackend
+from sheppy_core.models import Task, TaskCron
+
+__all__ = ["TestQueue"]
+
+T = TypeVar("T")
+
+
+class TestQueue:
+    """Blocking twin of ``Queue`` over a private ``MemoryBackend``, plus ``process_*`` methods.
+
+    Retries are re-queued at once (delays ignored); worker middleware is not applied, per-task
+    middleware is; rate limits apply. Every method runs its own event loop, so call it from plain
+    (non-async) test code.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(
+        self,
+        name: str = "test-queue",
+        dependency_overrides: Mapping[Callable[..., Any], Callable[..., Any]] | None = None,
+    ) -> None:
+        self.backend = MemoryBackend(instant_processing=False)
+        self.name = name
+        self._queue = Queue(self.backend, name)
+        self._processor = TaskProcessor(dependency_overrides=dict(dependency_overrides or {}),
+                                        ignore_delays=True)
+        self.processed_tasks: list[Task[Any]] = []
+        self.failed_tasks: list[Task[Any]] = []
+
+    @staticmethod
+    def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run(coroutine)
+
+    @overload
+    def add(self, task: Task[Any]) -> bool: ...
+    @overload
+    def add(self, task: Sequence[Task[Any]]) -> list[bool]: ...
+
+    def add(self, task: Task[Any] | Sequence[Task[Any]]) -> bool | list[bool]:
+        return self._run(self._queue.add(task))
+
+    @overload
+    def get_task(self, task: TaskRef) -> Task[Any] | None: ...
+    @overload
+    def get_task(self, task: Sequence[TaskRef]) -> dict[uuid.UUID, Task[Any]]: ...
+
+    def get_task(self, task: TaskRef | Sequence[TaskRef]) -> Task[Any] | None | dict[uuid.UUID, Task[Any]]:
+        return self._run(self._queue.get_task(task))
+
+    def get_all_tasks(self) -> list[Task[Any]]:
+        return self._run(self._queue.get_all_tasks())
+
+    def get_pending(self, count: int = 1) -> list[Task[Any]]:
+        return self._run(self._queue.get_pending(count))
+
+    def schedule(self, task: Task[Any], at: datetime | timedelta) -> bool:
+        return self._run(self._queue.schedule(task, at))
+
+    def get_scheduled(self) -> list[Task[Any]]:
+        return self._run(self._queue.get_scheduled())
+
+    def retry(self, task: TaskRef, at: datetime | timedelta | None = None, force: bool = False) -> bool:
+        return self._run(self._queue.retry(task, at, force))
+
+    def size(self) -> int:
+        return self._run(self._queue.size())
+
+    def clear(self) -> int:
+        return self._run(self._queue.clear())
+
+    def add_cron(self, task: Task[Any], expression: str) -> bool:
+        return self._run(self._queue.add_cron(task, expression))
+
+    def delete_cron(self, task: Task[Any], expression: str) -> bool:
+        return self._run(self._queue.delete_cron(task, expression))
+
+    def get_crons(self) -> list[TaskCron]:
+        return self._run(self._queue.get_crons())
+
+    def cancel(self, task: TaskRef) -> Task[Any]:
+        return self._run(self._queue.cancel(task))
+
+    def delete(self, task: TaskRef) -> bool:
+        return self._run(self._queue.delete(task))
+
+    # -- processing ------------------------------------------------------------------------------
+
+    async def _process_one(self) -> Task[Any] | None:
+        await self._queue._enqueue_scheduled(datetime.now(UTC))
+        claimed = await self.backend.pop(self.name, 1)
+        if not claimed:
+            return None
+        outcome = await self._processor.process(self._queue, claimed[0])
+        if outcome.status in ("failed", "retrying", "crashed"):
+            self.failed_tasks.append(outcome)
+        else:
+            self.processed_tasks.append(outcome)
+        return outcome
+
+    def process_next(self) -> Task[Any] | None:
+        """Claim and run one task; returns its stored record (None when the queue is empty)."""
+        return self._run(self._process_one())
+
+    def process_all(self) -> list[Task[Any]]:
+        """Run until the queue is empty, including chained tasks and retries."""
+
+        async def drain() -> list[Task[Any]]:
+            done: list[Task[Any]] = []
+            while (outcome := await self._process_one()) is not None:
+                done.append(outcome)
+            return done
+
+        return self._run(drain())
+
+    def process_scheduled(self, at: datetime | timedelta | None = None) -> list[Task[Any]]:
+        """Run the scheduled tasks due by ``at`` (datetime, timedelta from now, or now)."""
+        moment = datetime.now(UTC) + at if isinstance(at, timedelta) else at or datetime.now(UTC)
+        if moment.tzinfo is None:
+            raise TypeError("'at' must be timezone-aware")
+
+        async def run_due() -> list[Task[Any]]:
+            await self._queue._enqueue_scheduled(moment)
+            done: list[Task[Any]] = []
+            while (outcome := await self._process_one()) is not None:
+                done.append(outcome)
+            return done
+
+        return self._run(run_due())
