@@ -10,7 +10,13 @@ from typing import Any
 
 from sheppy_core.exceptions import ConfigurationError
 
-__all__ = ["DEFAULT_BACKEND_URL", "DEFAULT_QUEUE", "pyproject_settings", "resolve_backend_url", "resolve_queue"]
+__all__ = [
+    "DEFAULT_BACKEND_URL",
+    "DEFAULT_QUEUE",
+    "pyproject_settings",
+    "resolve_backend_url",
+    "resolve_queue",
+]
 
 DEFAULT_BACKEND_URL = "sqlite:///sheppy.db"
 DEFAULT_QUEUE = "default"

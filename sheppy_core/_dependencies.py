@@ -33,22 +33,25 @@ class _Depends:
 
 def _fastapi_depends_class() -> type | None:
     try:
-        from fastapi import params
+        from fastapi import params  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         return None
-    return params.Depends
+    depends_class: type = params.Depends
+    return depends_class
 
 
 _FASTAPI_DEPENDS = _fastapi_depends_class()
 
 if _FASTAPI_DEPENDS is not None:
-    from fastapi import Depends as Depends
+    from fastapi import Depends as Depends  # type: ignore[import-not-found, unused-ignore]
 else:
     Depends = _Depends
 
 
 def _is_marker(value: Any) -> bool:
-    return isinstance(value, _Depends) or (_FASTAPI_DEPENDS is not None and isinstance(value, _FASTAPI_DEPENDS))
+    return isinstance(value, _Depends) or (
+        _FASTAPI_DEPENDS is not None and isinstance(value, _FASTAPI_DEPENDS)
+    )
 
 
 def dependency_of(parameter: inspect.Parameter, hint: Any) -> Any | None:

@@ -46,14 +46,16 @@ logger = logging.getLogger("sheppy.plugins")
 
 ENTRY_POINT_GROUP = "sheppy"
 
-KNOWN_SCHEMES: Mapping[str, str] = MappingProxyType({
-    "sqlite": "sheppy-sqlite",
-    "redis": "sheppy-redis",
-    "rediss": "sheppy-redis",
-    "unix": "sheppy-redis",
-    "postgresql": "sheppy-postgres",
-    "postgres": "sheppy-postgres",
-})
+KNOWN_SCHEMES: Mapping[str, str] = MappingProxyType(
+    {
+        "sqlite": "sheppy-sqlite",
+        "redis": "sheppy-redis",
+        "rediss": "sheppy-redis",
+        "unix": "sheppy-redis",
+        "postgresql": "sheppy-postgres",
+        "postgres": "sheppy-postgres",
+    }
+)
 """Schemes served by first-party plugins, with the distribution to install."""
 
 BUILTIN = "sheppy-core"
@@ -173,7 +175,9 @@ def _add(
     version: str,
 ) -> None:
     if not (isinstance(backend_class, type) and issubclass(backend_class, Backend)):
-        raise PluginError(f"plugin {distribution} registered {backend_class!r}, which is not a Backend subclass")
+        raise PluginError(
+            f"plugin {distribution} registered {backend_class!r}, which is not a Backend subclass"
+        )
     declared = tuple(s.lower() for s in (schemes or backend_class.url_schemes))
     problem = None
     stated = getattr(backend_class, "contract_version", None)

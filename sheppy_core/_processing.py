@@ -39,27 +39,39 @@ class TaskProcessor:
     async def process(self, queue: Queue, record: dict[str, Any]) -> Task[Any]:
         """Run a claimed record to its next state and store it; returns the stored record."""
         task: Task[Any] = Task.model_validate(record)
-        log = {"task_id": str(task.id), "task": task.spec.func, "queue": queue.name,
-               "attempt": task.retry_count + 1}
+        log = {
+            "task_id": str(task.id),
+            "task": task.spec.func,
+            "queue": queue.name,
+            "attempt": task.retry_count + 1,
+        }
 
         if task.deliveries > 1:
             crashed = crash_outcome(task)
             if crashed is not None:
-                logger.warning("task %s (%s) crashed: its worker lost the lease", task.id, task.spec.func,
-                               extra=log)
+                logger.warning(
+                    "task %s (%s) crashed: its worker lost the lease", task.id, task.spec.func, extra=log
+                )
                 await queue._store_result(crashed)
                 return crashed
             task = charge_crash_retry(task)
-            logger.warning("task %s (%s) redelivered after a lost lease; retry %d of %d", task.id,
-                           task.spec.func, task.retry_count, task.config.retry, extra=log)
+            logger.warning(
+                "task %s (%s) redelivered after a lost lease; retry %d of %d",
+                task.id,
+                task.spec.func,
+                task.retry_count,
+                task.config.retry,
+                extra=log,
+            )
 
         deferred = await self._rate_limited(queue, task)
         if deferred is not None:
             return deferred
 
         started = time.perf_counter()
-        attempt = await run_attempt(task, queue=queue, dependency_overrides=self.dependency_overrides,
-                                    middleware=self.middleware)
+        attempt = await run_attempt(
+            task, queue=queue, dependency_overrides=self.dependency_overrides, middleware=self.middleware
+        )
         duration = time.perf_counter() - started
         outcome = attempt.task
         if attempt.chained and outcome.status == "completed":
@@ -78,7 +90,11 @@ class TaskProcessor:
             return None
         try:
             wait = await queue.backend.acquire_rate_limit(
-                queue.name, limit.key or task.spec.func, limit.max_rate, limit.rate_period, str(task.id),
+                queue.name,
+                limit.key or task.spec.func,
+                limit.max_rate,
+                limit.rate_period,
+                str(task.id),
                 limit.strategy,
             )
         except NotSupportedError as exc:
@@ -88,10 +104,15 @@ class TaskProcessor:
             return outcome
         if wait is None:
             return None
-        deferred = task.model_copy(update={
-            "status": "scheduled", "scheduled_at": datetime.now(UTC) + timedelta(seconds=wait),
-            "claimed_by": None, "lease_expires_at": None, "deliveries": 0,
-        })
+        deferred = task.model_copy(
+            update={
+                "status": "scheduled",
+                "scheduled_at": datetime.now(UTC) + timedelta(seconds=wait),
+                "claimed_by": None,
+                "lease_expires_at": None,
+                "deliveries": 0,
+            }
+        )
         await queue._store_result(deferred)
         logger.info("task %s (%s) rate-limited; deferred %.3f s", task.id, task.spec.func, wait)
         return deferred
@@ -103,9 +124,17 @@ class TaskProcessor:
         if task.status == "completed":
             logger.info("task %s (%s) completed in %.3f s", task.id, task.spec.func, duration, extra=extra)
         elif task.status == "retrying":
-            logger.warning("task %s (%s) failed (%s); retry %d of %d at %s", task.id, task.spec.func,
-                           task.exception, task.retry_count, task.config.retry,
-                           task.next_retry_at.isoformat() if task.next_retry_at else "?", extra=extra)
+            logger.warning(
+                "task %s (%s) failed (%s); retry %d of %d at %s",
+                task.id,
+                task.spec.func,
+                task.exception,
+                task.retry_count,
+                task.config.retry,
+                task.next_retry_at.isoformat() if task.next_retry_at else "?",
+                extra=extra,
+            )
         else:
-            logger.error("task %s (%s) %s: %s", task.id, task.spec.func, task.status, task.exception,
-                         extra=extra)
+            logger.error(
+                "task %s (%s) %s: %s", task.id, task.spec.func, task.status, task.exception, extra=extra
+            )

@@ -83,7 +83,9 @@ class Queue:
     @overload
     async def add(self, task: Sequence[Task[Any]], *, connection: Any = None) -> list[bool]: ...
 
-    async def add(self, task: Task[Any] | Sequence[Task[Any]], *, connection: Any = None) -> bool | list[bool]:
+    async def add(
+        self, task: Task[Any] | Sequence[Task[Any]], *, connection: Any = None
+    ) -> bool | list[bool]:
         """Queue one task or many; False for a task whose id the queue already has.
 
         ``connection=`` enqueues inside the caller's open transaction on backends declaring
@@ -92,7 +94,9 @@ class Queue:
         tasks = [task] if isinstance(task, Task) else list(task)
         for item in tasks:
             if not isinstance(item, Task):
-                raise TypeError(f"add() takes Task objects (call your @task function), got {type(item).__name__}")
+                raise TypeError(
+                    f"add() takes Task objects (call your @task function), got {type(item).__name__}"
+                )
         backend = await self._ensure()
         records = [t.model_dump(mode="json") for t in tasks]
         if connection is not None:
@@ -133,8 +137,9 @@ class Queue:
         from sheppy_core._processing import TaskProcessor
 
         backend = self.backend
-        processor = TaskProcessor(dependency_overrides=getattr(backend, "dependency_overrides", {}),
-                                  ignore_delays=True)
+        processor = TaskProcessor(
+            dependency_overrides=getattr(backend, "dependency_overrides", {}), ignore_delays=True
+        )
         while True:
             await backend.pop_scheduled(self.name, now=max(now or datetime.now(UTC), datetime.now(UTC)))
             claimed = await backend.pop(self.name, limit=10)
@@ -146,17 +151,19 @@ class Queue:
     # -- read ------------------------------------------------------------------------------------
 
     @overload
-    async def get_task(self, task: TaskRef) -> Task[Any] | None: ...
+    async def get_task(self, task: TaskRef) -> Task[Any] | None: ...  # type: ignore[overload-overlap]
     @overload
     async def get_task(self, task: Sequence[TaskRef]) -> dict[uuid.UUID, Task[Any]]: ...
 
-    async def get_task(self, task: TaskRef | Sequence[TaskRef]) -> Task[Any] | None | dict[uuid.UUID, Task[Any]]:
+    async def get_task(
+        self, task: TaskRef | Sequence[TaskRef]
+    ) -> Task[Any] | dict[uuid.UUID, Task[Any]] | None:
         """One task (None if unknown), or ``{id: Task}`` for a list (unknown ids omitted)."""
         single = isinstance(task, (Task, uuid.UUID, str))
         refs: list[TaskRef] = [task] if single else list(task)  # type: ignore[list-item, arg-type]
         ids = list(dict.fromkeys(_task_id(r) for r in refs))
         records = await (await self._ensure()).get_tasks(self.name, ids)
-        found = {uuid.UUID(k): Task.model_validate(v) for k, v in records.items()}
+        found: dict[uuid.UUID, Task[Any]] = {uuid.UUID(k): Task.model_validate(v) for k, v in records.items()}
         if single:
             return found.get(uuid.UUID(ids[0]))
         return found
@@ -191,20 +198,22 @@ class Queue:
     # -- wait ------------------------------------------------------------------------------------
 
     @overload
-    async def wait_for(self, task: TaskRef, timeout: float = 0) -> Task[Any] | None: ...
+    async def wait_for(  # type: ignore[overload-overlap]
+        self, task: TaskRef, timeout: float = 0
+    ) -> Task[Any] | None: ...
     @overload
     async def wait_for(self, task: Sequence[TaskRef], timeout: float = 0) -> dict[uuid.UUID, Task[Any]]: ...
 
     async def wait_for(
         self, task: TaskRef | Sequence[TaskRef], timeout: float = 0
-    ) -> Task[Any] | None | dict[uuid.UUID, Task[Any]]:
+    ) -> Task[Any] | dict[uuid.UUID, Task[Any]] | None:
         """Wait until finished. ``timeout=0`` waits for ever; ``> 0`` raises ``TimeoutError`` unless
         everything finished in time; ``< 0`` returns at once with what is finished."""
         single = isinstance(task, (Task, uuid.UUID, str))
         refs: list[TaskRef] = [task] if single else list(task)  # type: ignore[list-item, arg-type]
         ids = list(dict.fromkeys(_task_id(r) for r in refs))
         records = await (await self._ensure()).get_results(self.name, ids, timeout=timeout)
-        found = {uuid.UUID(k): Task.model_validate(v) for k, v in records.items()}
+        found: dict[uuid.UUID, Task[Any]] = {uuid.UUID(k): Task.model_validate(v) for k, v in records.items()}
         if single:
             return found.get(uuid.UUID(ids[0]))
         return found
@@ -223,10 +232,16 @@ class Queue:
             raise ValueError(f"task {current.id} already completed; pass force=True to run it again")
         now = datetime.now(UTC)
         when = _as_datetime(at) if at is not None else None
-        again = current.model_copy(update={
-            "finished_at": None, "last_retry_at": now, "next_retry_at": when or now, "deliveries": 0,
-            "claimed_by": None, "lease_expires_at": None,
-        })
+        again = current.model_copy(
+            update={
+                "finished_at": None,
+                "last_retry_at": now,
+                "next_retry_at": when or now,
+                "deliveries": 0,
+                "claimed_by": None,
+                "lease_expires_at": None,
+            }
+        )
         backend = await self._ensure()
         record = again.model_dump(mode="json")
         if when is not None:
@@ -270,10 +285,16 @@ class Queue:
     # -- worker-facing (sheppy's private names, kept for its tests) ------------------------------
 
     async def _pop_pending(
-        self, limit: int = 1, timeout: float | None = None, *, worker_id: str | None = None,
+        self,
+        limit: int = 1,
+        timeout: float | None = None,
+        *,
+        worker_id: str | None = None,
         lease: float | None = None,
     ) -> list[Task[Any]]:
-        records = await (await self._ensure()).pop(self.name, limit, timeout, worker_id=worker_id, lease=lease)
+        records = await (await self._ensure()).pop(
+            self.name, limit, timeout, worker_id=worker_id, lease=lease
+        )
         return [Task.model_validate(r) for r in records]
 
     async def _enqueue_scheduled(self, now: datetime | None = None) -> list[Task[Any]]:

@@ -50,8 +50,8 @@ class TaskDefinition:
         except Exception as exc:  # unresolvable forward references: a clear error at decoration time
             raise ConfigurationError(f"cannot resolve the annotations of task {self.name}: {exc}") from exc
         returns = self.hints.get("return", inspect.Signature.empty)
-        self.return_adapter = None if returns in (inspect.Signature.empty, None, type(None), Any) else (
-            TypeAdapter(returns)
+        self.return_adapter = (
+            None if returns in (inspect.Signature.empty, None, type(None), Any) else (TypeAdapter(returns))
         )
         self.is_async = inspect.iscoroutinefunction(self.function)
 

@@ -55,8 +55,9 @@ def _released(task: Task[Any], **changes: Any) -> Task[Any]:
 
 
 def completed(task: Task[Any], result: Any) -> Task[Any]:
-    return _released(task, status="completed", result=result, exception=None, finished_at=_now(),
-                     next_retry_at=None)
+    return _released(
+        task, status="completed", result=result, exception=None, finished_at=_now(), next_retry_at=None
+    )
 
 
 def failed(task: Task[Any], exc: BaseException, *, retry: bool = True, status: str = "failed") -> Task[Any]:
@@ -68,8 +69,14 @@ def failed(task: Task[Any], exc: BaseException, *, retry: bool = True, status: s
     if may_retry and task.should_retry:
         delay = task.config.delay_for(task.retry_count)
         return _released(
-            task, status="retrying", result=None, exception=record, finished_at=None,
-            retry_count=task.retry_count + 1, last_retry_at=now, next_retry_at=now + timedelta(seconds=delay),
+            task,
+            status="retrying",
+            result=None,
+            exception=record,
+            finished_at=None,
+            retry_count=task.retry_count + 1,
+            last_retry_at=now,
+            next_retry_at=now + timedelta(seconds=delay),
             deliveries=0,
         )
     return _released(task, status=status, result=None, exception=record, finished_at=now)
@@ -83,9 +90,14 @@ def crash_outcome(task: Task[Any]) -> Task[Any] | None:
     """
     if task.config.retry_on_crash is not False and task.should_retry:
         return None
-    return failed(task, WorkerCrashedError(
-        f"the worker running this task stopped without finishing it (claimed by {task.claimed_by})"
-    ), retry=False, status="crashed")
+    return failed(
+        task,
+        WorkerCrashedError(
+            f"the worker running this task stopped without finishing it (claimed by {task.claimed_by})"
+        ),
+        retry=False,
+        status="crashed",
+    )
 
 
 def charge_crash_retry(task: Task[Any]) -> Task[Any]:
@@ -106,15 +118,18 @@ async def _pre(mw: Middleware, task: Task[Any], queue: Any) -> tuple[Any, Task[A
     except BaseException as exc:
         if isinstance(exc, asyncio.CancelledError):
             raise
-        raise MiddlewareError(f"middleware {getattr(mw, '__name__', mw)!r} failed before the task: {exc}") from exc
+        raise MiddlewareError(
+            f"middleware {getattr(mw, '__name__', mw)!r} failed before the task: {exc}"
+        ) from exc
     return generator, yielded if isinstance(yielded, Task) else task
 
 
 async def _post(generator: Any, task: Task[Any], exc: BaseException | None) -> Task[Any]:
     try:
         if inspect.isasyncgen(generator):
+            async_generator: Any = generator
             try:
-                value = await generator.asend((task, exc))
+                value = await async_generator.asend((task, exc))
             except StopAsyncIteration:
                 value = None
             else:
@@ -192,8 +207,10 @@ async def run_attempt(
         result, chained = _json_result(definition, value)
         outcome = Attempt(completed(current, result), None, chained)
     except TimeoutError as exc:
-        error = exc if isinstance(exc, TaskTimeoutError) else TaskTimeoutError(
-            f"Task exceeded timeout of {current.config.timeout} seconds"
+        error = (
+            exc
+            if isinstance(exc, TaskTimeoutError)
+            else TaskTimeoutError(f"Task exceeded timeout of {current.config.timeout} seconds")
         )
         outcome = Attempt(failed(current, error), error)
     except ValidationError as exc:

@@ -61,8 +61,13 @@ def _adapter(definition: TaskDefinition, name: str) -> TypeAdapter[Any] | None:
 
 
 def _check(
-    definition: TaskDefinition, name: str, value: Any, loc: tuple[int | str, ...],
-    errors: list[InitErrorDetails], *, skip_none: bool,
+    definition: TaskDefinition,
+    name: str,
+    value: Any,
+    loc: tuple[int | str, ...],
+    errors: list[InitErrorDetails],
+    *,
+    skip_none: bool,
 ) -> Any:
     adapter = _adapter(definition, name)
     if adapter is None or (skip_none and value is None):
@@ -72,7 +77,7 @@ def _check(
     except ValidationError as exc:
         for error in exc.errors():
             detail: InitErrorDetails = {
-                "type": error["type"],  # type: ignore[typeddict-item]
+                "type": error["type"],
                 "loc": loc + tuple(error["loc"]),
                 "input": error["input"],
             }
@@ -116,9 +121,11 @@ def validate_arguments(
         parameter = by_name.get(name)
         if parameter is not None and parameter.default is CURRENT_TASK and not at_run:
             errors.append({"type": "unexpected_keyword_argument", "loc": (name,), "input": value})
-        elif parameter is None or parameter.kind in (
-            inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD
-        ) or parameter not in stored:
+        elif (
+            parameter is None
+            or parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+            or parameter not in stored
+        ):
             if var_keyword is not None and parameter is None:
                 out_kwargs[name] = value
             elif parameter is not None and parameter not in stored and at_run:
@@ -137,7 +144,9 @@ def validate_arguments(
         if parameter.name in given or parameter.default is not inspect.Parameter.empty:
             continue
         if parameter.kind is inspect.Parameter.POSITIONAL_ONLY:
-            errors.append({"type": "missing_positional_only_argument", "loc": (parameter.name,), "input": None})
+            errors.append(
+                {"type": "missing_positional_only_argument", "loc": (parameter.name,), "input": None}
+            )
         elif parameter.kind is inspect.Parameter.KEYWORD_ONLY:
             errors.append({"type": "missing_keyword_only_argument", "loc": (parameter.name,), "input": None})
         elif parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD:
@@ -148,17 +157,22 @@ def validate_arguments(
     return tuple(out_args), out_kwargs
 
 
-def _to_json(definition: TaskDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[
-    tuple[Any, ...], dict[str, Any]
-]:
-    positional = [p for p in definition.signature.parameters.values()
-                  if p.kind in _POSITIONAL and not is_injected(p, definition.hints.get(p.name))]
+def _to_json(
+    definition: TaskDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    positional = [
+        p
+        for p in definition.signature.parameters.values()
+        if p.kind in _POSITIONAL and not is_injected(p, definition.hints.get(p.name))
+    ]
 
     def dump(name: str | None, value: Any) -> Any:
         adapter = _adapter(definition, name) if name else None
         return (adapter or _ANY).dump_python(value, mode="json")
 
-    json_args = tuple(dump(positional[i].name if i < len(positional) else None, v) for i, v in enumerate(args))
+    json_args = tuple(
+        dump(positional[i].name if i < len(positional) else None, v) for i, v in enumerate(args)
+    )
     json_kwargs = {k: dump(k if k in definition.signature.parameters else None, v) for k, v in kwargs.items()}
     return json_args, json_kwargs
 
@@ -180,8 +194,8 @@ def task(
     retry_on_crash: bool | None = None,
     rate_limit: dict[str, Any] | None = None,
     middleware: list[Callable[..., Any]] | None = None,
-    ttl: int | None | str = "inherit",
-    error_ttl: int | None | str = "inherit",
+    ttl: int | str | None = "inherit",
+    error_ttl: int | str | None = "inherit",
 ) -> Callable[[Callable[P, Any]], Callable[P, Task[Any]]]: ...
 
 

@@ -36,8 +36,9 @@ class TestQueue:
         self.backend = MemoryBackend(instant_processing=False)
         self.name = name
         self._queue = Queue(self.backend, name)
-        self._processor = TaskProcessor(dependency_overrides=dict(dependency_overrides or {}),
-                                        ignore_delays=True)
+        self._processor = TaskProcessor(
+            dependency_overrides=dict(dependency_overrides or {}), ignore_delays=True
+        )
         self.processed_tasks: list[Task[Any]] = []
         self.failed_tasks: list[Task[Any]] = []
 
@@ -51,14 +52,16 @@ class TestQueue:
     def add(self, task: Sequence[Task[Any]]) -> list[bool]: ...
 
     def add(self, task: Task[Any] | Sequence[Task[Any]]) -> bool | list[bool]:
-        return self._run(self._queue.add(task))
+        if isinstance(task, Task):
+            return self._run(self._queue.add(task))
+        return self._run(self._queue.add(list(task)))
 
     @overload
-    def get_task(self, task: TaskRef) -> Task[Any] | None: ...
+    def get_task(self, task: TaskRef) -> Task[Any] | None: ...  # type: ignore[overload-overlap]
     @overload
     def get_task(self, task: Sequence[TaskRef]) -> dict[uuid.UUID, Task[Any]]: ...
 
-    def get_task(self, task: TaskRef | Sequence[TaskRef]) -> Task[Any] | None | dict[uuid.UUID, Task[Any]]:
+    def get_task(self, task: TaskRef | Sequence[TaskRef]) -> Task[Any] | dict[uuid.UUID, Task[Any]] | None:
         return self._run(self._queue.get_task(task))
 
     def get_all_tasks(self) -> list[Task[Any]]:

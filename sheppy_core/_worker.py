@@ -94,7 +94,9 @@ class Worker:
         if not isinstance(backend, Backend):
             raise TypeError(f"Worker needs a Backend object, got {type(backend).__name__}")
         if not (enable_job_processing or enable_scheduler or enable_cron_manager):
-            raise ValueError("a Worker with job processing, scheduler and cron manager all disabled does nothing")
+            raise ValueError(
+                "a Worker with job processing, scheduler and cron manager all disabled does nothing"
+            )
         if max_concurrent_tasks < 1:
             raise ValueError("max_concurrent_tasks must be >= 1")
         names = [queue_name] if isinstance(queue_name, str) else list(queue_name)
@@ -138,8 +140,9 @@ class Worker:
                 running.job.cancel()
         self._stop.set()
 
-    async def work(self, max_tasks: int | None = None, oneshot: bool = False,
-                   register_signal_handlers: bool = True) -> None:
+    async def work(
+        self, max_tasks: int | None = None, oneshot: bool = False, register_signal_handlers: bool = True
+    ) -> None:
         """Run until stopped; ``max_tasks``: stop after claiming that many; ``oneshot``: stop once every
         queue is empty."""
         if self.task_modules:
@@ -155,7 +158,9 @@ class Worker:
                     loop.add_signal_handler(sig, self.stop)
                     handled.append(sig)
         await self.backend.connect()
-        logger.info("worker %s started on queue(s) %s", self.worker_id, ", ".join(q.name for q in self.queues))
+        logger.info(
+            "worker %s started on queue(s) %s", self.worker_id, ", ".join(q.name for q in self.queues)
+        )
         claimers: list[asyncio.Task[None]] = []
         helpers: list[asyncio.Task[None]] = []
         try:
@@ -178,8 +183,12 @@ class Worker:
             await asyncio.gather(*claimers, *helpers, return_exceptions=True)
             for sig in handled:
                 loop.remove_signal_handler(sig)
-            logger.info("worker %s stopped: %d processed, %d failed", self.worker_id,
-                        self.stats.processed, self.stats.failed)
+            logger.info(
+                "worker %s stopped: %d processed, %d failed",
+                self.worker_id,
+                self.stats.processed,
+                self.stats.failed,
+            )
 
     # -- claiming --------------------------------------------------------------------------------
 
@@ -222,11 +231,13 @@ class Worker:
                 limit = min(limit, max_tasks - self._claimed)
             timeout = self._blocking_timeout if blocking and not oneshot else None
             try:
-                records = await self._wait_or_stop(self.backend.pop(
-                    queue.name, limit, timeout, worker_id=self.worker_id, lease=self.lease
-                ))
+                records = await self._wait_or_stop(
+                    self.backend.pop(queue.name, limit, timeout, worker_id=self.worker_id, lease=self.lease)
+                )
             except BackendError as exc:
-                logger.error("claiming from queue %r failed: %s; retrying in %.1f s", queue.name, exc, BACKOFF_MAX)
+                logger.error(
+                    "claiming from queue %r failed: %s; retrying in %.1f s", queue.name, exc, BACKOFF_MAX
+                )
                 await self._wait_or_stop(asyncio.sleep(BACKOFF_MAX))
                 continue
             if records is None:
@@ -278,15 +289,20 @@ class Worker:
 
     async def _release(self, queue: Queue, record: dict[str, Any]) -> None:
         """Hand a task cut off by shutdown back to the queue at once (not charged as a crash)."""
-        task = Task.model_validate(record)
-        released = task.model_copy(update={
-            "status": "pending", "claimed_by": None, "lease_expires_at": None,
-            "deliveries": max(task.deliveries - 1, 0),
-        })
+        task: Task[Any] = Task.model_validate(record)
+        released = task.model_copy(
+            update={
+                "status": "pending",
+                "claimed_by": None,
+                "lease_expires_at": None,
+                "deliveries": max(task.deliveries - 1, 0),
+            }
+        )
         try:
             # If the cancel landed after the outcome was stored, the claim is gone: nothing to hand back.
-            held = await self.backend.heartbeat(queue.name, [str(task.id)], worker_id=self.worker_id,
-                                                lease=self.lease)
+            held = await self.backend.heartbeat(
+                queue.name, [str(task.id)], worker_id=self.worker_id, lease=self.lease
+            )
             if not held:
                 return
             await asyncio.shield(queue._store_result(released))
@@ -318,16 +334,19 @@ class Worker:
                 by_queue.setdefault(running.queue.name, []).append(task_id)
             for queue_name, ids in by_queue.items():
                 try:
-                    held = set(await self.backend.heartbeat(queue_name, ids, worker_id=self.worker_id,
-                                                            lease=self.lease))
+                    held = set(
+                        await self.backend.heartbeat(
+                            queue_name, ids, worker_id=self.worker_id, lease=self.lease
+                        )
+                    )
                 except BackendError as exc:
                     logger.error("heartbeat for queue %r failed: %s", queue_name, exc)
                     continue
                 for task_id in ids:
-                    running = self._running.get(task_id)
-                    if task_id not in held and running is not None and not running.job.done():
-                        running.lost = True
-                        running.job.cancel()
+                    holder = self._running.get(task_id)
+                    if task_id not in held and holder is not None and not holder.job.done():
+                        holder.lost = True
+                        holder.job.cancel()
                         logger.warning("lease of task %s lost (another worker has it); stopped here", task_id)
 
     # -- scheduler and cron ----------------------------------------------------------------------

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-
 import pluggy
 
 __all__ = ["hookimpl", "hookspec", "register_backends"]
@@ -46,5 +45,3 @@ def register_backends(register: Callable[..., None]) -> None:
     :data:`~sheppy_core.backend.CONTRACT_VERSION` (``ContractVersionError``), and a scheme claimed by
     two plugins (``DuplicateSchemeError``), naming both plugins.
     """
-
-

@@ -41,7 +41,15 @@ __all__ = [
 R = TypeVar("R")
 
 TaskStatus = Literal[
-    "new", "scheduled", "pending", "processing", "retrying", "completed", "failed", "cancelled", "crashed",
+    "new",
+    "scheduled",
+    "pending",
+    "processing",
+    "retrying",
+    "completed",
+    "failed",
+    "cancelled",
+    "crashed",
     "unknown",
 ]
 """Where a task is: ``new`` (created, not stored), ``pending`` (queued), ``scheduled`` (waiting for a
@@ -280,8 +288,9 @@ class Task(BaseModel, Generic[R]):
 
     @property
     def completed(self) -> bool:
-        warnings.warn("Task.completed is deprecated; check task.status == 'completed'",
-                      DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            "Task.completed is deprecated; check task.status == 'completed'", DeprecationWarning, stacklevel=2
+        )
         return self.status == "completed"
 
     @property
@@ -291,8 +300,11 @@ class Task(BaseModel, Generic[R]):
 
     def __repr__(self) -> str:
         parts = [
-            f"id={str(self.id)!r}", f"func={self.spec.func!r}", f"args={list(self.spec.args)!r}",
-            f"kwargs={self.spec.kwargs!r}", f"status={self.status!r}",
+            f"id={str(self.id)!r}",
+            f"func={self.spec.func!r}",
+            f"args={list(self.spec.args)!r}",
+            f"kwargs={self.spec.kwargs!r}",
+            f"status={self.status!r}",
         ]
         if self.retry_count:
             parts.append(f"retry_count={self.retry_count}")
@@ -328,8 +340,11 @@ class TaskCron(BaseModel):
     def deterministic_id(self) -> uuid.UUID:
         """Same function, arguments, config and expression → same id (the storage key)."""
         identity = json.dumps(
-            {"spec": self.spec.model_dump(mode="json"), "config": self.config.model_dump(mode="json"),
-             "expression": self.expression},
+            {
+                "spec": self.spec.model_dump(mode="json"),
+                "config": self.config.model_dump(mode="json"),
+                "expression": self.expression,
+            },
             sort_keys=True,
         )
         return uuid.uuid5(_CRON_NAMESPACE, identity)
@@ -338,7 +353,7 @@ class TaskCron(BaseModel):
         base = start or datetime.now(UTC)
         if base.tzinfo is None:
             base = base.replace(tzinfo=UTC)
-        return croniter(self.expression, base.astimezone(UTC)).get_next(datetime)  # type: ignore[no-any-return]
+        return croniter(self.expression, base.astimezone(UTC)).get_next(datetime)
 
     def next_runs(self, count: int, start: datetime | None = None) -> list[datetime]:
         runs: list[datetime] = []

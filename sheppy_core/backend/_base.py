@@ -233,7 +233,12 @@ class Backend(ABC):
         """
 
     async def heartbeat(
-        self, queue_name: str, task_ids: list[str], *, worker_id: str | None = None, lease: float | None = None
+        self,
+        queue_name: str,
+        task_ids: list[str],
+        *,
+        worker_id: str | None = None,
+        lease: float | None = None,
     ) -> list[str]:
         """Extend the leases this worker holds, to now + ``lease`` (``None``: :attr:`lease_duration`).
 

@@ -13,6 +13,7 @@ behaves as a plain store, so the conformance suite judges it like any other.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import time
@@ -123,9 +124,7 @@ class MemoryBackend(Backend):
         known = {"instant_processing", "lease", "ttl"}
         unknown = set(options) - known
         if unknown:
-            raise ConfigurationError(
-                f"unknown memory:// option(s) {sorted(unknown)}; known: {sorted(known)}"
-            )
+            raise ConfigurationError(f"unknown memory:// option(s) {sorted(unknown)}; known: {sorted(known)}")
         try:
             instant = options.get("instant_processing", "true").lower() not in ("0", "false", "no", "off")
             lease = float(options["lease"]) if "lease" in options else None
@@ -188,10 +187,8 @@ class MemoryBackend(Backend):
         if self._changed is None or self._changed_loop is not loop:
             # TestQueue runs a fresh event loop per call; an event bound to an old loop cannot be awaited.
             self._changed, self._changed_loop = asyncio.Event(), loop
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._changed.wait(), timeout)
-        except TimeoutError:
-            pass
 
     def _forget_position(self, queue: _Queue, task_id: str) -> None:
         queue.queued.pop(task_id, None)
@@ -306,7 +303,12 @@ class MemoryBackend(Backend):
         return True
 
     async def heartbeat(
-        self, queue_name: str, task_ids: list[str], *, worker_id: str | None = None, lease: float | None = None
+        self,
+        queue_name: str,
+        task_ids: list[str],
+        *,
+        worker_id: str | None = None,
+        lease: float | None = None,
     ) -> list[str]:
         queue = self._queue(queue_name)
         owner = worker_id or self.client_id
@@ -346,14 +348,19 @@ class MemoryBackend(Backend):
     ) -> dict[str, dict[str, Any]]:
         if not task_ids:
             return {}
-        deadline = None if timeout is None or timeout < 0 else (
-            math.inf if timeout == 0 else time.monotonic() + timeout
+        deadline = (
+            None
+            if timeout is None or timeout < 0
+            else (math.inf if timeout == 0 else time.monotonic() + timeout)
         )
         wanted = list(dict.fromkeys(task_ids))
         while True:
             queue = self._queue(queue_name)
-            found = {t: _copy(queue.records[t]) for t in wanted
-                     if t in queue.records and is_finished(queue.records[t])}
+            found = {
+                t: _copy(queue.records[t])
+                for t in wanted
+                if t in queue.records and is_finished(queue.records[t])
+            }
             if deadline is None or len(found) == len(wanted):
                 return found
             remaining = deadline - time.monotonic()
@@ -443,7 +450,8 @@ class MemoryBackend(Backend):
         record["finished_at"] = to_iso(utcnow())
         self._store(queue, record)
         self._notify()
-        return _copy(record)
+        cancelled: dict[str, Any] = _copy(record)
+        return cancelled
 
     async def delete_task(self, queue_name: str, task_id: str) -> bool:
         queue = self._queue(queue_name)
@@ -451,8 +459,10 @@ class MemoryBackend(Backend):
         if record is None:
             return False
         if not is_finished(record):
-            raise TaskStateError(f"task {task_id} is not finished (status {record.get('status')!r}); "
-                                 "only finished tasks can be deleted")
+            raise TaskStateError(
+                f"task {task_id} is not finished (status {record.get('status')!r}); "
+                "only finished tasks can be deleted"
+            )
         del queue.records[task_id]
         queue.expires.pop(task_id, None)
         return True
@@ -504,7 +514,9 @@ class MemoryBackend(Backend):
                 queue.fixed[key] = (window, count + 1)
                 return None
             return max((window + 1) * rate_period - now, 0.001)
-        raise BackendInputError(f"unknown rate-limit strategy {strategy!r}; use sliding_window or fixed_window")
+        raise BackendInputError(
+            f"unknown rate-limit strategy {strategy!r}; use sliding_window or fixed_window"
+        )
 
     # -- workflows -------------------------------------------------------------------------------
 
@@ -557,6 +569,7 @@ class MemoryBackend(Backend):
     async def get_workflow_results(self, queue_name: str, workflow_id: str) -> dict[str, dict[str, Any]]:
         queue = self._queue(queue_name)
         return {
-            t: _copy(r) for t, r in queue.records.items()
+            t: _copy(r)
+            for t, r in queue.records.items()
             if r.get("workflow_id") == workflow_id and is_finished(r)
         }

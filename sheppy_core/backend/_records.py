@@ -92,9 +92,9 @@ def retention_seconds(
     return None
 
 
-def expires_at(record: dict[str, Any], default_ttl: float | None, default_error_ttl: float | str | None) -> (
-    datetime | None
-):
+def expires_at(
+    record: dict[str, Any], default_ttl: float | None, default_error_ttl: float | str | None
+) -> datetime | None:
     """When a finished record expires, or None."""
     seconds = retention_seconds(record, default_ttl, default_error_ttl)
     if seconds is None:
