@@ -133,7 +133,7 @@ def validate_arguments(
             else:
                 errors.append({"type": "unexpected_keyword_argument", "loc": (name,), "input": value})
         elif parameter.kind is inspect.Parameter.POSITIONAL_ONLY:
-            errors.append({"type": "positional_only_argument", "loc": (name,), "input": value})
+            errors.append({"type": "unexpected_keyword_argument", "loc": (name,), "input": value})
         elif name in given:
             errors.append({"type": "multiple_argument_values", "loc": (name,), "input": value})
         else:

@@ -1,0 +1,303 @@
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import tasks_for_tests as t
+
+from sheppy_core import MemoryBackend, Queue, Task, Worker
+
+Runner = Callable[..., Awaitable[Worker]]
+
+
+@pytest.fixture
+async def start_worker(backend: MemoryBackend) -> AsyncIterator[Callable[..., Worker]]:
+    started: list[tuple[Worker, asyncio.Task[None]]] = []
+
+    def start(**options: Any) -> Worker:
+        worker = Worker("q", backend, **options)
+        worker._scheduler_polling_interval = 0.05
+        worker._cron_polling_interval = 0.05
+        started.append((worker, asyncio.create_task(worker.work(register_signal_handlers=False))))
+        return worker
+
+    yield start
+    for worker, job in started:
+        worker.stop()
+        await asyncio.wait_for(job, 10)
+
+
+async def test_runs_plain_retried_and_scheduled_tasks(
+    queue: Queue, start_worker: Callable[..., Worker]
+) -> None:
+    worker = start_worker()
+    plain, flaky, later = t.add(1, 2), t.fails_once(f"k-{uuid.uuid4()}"), t.add(5, 5)
+    await queue.add([plain, flaky])
+    scheduled_at = datetime.now(UTC) + timedelta(seconds=0.5)
+    await queue.schedule(later, scheduled_at)
+    results = await queue.wait_for([plain, flaky, later], timeout=5)
+    assert results[plain.id].result == 3
+    assert results[flaky.id].status == "completed" and results[flaky.id].retry_count == 1
+    assert results[later.id].finished_at is not None and results[later.id].finished_at >= scheduled_at
+    assert worker.stats.processed == 3 and worker.stats.failed == 1
+
+
+async def test_retries_run_n_plus_one_times_then_fail(
+    queue: Queue, start_worker: Callable[..., Worker]
+) -> None:
+    start_worker()
+    before = t.calls["always_fails"]
+    task = t.always_fails()
+    await queue.add(task)
+    done = await queue.wait_for(task, timeout=5)
+    assert done is not None and done.status == "failed" and done.retry_count == 2
+    assert t.calls["always_fails"] - before == 3
+    assert done.exception is not None and done.exception.type == "ValueError"
+
+
+async def test_timeouts(queue: Queue, start_worker: Callable[..., Worker]) -> None:
+    start_worker()
+    before = t.calls["slow_retried"]
+    tasks = [t.slow_async(), t.slow_sync(), t.slow_retried()]
+    await queue.add(tasks)
+    done = await queue.wait_for(tasks, timeout=5)
+    for task in tasks:
+        outcome = done[task.id]
+        assert outcome.status == "failed"
+        assert outcome.exception is not None and outcome.exception.type == "TaskTimeoutError"
+    assert done[tasks[0].id].retry_count == 0
+    assert t.calls["slow_retried"] - before == 2  # retry_on_timeout consumed its one retry
+
+
+async def test_return_value_is_validated(queue: Queue, start_worker: Callable[..., Worker]) -> None:
+    start_worker()
+    task = t.wrong_return()
+    await queue.add(task)
+    done = await queue.wait_for(task, timeout=5)
+    assert done is not None and done.status == "failed" and done.exception is not None
+    assert done.exception.type == "ValidationError"
+
+
+async def test_current_task_and_dependencies(
+    backend: MemoryBackend, start_worker: Callable[..., Worker]
+) -> None:
+    queue = Queue(backend, "q")
+    start_worker()
+    me, dep = t.whoami(), t.uses_dependency(7)
+    t.teardowns.clear()
+    await queue.add([me, dep])
+    done = await queue.wait_for([me, dep], timeout=5)
+    assert done[me.id].result == str(me.id)
+    assert done[dep.id].result == "resource:7"
+    assert t.teardowns == ["opened", "closed"]  # generator dependency closed after the task
+
+
+async def test_dependency_overrides(backend: MemoryBackend, start_worker: Callable[..., Worker]) -> None:
+    queue = Queue(backend, "q")
+
+    def fake() -> str:
+        return "fake"
+
+    start_worker(dependency_overrides={t.get_resource: fake})
+    task = t.uses_dependency(1)
+    await queue.add(task)
+    done = await queue.wait_for(task, timeout=5)
+    assert done is not None and done.result == "fake:1"
+
+
+async def test_status_is_processing_with_visible_claim(
+    queue: Queue, start_worker: Callable[..., Worker]
+) -> None:
+    worker = start_worker()
+    task = t.sleeper(0.5)
+    await queue.add(task)
+    for _ in range(100):
+        current = await queue.get_task(task)
+        if current is not None and current.status == "processing":
+            break
+        await asyncio.sleep(0.01)
+    assert current is not None and current.status == "processing"
+    assert current.claimed_by == worker.worker_id and current.lease_expires_at is not None
+    assert (await queue.stats())["processing"] == 1 and await queue.size() == 0
+
+
+async def test_concurrency_is_bounded(queue: Queue, start_worker: Callable[..., Worker]) -> None:
+    start_worker(max_concurrent_tasks=2)
+    tasks = [t.sleeper(0.2) for _ in range(4)]
+    await queue.add(tasks)
+    await asyncio.sleep(0.1)
+    assert (await queue.stats())["processing"] == 2
+    await queue.wait_for(tasks, timeout=5)
+
+
+async def test_heartbeat_keeps_a_long_task(
+    backend: MemoryBackend, start_worker: Callable[..., Worker]
+) -> None:
+    queue = Queue(backend, "q")
+    before = t.calls["sleeper"]
+    start_worker(lease=0.15)
+    start_worker(lease=0.15)  # a second worker that would steal it if the lease lapsed
+    task = t.sleeper(0.6)
+    await queue.add(task)
+    done = await queue.wait_for(task, timeout=5)
+    assert done is not None and done.status == "completed"
+    assert t.calls["sleeper"] - before == 1 and done.deliveries == 1
+
+
+async def test_expired_lease_is_redelivered_and_recorded_as_crash(
+    queue: Queue, backend: MemoryBackend, start_worker: Callable[..., Worker]
+) -> None:
+    no_retry, with_retry = t.add(1, 1), t.fails_once(f"crash-{uuid.uuid4()}")
+    await queue.add([no_retry, with_retry])
+    claimed = await backend.pop("q", limit=2, worker_id="dead-worker", lease=0.05)
+    assert len(claimed) == 2  # ...and that worker dies without finishing
+    await asyncio.sleep(0.1)
+    start_worker()
+    done = await queue.wait_for([no_retry, with_retry], timeout=5)
+    crashed = done[no_retry.id]
+    assert crashed.status == "crashed" and crashed.exception is not None
+    assert crashed.exception.type == "WorkerCrashedError"
+    rerun = done[with_retry.id]
+    assert rerun.status != "crashed" and rerun.retry_count >= 1  # the crash consumed a retry
+
+
+async def test_retry_on_crash_false_never_reruns(
+    queue: Queue, backend: MemoryBackend, start_worker: Callable[..., Worker]
+) -> None:
+    task = t.fails_once(f"unsafe-{uuid.uuid4()}")
+    task = task.model_copy(update={"config": task.config.model_copy(update={"retry_on_crash": False})})
+    await queue.add(task)
+    await backend.pop("q", worker_id="dead", lease=0.05)
+    await asyncio.sleep(0.1)
+    start_worker()
+    done = await queue.wait_for(task, timeout=5)
+    assert done is not None and done.status == "crashed"
+
+
+async def test_lost_lease_stops_the_task_here(queue: Queue, backend: MemoryBackend) -> None:
+    before = t.calls["sleeper"]
+    worker = Worker("q", backend, lease=0.1)
+    job = asyncio.create_task(worker.work(register_signal_handlers=False))
+    task = t.sleeper(1.0)
+    await queue.add(task)
+    await asyncio.sleep(0.05)
+    # Another party reclaims it (as if this worker had stalled past its lease).
+    record = (await backend.get_tasks("q", [str(task.id)]))[str(task.id)]
+    backend._queues["q"].claimed[str(task.id)] = datetime.now(UTC) - timedelta(seconds=1)
+    stolen = await backend.pop("q", worker_id="thief", lease=30)
+    assert [r["id"] for r in stolen] == [record["id"]]
+    await asyncio.sleep(0.2)
+    assert str(task.id) not in worker._running  # cancelled here after the heartbeat said "lost"
+    current = await queue.get_task(task)
+    assert current is not None and current.claimed_by == "thief" and current.status == "processing"
+    worker.stop()
+    await job
+    assert t.calls["sleeper"] - before == 1
+
+
+async def test_shutdown_hands_unfinished_tasks_back(queue: Queue, backend: MemoryBackend) -> None:
+    worker = Worker("q", backend, shutdown_timeout=0.1)
+    job = asyncio.create_task(worker.work(register_signal_handlers=False))
+    task = t.sleeper(5)
+    await queue.add(task)
+    await asyncio.sleep(0.1)
+    worker.stop()
+    await asyncio.wait_for(job, 5)
+    back = await queue.get_task(task)
+    assert back is not None and back.status == "pending" and back.claimed_by is None
+    assert back.deliveries == 0 and await queue.size() == 1  # not counted as a crash
+
+
+async def test_sigterm_stops_gracefully(queue: Queue, backend: MemoryBackend) -> None:
+    worker = Worker("q", backend, shutdown_timeout=5)
+    job = asyncio.create_task(worker.work())
+    task = t.sleeper(0.2)
+    await queue.add(task)
+    await asyncio.sleep(0.05)
+    os.kill(os.getpid(), signal.SIGTERM)
+    await asyncio.wait_for(job, 5)
+    done = await queue.get_task(task)
+    assert done is not None and done.status == "completed"  # in-flight work finished within the grace
+
+
+async def test_scheduled_task_runs_once_across_workers(
+    queue: Queue, start_worker: Callable[..., Worker]
+) -> None:
+    before = t.calls["stamp"]
+    for _ in range(3):
+        start_worker()
+    task = t.stamp()
+    await queue.schedule(task, timedelta(seconds=0.2))
+    await queue.wait_for(task, timeout=5)
+    await asyncio.sleep(0.2)
+    assert t.calls["stamp"] - before == 1
+
+
+async def test_cron_occurrences_are_created_once_across_workers(
+    queue: Queue, start_worker: Callable[..., Worker]
+) -> None:
+    await queue.add_cron(t.stamp(), "* * * * *")
+    for _ in range(3):
+        start_worker(enable_job_processing=False)
+    await asyncio.sleep(0.3)
+    scheduled = await queue.get_scheduled()
+    assert len(scheduled) == 3  # the next three minutes, each once, whatever the number of workers
+    assert len({s.id for s in scheduled}) == 3 and all(s.cron_id for s in scheduled)
+    due = await queue._enqueue_scheduled(scheduled[0].scheduled_at)
+    assert [d.id for d in due] == [scheduled[0].id]
+
+
+async def test_middleware_wraps_execution(queue: Queue, start_worker: Callable[..., Worker]) -> None:
+    seen: list[str] = []
+
+    def outer(task: Task[Any], queue: Queue) -> Any:
+        seen.append("before")
+        task, _exc = yield task
+        seen.append(f"after:{task.status}")
+        return task.model_copy(update={"result": 100})
+
+    start_worker(middleware=[outer])
+    task = t.add(1, 2)
+    await queue.add(task)
+    done = await queue.wait_for(task, timeout=5)
+    assert seen == ["before", "after:completed"]
+    assert done is not None and done.result == 100
+
+
+async def test_rate_limit_defers_over_budget_tasks(queue: Queue, start_worker: Callable[..., Worker]) -> None:
+    start_worker()
+    tasks = [t.limited(i) for i in range(4)]
+    await queue.add(tasks)
+    await asyncio.sleep(0.3)
+    finished = [x for x in (await queue.get_task(tasks)).values() if x.status == "completed"]
+    assert len(finished) == 2  # two starts per second
+    done = await queue.wait_for(tasks, timeout=5)
+    assert all(x.status == "completed" for x in done.values())
+
+
+async def test_oneshot_exits_when_empty(queue: Queue, backend: MemoryBackend) -> None:
+    tasks = [t.add(i, i) for i in range(5)]
+    await queue.add(tasks)
+    worker = Worker("q", backend)
+    await asyncio.wait_for(worker.work(oneshot=True, register_signal_handlers=False), 5)
+    assert worker.stats.processed == 5 and await queue.size() == 0
+
+
+async def test_max_tasks(queue: Queue, backend: MemoryBackend) -> None:
+    await queue.add([t.add(i, i) for i in range(5)])
+    worker = Worker("q", backend, max_concurrent_tasks=1)
+    await asyncio.wait_for(worker.work(max_tasks=2, register_signal_handlers=False), 5)
+    assert worker.stats.processed == 2 and await queue.size() == 3
+
+
+def test_worker_refuses_nonsense(backend: MemoryBackend) -> None:
+    with pytest.raises(ValueError):
+        Worker("q", backend, enable_job_processing=False, enable_scheduler=False, enable_cron_manager=False)
+    with pytest.raises(TypeError):
+        Worker("q", "memory://")  # type: ignore[arg-type]
