@@ -1,7 +1,7 @@
 """Quick start: a producer fills a queue, a Worker drains it, the producer reads the results.
 
-    python examples/quickstart/demo.py            # memory:// (one process)
-    SHEPPY_BACKEND_URL=sqlite:///jobs.db python examples/quickstart/demo.py
+python examples/quickstart/demo.py            # memory:// (one process)
+SHEPPY_BACKEND_URL=sqlite:///jobs.db python examples/quickstart/demo.py
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from datetime import timedelta
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from tasks import add, flaky_download  # noqa: E402
+from tasks import add, flaky_download
 
-from sheppy_core import MemoryBackend, Queue, Worker, get_backend  # noqa: E402
+from sheppy_core import MemoryBackend, Queue, Worker, get_backend
 
 
 async def main() -> None:
@@ -33,8 +33,10 @@ async def main() -> None:
     results = await queue.wait_for([*jobs, later], timeout=30)
     for job in [*jobs, later]:
         done = results[job.id]
-        print(f"  {done.spec.func}{tuple(done.spec.args)} -> {done.status}: {done.result!r}"
-              f" (retries: {done.retry_count})")
+        print(
+            f"  {done.spec.func}{tuple(done.spec.args)} -> {done.status}: {done.result!r}"
+            f" (retries: {done.retry_count})"
+        )
     worker.stop()
     await running
 
