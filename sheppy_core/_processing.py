@@ -121,20 +121,20 @@ class TaskProcessor:
     def _log(attempt: Attempt, duration: float, log: dict[str, Any]) -> None:
         task = attempt.task
         extra = {**log, "duration": duration, "status": task.status}
+        where = f"task {log['task_id']} ({log['task']}) on queue {log['queue']!r}, attempt {log['attempt']}"
         if task.status == "completed":
-            logger.info("task %s (%s) completed in %.3f s", task.id, task.spec.func, duration, extra=extra)
+            logger.info("%s completed in %.3f s", where, duration, extra=extra)
         elif task.status == "retrying":
+            due = task.next_retry_at.isoformat() if task.next_retry_at else "?"
             logger.warning(
-                "task %s (%s) failed (%s); retry %d of %d at %s",
-                task.id,
-                task.spec.func,
+                "%s failed in %.3f s (%s); retry %d of %d at %s",
+                where,
+                duration,
                 task.exception,
                 task.retry_count,
                 task.config.retry,
-                task.next_retry_at.isoformat() if task.next_retry_at else "?",
+                due,
                 extra=extra,
             )
         else:
-            logger.error(
-                "task %s (%s) %s: %s", task.id, task.spec.func, task.status, task.exception, extra=extra
-            )
+            logger.error("%s %s in %.3f s: %s", where, task.status, duration, task.exception, extra=extra)
