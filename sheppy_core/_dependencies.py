@@ -42,8 +42,11 @@ def _fastapi_depends_class() -> type | None:
 
 _FASTAPI_DEPENDS = _fastapi_depends_class()
 
+Depends: Callable[..., Any]
 if _FASTAPI_DEPENDS is not None:
-    from fastapi import Depends as Depends  # type: ignore[import-not-found, unused-ignore]
+    from fastapi import Depends as _fastapi_depends  # type: ignore[import-not-found, unused-ignore]
+
+    Depends = _fastapi_depends
 else:
     Depends = _Depends
 
