@@ -9,6 +9,7 @@ generator dependencies are closed (their teardown runs) after the task.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
@@ -115,6 +116,29 @@ def _close_generator(generator: Any) -> None:
     generator.close()
 
 
+@functools.lru_cache(maxsize=1024)
+def _injection_plan(function: Callable[..., Any]) -> tuple[tuple[str, Any], ...]:
+    """``(parameter name, CURRENT_TASK or the dependency to call)`` for each injected parameter;
+    computed once per function, since signatures do not change."""
+    import typing
+
+    try:
+        hints = typing.get_type_hints(function, include_extras=True)
+    except Exception:
+        hints = {}
+    plan: list[tuple[str, Any]] = []
+    for name, parameter in inspect.signature(function).parameters.items():
+        if parameter.default is CURRENT_TASK:
+            plan.append((name, CURRENT_TASK))
+            continue
+        marker = dependency_of(parameter, hints.get(name))
+        if marker is None:
+            continue
+        # Annotated[T, Depends()] without a callable means "call T".
+        plan.append((name, marker.dependency if marker.dependency is not None else get_args(hints[name])[0]))
+    return tuple(plan)
+
+
 async def resolve_dependencies(
     function: Callable[..., Any],
     overrides: Mapping[Callable[..., Any], Callable[..., Any]],
@@ -123,22 +147,10 @@ async def resolve_dependencies(
     current_task: Any,
 ) -> dict[str, Any]:
     """Keyword arguments for every injected parameter of ``function``."""
-    import typing
-
-    try:
-        hints = typing.get_type_hints(function, include_extras=True)
-    except Exception:
-        hints = {}
     values: dict[str, Any] = {}
-    for name, parameter in inspect.signature(function).parameters.items():
-        if parameter.default is CURRENT_TASK:
+    for name, source in _injection_plan(function):
+        if source is CURRENT_TASK:
             values[name] = current_task
-            continue
-        marker = dependency_of(parameter, hints.get(name))
-        if marker is None:
-            continue
-        dependency = marker.dependency
-        if dependency is None:  # Annotated[T, Depends()] means "call T"
-            dependency = get_args(hints[name])[0]
-        values[name] = await _call(dependency, overrides, cache, stack, current_task)
+        else:
+            values[name] = await _call(source, overrides, cache, stack, current_task)
     return values

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from sheppy_core._dependencies import resolve_dependencies
 from sheppy_core._registry import TaskDefinition, get_definition
@@ -35,6 +35,7 @@ logger = logging.getLogger("sheppy.worker")
 Middleware = Callable[..., Any]
 
 _PERMANENT = (TaskNotRegisteredError,)
+_ANY: TypeAdapter[Any] = TypeAdapter(Any)
 
 
 @dataclass
@@ -177,9 +178,7 @@ def _json_result(definition: TaskDefinition, value: Any) -> tuple[Any, list[Task
     if definition.return_adapter is not None:
         value = definition.return_adapter.validate_python(value)
         return definition.return_adapter.dump_python(value, mode="json"), chained
-    from pydantic import TypeAdapter
-
-    return TypeAdapter(Any).dump_python(value, mode="json"), chained
+    return _ANY.dump_python(value, mode="json"), chained
 
 
 async def run_attempt(
