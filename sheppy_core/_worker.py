@@ -124,6 +124,9 @@ class Worker:
         self._cron_polling_interval = 10.0
         self._running: dict[str, _Running] = {}
         self._slot_freed = asyncio.Event()
+        # Set when this worker schedules a retry or a rate-limit deferral, so its scheduler wakes for
+        # it instead of finishing a longer sleep.
+        self._rescheduled = {name: asyncio.Event() for name in names}
         self._stop: asyncio.Event | None = None
         self._force = False
         self._claimed = 0
@@ -270,6 +273,8 @@ class Worker:
         task_id = str(record["id"])
         try:
             outcome = await self.processor.process(queue, record)
+            if outcome.status in ("retrying", "scheduled"):
+                self._rescheduled[queue.name].set()
             if outcome.status == "completed":
                 self.stats.processed += 1
             elif outcome.status in ("failed", "crashed", "retrying"):
@@ -353,7 +358,9 @@ class Worker:
 
     async def _scheduler_loop(self, queue: Queue) -> None:
         assert self._stop is not None
+        wakeup = self._rescheduled[queue.name]
         while not self._stop.is_set():
+            wakeup.clear()
             try:
                 await self.backend.pop_scheduled(queue.name)
                 upcoming = await self.backend.next_scheduled_at(queue.name)
@@ -363,7 +370,8 @@ class Worker:
             delay = self._scheduler_polling_interval
             if upcoming is not None:
                 delay = min(delay, max((upcoming - datetime.now(UTC)).total_seconds(), 0.0))
-            await self._wait_or_stop(asyncio.sleep(delay))
+            with contextlib.suppress(TimeoutError):
+                await self._wait_or_stop(asyncio.wait_for(wakeup.wait(), delay))
 
     async def _cron_loop(self, queue: Queue) -> None:
         assert self._stop is not None

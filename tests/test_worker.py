@@ -251,6 +251,23 @@ async def test_cron_occurrences_are_created_once_across_workers(
     assert len({s.id for s in scheduled}) == 3 and all(s.cron_id for s in scheduled)
     due = await queue._enqueue_scheduled(scheduled[0].scheduled_at)
     assert [d.id for d in due] == [scheduled[0].id]
+    start_worker(enable_scheduler=False, enable_cron_manager=False)
+    ran = await queue.wait_for(due[0], timeout=5)
+    assert ran is not None and ran.status == "completed" and ran.result == "tick"
+
+
+async def test_retry_wakes_the_scheduler_instead_of_waiting_for_its_poll(
+    queue: Queue, backend: MemoryBackend
+) -> None:
+    worker = Worker("q", backend)
+    worker._scheduler_polling_interval = 30  # without the wake-up, the retry would wait 30 s
+    job = asyncio.create_task(worker.work(register_signal_handlers=False))
+    task = t.fails_once(f"wake-{uuid.uuid4()}")
+    await queue.add(task)
+    done = await queue.wait_for(task, timeout=10)
+    assert done is not None and done.status == "completed" and done.retry_count == 1
+    worker.stop()
+    await job
 
 
 async def test_middleware_wraps_execution(queue: Queue, start_worker: Callable[..., Worker]) -> None:
