@@ -45,6 +45,8 @@ logger = logging.getLogger("sheppy.worker")
 BACKOFF_START = 0.01
 BACKOFF_MAX = 1.0
 CRON_LOOKAHEAD = 3
+BURST_HORIZON = 1.0
+"""``oneshot`` also waits for scheduled tasks due within this many seconds."""
 
 
 @dataclass
@@ -127,6 +129,8 @@ class Worker:
         # Set when this worker schedules a retry or a rate-limit deferral, so its scheduler wakes for
         # it instead of finishing a longer sleep.
         self._rescheduled = {name: asyncio.Event() for name in names}
+        # Tasks this worker put back to wait (retry, rate limit): ``oneshot`` waits for them to run.
+        self._awaiting = {name: set[str]() for name in names}
         self._stop: asyncio.Event | None = None
         self._force = False
         self._claimed = 0
@@ -258,14 +262,29 @@ class Worker:
                 self._start(queue, record)
 
     async def _more_work_soon(self, queue: Queue) -> bool:
-        """For ``oneshot``: tasks still running here may chain or retry into this queue."""
-        if not any(r.queue is queue for r in self._running.values()):
+        """For ``oneshot``: is this queue not drained yet? True while tasks run here (they may chain
+        or retry), while tasks this worker rescheduled still wait, or while a scheduled task is due
+        within ``BURST_HORIZON``; sleeps a little before saying so."""
+        if any(r.queue is queue for r in self._running.values()):
+            self._slot_freed.clear()
+            await self._wait_or_stop(self._slot_freed.wait())
+            return True
+        awaiting = self._awaiting[queue.name]
+        if awaiting:
+            records = await self.backend.get_tasks(queue.name, list(awaiting))
+            awaiting.intersection_update(
+                task_id for task_id, record in records.items() if record.get("finished_at") is None
+            )
+        upcoming = await self.backend.next_scheduled_at(queue.name)
+        wait = (upcoming - datetime.now(UTC)).total_seconds() if upcoming is not None else None
+        if not awaiting and (wait is None or wait > BURST_HORIZON):
             return False
-        await self._wait_or_stop(self._slot_freed.wait())
+        await self._wait_or_stop(asyncio.sleep(min(max(wait or 0.0, 0.01), BURST_HORIZON)))
         return True
 
     def _start(self, queue: Queue, record: dict[str, Any]) -> None:
         task_id = str(record["id"])
+        self._awaiting[queue.name].discard(task_id)
         job = asyncio.create_task(self._run(queue, record))
         self._running[task_id] = _Running(queue, record, job)
 
@@ -274,6 +293,7 @@ class Worker:
         try:
             outcome = await self.processor.process(queue, record)
             if outcome.status in ("retrying", "scheduled"):
+                self._awaiting[queue.name].add(task_id)
                 self._rescheduled[queue.name].set()
             if outcome.status == "completed":
                 self.stats.processed += 1

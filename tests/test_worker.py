@@ -306,6 +306,18 @@ async def test_oneshot_exits_when_empty(queue: Queue, backend: MemoryBackend) ->
     assert worker.stats.processed == 5 and await queue.size() == 0
 
 
+async def test_oneshot_waits_for_its_own_retries(queue: Queue, backend: MemoryBackend) -> None:
+    task = t.fails_once(f"burst-{uuid.uuid4()}")
+    far = t.add(9, 9)
+    await queue.add(task)
+    await queue.schedule(far, timedelta(hours=1))  # scheduled far ahead: not this run's business
+    worker = Worker("q", backend)
+    await asyncio.wait_for(worker.work(oneshot=True, register_signal_handlers=False), 10)
+    done = await queue.get_task(task)
+    assert done is not None and done.status == "completed" and done.retry_count == 1
+    assert [s.id for s in await queue.get_scheduled()] == [far.id]
+
+
 async def test_max_tasks(queue: Queue, backend: MemoryBackend) -> None:
     await queue.add([t.add(i, i) for i in range(5)])
     worker = Worker("q", backend, max_concurrent_tasks=1)
