@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sheppy_core._declarative_cron import DeclarativeCrons
 from sheppy_core._processing import TaskProcessor
 from sheppy_core._queue import Queue
 from sheppy_core._registry import import_task_modules
@@ -134,6 +135,7 @@ class Worker:
         self._stop: asyncio.Event | None = None
         self._force = False
         self._claimed = 0
+        self._declared_crons = DeclarativeCrons()
 
     # -- control ---------------------------------------------------------------------------------
 
@@ -157,6 +159,7 @@ class Worker:
         self._stop = asyncio.Event()
         self._force = False
         self._claimed = 0
+        self._declared_crons = DeclarativeCrons()
         loop = asyncio.get_running_loop()
         handled: list[signal.Signals] = []
         if register_signal_handlers:
@@ -164,6 +167,9 @@ class Worker:
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.add_signal_handler(sig, self.stop)
                     handled.append(sig)
+        # A backend this worker connected is disconnected when it stops (a driver's threads would
+        # otherwise keep a `sheppy work --burst` process alive); one the caller connected stays so.
+        owns_connection = not self.backend.is_connected
         await self.backend.connect()
         logger.info(
             "worker %s started on queue(s) %s", self.worker_id, ", ".join(q.name for q in self.queues)
@@ -190,6 +196,9 @@ class Worker:
             await asyncio.gather(*claimers, *helpers, return_exceptions=True)
             for sig in handled:
                 loop.remove_signal_handler(sig)
+            if owns_connection:
+                with contextlib.suppress(BackendError):
+                    await self.backend.disconnect()
             logger.info(
                 "worker %s stopped: %d processed, %d failed",
                 self.worker_id,
@@ -403,6 +412,14 @@ class Worker:
             await self._wait_or_stop(asyncio.sleep(self._cron_polling_interval))
 
     async def _schedule_crons(self, queue: Queue) -> None:
+        if queue is self.queues[0]:
+            # Declarative crons ([[tool.sheppy.cron]]): once per pass for all of this worker's queues.
+            try:
+                await self._declared_crons.maybe_reconcile(self.backend, [q.name for q in self.queues])
+            except BackendError:
+                raise
+            except Exception:
+                logger.exception("declarative cron reconciliation failed; crons left as they are")
         for data in await self.backend.get_crons(queue.name):
             try:
                 cron = TaskCron.model_validate(data)

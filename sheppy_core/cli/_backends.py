@@ -1,0 +1,145 @@
+"""``sheppy backends``: installed plugins; ``sheppy backends check URL``: is this backend healthy?"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from sheppy_core.backend import redact_url
+from sheppy_core.cli._common import (
+    Format,
+    FormatOption,
+    console,
+    errors,
+    make_backend,
+    print_json,
+    run,
+    settings_from,
+)
+from sheppy_core.exceptions import BackendConnectionError
+
+__all__ = ["backends_app"]
+
+backends_app = typer.Typer(
+    help="List installed backend plugins, or check one backend with 'backends check URL'.",
+    invoke_without_command=True,
+)
+
+PROBE_QUEUE = "sheppy-backends-check"
+
+
+@backends_app.callback(invoke_without_command=True)
+def backends(ctx: typer.Context, fmt: FormatOption = Format.table) -> None:
+    """Every installed backend plugin: distribution, version, URL schemes, contract, capabilities."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from sheppy_core._plugins import _describe, failed_plugins, get_backend_plugins
+
+    rows = [_describe(p) for p in get_backend_plugins()]
+    if fmt is Format.json:
+        print_json({"backends": rows, "failed": dict(failed_plugins())})
+        return
+    table = Table(title="Installed sheppy backends")
+    for column in ("distribution", "version", "schemes", "contract", "capabilities", "problem"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            row["distribution"],
+            row["version"],
+            ", ".join(row["schemes"]),
+            str(row["contract_version"]),
+            ", ".join(row["capabilities"]),
+            row["problem"] or "",
+        )
+    console.print(table)
+    for name, error in failed_plugins().items():
+        errors.print(f"plugin {name} failed to load: {error}", highlight=False)
+
+
+async def _check(url: str, samples: int, timeout: float) -> dict[str, Any]:
+    from sheppy_core._plugins import plugin_for_url
+
+    plugin = plugin_for_url(url)
+    backend = make_backend(url)
+    report: dict[str, Any] = {
+        "url": redact_url(url),
+        "backend": f"{type(backend).__module__}.{type(backend).__qualname__}",
+        "distribution": f"{plugin.distribution} {plugin.version}",
+        "contract_version": plugin.contract_version,
+        "capabilities": sorted(plugin.capabilities),
+    }
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(backend.connect(), timeout)
+    except TimeoutError:
+        raise BackendConnectionError(f"no answer within {timeout:g} s") from None
+    try:
+        report["connect_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        report["server"] = await asyncio.wait_for(backend.server_info(), timeout)
+        timings = []
+        for _ in range(samples):
+            began = time.perf_counter()
+            await asyncio.wait_for(backend.size(PROBE_QUEUE), timeout)
+            timings.append((time.perf_counter() - began) * 1000)
+        timings.sort()
+        report["latency_ms"] = {
+            "samples": samples,
+            "median": round(statistics.median(timings), 3),
+            "min": round(timings[0], 3),
+            "max": round(timings[-1], 3),
+        }
+    except TimeoutError:
+        raise BackendConnectionError(
+            f"the server stopped answering (no reply within {timeout:g} s)"
+        ) from None
+    finally:
+        try:
+            await backend.disconnect()
+        except Exception:  # a failing disconnect must not hide the report
+            report["disconnect"] = "failed"
+    return report
+
+
+@backends_app.command("check")
+def check(
+    url: Annotated[
+        str | None,
+        typer.Argument(
+            help="Backend URL (default: SHEPPY_BACKEND_URL, [tool.sheppy] backend).", show_default=False
+        ),
+    ] = None,
+    samples: Annotated[int, typer.Option("--samples", min=1, max=10000, help="Round trips to time.")] = 20,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1, help="Seconds to wait for the server.")
+    ] = 10.0,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Connect to a backend; report server version, schema state and round-trip latency."""
+    settings = settings_from(url)
+    report = run(_check(settings.backend_url, samples, timeout), settings.backend_url)
+    if fmt is Format.json:
+        print_json(report)
+        return
+    table = Table(title=f"Backend check: {report['url']}", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value", overflow="fold")
+    table.add_row("backend", report["backend"])
+    table.add_row("plugin", report["distribution"])
+    table.add_row("contract", str(report["contract_version"]))
+    table.add_row("capabilities", ", ".join(report["capabilities"]))
+    table.add_row("connect", f"{report['connect_ms']} ms")
+    for key, value in report["server"].items():
+        table.add_row(key.replace("_", " "), str(value))
+    latency = report["latency_ms"]
+    table.add_row(
+        "round trip (size)",
+        f"median {latency['median']} ms over {latency['samples']} calls "
+        f"(min {latency['min']}, max {latency['max']})",
+    )
+    console.print(table)
+    console.print("[green]ok[/]")

@@ -1,0 +1,424 @@
+"""``sheppy task ...`` and ``sheppy experimental task ...``: inspect, enqueue, retry, cancel tasks."""
+
+from __future__ import annotations
+
+import re
+import traceback
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.table import Table
+
+from sheppy_core._queue import Queue
+from sheppy_core.cli._common import (
+    Format,
+    FormatOption,
+    QueueOption,
+    UrlOption,
+    connected,
+    console,
+    fail,
+    parse_json_args,
+    print_json,
+    run,
+    settings_from,
+    validation_line,
+)
+from sheppy_core.cli._resolve import build_task, resolve_task_name
+from sheppy_core.exceptions import SheppyError
+from sheppy_core.models import Task
+
+__all__ = ["experimental_app", "task_app"]
+
+task_app = typer.Typer(help="Inspect, enqueue, schedule, retry and test tasks.", no_args_is_help=True)
+experimental_app = typer.Typer(help="Operations that may still change.", no_args_is_help=True)
+experimental_task_app = typer.Typer(help="Cancel or delete tasks.", no_args_is_help=True)
+experimental_app.add_typer(experimental_task_app, name="task")
+
+STATUSES = (
+    "all",
+    "pending",
+    "scheduled",
+    "processing",
+    "retrying",
+    "completed",
+    "failed",
+    "cancelled",
+    "crashed",
+)
+
+ArgsOption = Annotated[
+    str | None, typer.Option("-a", "--args", help="Positional arguments as a JSON array, e.g. '[1, 2]'.")
+]
+KwargsOption = Annotated[
+    str | None, typer.Option("-k", "--kwargs", help="Keyword arguments as a JSON object, e.g. '{\"x\": 1}'.")
+]
+FuncArgument = Annotated[str, typer.Argument(help="The @task function, as module:function.")]
+IdArgument = Annotated[str, typer.Argument(help="Task id (UUID).")]
+
+
+def _task_id(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        fail(f"{value!r} is not a task id (expected a UUID such as 3f2b...-...)")
+
+
+def _make_task(func: str, args: str | None, kwargs: str | None) -> Task[Any]:
+    """Everything checked before any backend is touched: a bad name or argument enqueues nothing."""
+    positional, keywords = parse_json_args(args, kwargs)
+    try:
+        definition = resolve_task_name(func)
+        return build_task(definition.name, positional, keywords)
+    except ValidationError as exc:
+        fail(validation_line(exc))
+    except SheppyError as exc:
+        fail(str(exc))
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+def _short(value: Any, width: int = 40) -> str:
+    text = str(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _tasks_table(rows: list[tuple[str, Task[Any]]], title: str, show_queue: bool) -> Table:
+    table = Table(title=title)
+    columns = ["queue"] if show_queue else []
+    columns += ["id", "function", "status", "finished", "retries", "result / error"]
+    for column in columns:
+        table.add_column(column, no_wrap=column in ("id", "status"), overflow="ellipsis")
+    for queue_name, task in rows:
+        outcome = str(task.exception) if task.exception else ("" if task.result is None else task.result)
+        cells = [queue_name] if show_queue else []
+        cells += [
+            str(task.id),
+            task.spec.func,
+            task.status,
+            _when(task.finished_at),
+            str(task.retry_count),
+            _short(outcome),
+        ]
+        table.add_row(*cells)
+    return table
+
+
+def _dump(task: Task[Any], queue_name: str | None = None) -> dict[str, Any]:
+    data = task.model_dump(mode="json")
+    if queue_name is not None:
+        data["queue"] = queue_name
+    return data
+
+
+@task_app.command("list")
+def list_tasks(
+    queue: QueueOption = None,
+    backend_url: UrlOption = None,
+    status: Annotated[
+        str, typer.Option("-s", "--status", help="Only tasks in this state: " + "|".join(STATUSES) + ".")
+    ] = "all",
+    fmt: FormatOption = Format.table,
+) -> None:
+    """List the tasks of one or more queues, optionally only those in one state."""
+    if status not in STATUSES:
+        fail(f"--status must be one of {', '.join(STATUSES)}, not {status!r}")
+    settings = settings_from(backend_url, queue)
+
+    async def collect() -> list[tuple[str, Task[Any]]]:
+        async with connected(settings.backend_url) as backend:
+            found: list[tuple[str, Task[Any]]] = []
+            for name in settings.queues:
+                tasks = await Queue(backend, name).get_all_tasks()
+                found += [(name, t) for t in tasks if status == "all" or t.status == status]
+        found.sort(key=lambda pair: pair[1].created_at)
+        return found
+
+    rows = run(collect(), settings.backend_url)
+    if fmt is Format.json:
+        print_json([_dump(task, name) for name, task in rows])
+        return
+    where = ", ".join(settings.queues)
+    title = f"Tasks in {where}" + ("" if status == "all" else f" ({status})")
+    console.print(_tasks_table(rows, title, show_queue=len(settings.queues) > 1))
+
+
+@task_app.command("info")
+def info(
+    task_id: IdArgument,
+    queue: QueueOption = None,
+    backend_url: UrlOption = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Show one task: arguments, status, result, error and traceback, retries, lease."""
+    settings = settings_from(backend_url, queue)
+    wanted = _task_id(task_id)
+
+    async def fetch() -> Task[Any] | None:
+        async with connected(settings.backend_url) as backend:
+            return await Queue(backend, settings.queue).get_task(wanted)
+
+    task = run(fetch(), settings.backend_url)
+    if task is None:
+        fail(f"task {wanted} not found in queue {settings.queue!r}")
+    if fmt is Format.json:
+        print_json(_dump(task, settings.queue))
+        return
+    table = Table(title=f"Task {task.id}", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    fields: list[tuple[str, Any]] = [
+        ("queue", settings.queue),
+        ("function", task.spec.func),
+        ("args", list(task.spec.args)),
+        ("kwargs", task.spec.kwargs),
+        ("status", task.status),
+        ("result", task.result),
+        ("error", task.exception),
+        ("created", task.created_at),
+        ("scheduled", task.scheduled_at),
+        ("finished", task.finished_at),
+        ("retries", f"{task.retry_count} of {task.config.retry}"),
+        ("next retry", task.next_retry_at),
+        ("claimed by", task.claimed_by),
+        ("lease expires", task.lease_expires_at),
+        ("deliveries", task.deliveries),
+        ("cron", task.cron_id),
+        ("workflow", task.workflow_id),
+    ]
+    for name, value in fields:
+        if value is not None and value != "":
+            table.add_row(name, str(value))
+    console.print(table)
+    if task.exception is not None and task.exception.traceback:
+        console.print(task.exception.traceback, highlight=False, markup=False)
+
+
+@task_app.command("retry")
+def retry(
+    task_id: Annotated[str | None, typer.Argument(help="Task id (UUID); omit with --all-failed.")] = None,
+    queue: QueueOption = None,
+    backend_url: UrlOption = None,
+    force: Annotated[bool, typer.Option("-f", "--force", help="Also re-run a completed task.")] = False,
+    all_failed: Annotated[
+        bool, typer.Option("--all-failed", help="Retry every failed or crashed task of the queue(s).")
+    ] = False,
+) -> None:
+    """Queue a finished task again (a completed one needs --force)."""
+    if (task_id is None) == (not all_failed):
+        fail("give either a task id or --all-failed (not both)")
+    settings = settings_from(backend_url, queue)
+    wanted = _task_id(task_id) if task_id is not None else None
+
+    async def again() -> list[tuple[str, str]]:
+        done: list[tuple[str, str]] = []
+        async with connected(settings.backend_url) as backend:
+            if wanted is not None:
+                q = Queue(backend, settings.queue)
+                if not await q.retry(wanted, force=force):
+                    raise ValueError(f"task {wanted} not found in queue {settings.queue!r}")
+                return [(settings.queue, wanted)]
+            for name in settings.queues:
+                q = Queue(backend, name)
+                for task in await q.get_all_tasks():
+                    if task.status in ("failed", "crashed") and await q.retry(task):
+                        done.append((name, str(task.id)))
+        return done
+
+    retried = run(again(), settings.backend_url)
+    for name, ident in retried:
+        console.print(f"task {ident} queued again in {name!r}", highlight=False)
+    if all_failed:
+        console.print(f"{len(retried)} task(s) queued again", highlight=False)
+
+
+@task_app.command("add")
+def add(
+    func: FuncArgument,
+    args: ArgsOption = None,
+    kwargs: KwargsOption = None,
+    queue: QueueOption = None,
+    backend_url: UrlOption = None,
+    wait: Annotated[bool, typer.Option("-w", "--wait", help="Wait for the result and print it.")] = False,
+    timeout: Annotated[
+        float, typer.Option("-t", "--timeout", min=0, help="With --wait: give up after S seconds (0: never).")
+    ] = 0.0,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Enqueue a registered @task function by name."""
+    task = _make_task(func, args, kwargs)
+    settings = settings_from(backend_url, queue)
+
+    async def enqueue() -> Task[Any] | None:
+        async with connected(settings.backend_url) as backend:
+            q = Queue(backend, settings.queue)
+            if not await q.add(task):
+                raise ValueError(f"task {task.id} already exists in queue {settings.queue!r}")
+            if not wait:
+                return None
+            try:
+                return await q.wait_for(task, timeout=timeout)
+            except TimeoutError:
+                raise TimeoutError(
+                    f"task {task.id} was queued but did not finish within {timeout:g} s"
+                ) from None
+
+    finished = run(enqueue(), settings.backend_url)
+    _report(task, finished, settings.queue, fmt)
+
+
+def _report(task: Task[Any], finished: Task[Any] | None, queue_name: str, fmt: Format) -> None:
+    shown = finished or task
+    if fmt is Format.json:
+        print_json(_dump(shown, queue_name))
+    elif finished is None:
+        console.print(f"task {task.id} queued in {queue_name!r} ({task.spec.func})", highlight=False)
+    elif finished.status == "completed":
+        console.print(f"task {task.id} completed: {finished.result!r}", highlight=False)
+    else:
+        console.print(f"task {task.id} {finished.status}: {finished.exception}", highlight=False)
+    if finished is not None and finished.status != "completed":
+        raise typer.Exit(1)
+
+
+_DELAY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_delay(text: str) -> timedelta:
+    """``30s``, ``5m``, ``2h``, ``1d`` or a plain number of seconds."""
+    match = _DELAY.match(text.lower())
+    if match is None:
+        fail(f"--delay {text!r} is not a delay such as 30s, 5m, 2h or 1d")
+    return timedelta(seconds=float(match.group(1)) * _UNIT[match.group(2)])
+
+
+def parse_at(text: str) -> datetime:
+    """An ISO 8601 time; a naive one is taken as UTC."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"--at {text!r} is not an ISO 8601 time such as 2030-01-01T12:00:00+00:00")
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+@task_app.command("schedule")
+def schedule(
+    func: FuncArgument,
+    delay: Annotated[str | None, typer.Option("--delay", help="Run after 30s, 5m, 2h, 1d ...")] = None,
+    at: Annotated[str | None, typer.Option("--at", help="Run at this ISO 8601 time (naive = UTC).")] = None,
+    args: ArgsOption = None,
+    kwargs: KwargsOption = None,
+    queue: QueueOption = None,
+    backend_url: UrlOption = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Schedule a registered @task function to run later."""
+    if (delay is None) == (at is None):
+        fail("give exactly one of --delay or --at")
+    when: datetime | timedelta = parse_delay(delay) if delay is not None else parse_at(at or "")
+    task = _make_task(func, args, kwargs)
+    settings = settings_from(backend_url, queue)
+
+    async def store() -> None:
+        async with connected(settings.backend_url) as backend:
+            if not await Queue(backend, settings.queue).schedule(task, when):
+                raise ValueError(f"task {task.id} already exists in queue {settings.queue!r}")
+
+    run(store(), settings.backend_url)
+    due = datetime.now(UTC) + when if isinstance(when, timedelta) else when
+    if fmt is Format.json:
+        print_json({**_dump(task, settings.queue), "due": due.isoformat()})
+    else:
+        console.print(
+            f"task {task.id} scheduled in {settings.queue!r} for {due.isoformat()} ({task.spec.func})",
+            highlight=False,
+        )
+
+
+@task_app.command("test")
+def try_task(
+    func: FuncArgument,
+    args: ArgsOption = None,
+    kwargs: KwargsOption = None,
+    trace: Annotated[bool, typer.Option("-t", "--trace", help="Show the traceback of a failure.")] = False,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Run a registered @task function once, in this process, without a backend."""
+    from sheppy_core._testqueue import TestQueue
+
+    task = _make_task(func, args, kwargs)
+    test_queue = TestQueue()
+    test_queue.add(task)
+    try:
+        test_queue.process_all()
+    except Exception:  # the runner records task failures; anything else is a bug worth showing
+        traceback.print_exc()
+        raise typer.Exit(1) from None
+    finished = test_queue.get_task(task.id)
+    if finished is None:
+        fail(f"task {task.id} vanished from the test queue")
+    _report_test(finished, trace, fmt)
+
+
+def _report_test(finished: Task[Any], trace: bool, fmt: Format) -> None:
+    if fmt is Format.json:
+        print_json(_dump(finished))
+    elif finished.status == "completed":
+        console.print(f"{finished.spec.func} completed: {finished.result!r}", highlight=False)
+    else:
+        console.print(f"{finished.spec.func} {finished.status}: {finished.exception}", highlight=False)
+        if trace and finished.exception is not None and finished.exception.traceback:
+            console.print(finished.exception.traceback, highlight=False, markup=False)
+    if finished.status != "completed":
+        raise typer.Exit(1)
+
+
+@experimental_task_app.command("cancel")
+def cancel(
+    task_id: IdArgument,
+    queue: QueueOption = None,
+    backend_url: UrlOption = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Cancel a task that is still waiting (queued, scheduled or waiting for a retry)."""
+    settings = settings_from(backend_url, queue)
+    wanted = _task_id(task_id)
+
+    async def stop() -> Task[Any]:
+        async with connected(settings.backend_url) as backend:
+            return await Queue(backend, settings.queue).cancel(wanted)
+
+    cancelled = run(stop(), settings.backend_url)
+    if fmt is Format.json:
+        print_json(_dump(cancelled, settings.queue))
+    else:
+        console.print(f"task {wanted} cancelled", highlight=False)
+
+
+@experimental_task_app.command("delete")
+def delete(
+    task_id: IdArgument,
+    queue: QueueOption = None,
+    backend_url: UrlOption = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Delete a finished task record."""
+    settings = settings_from(backend_url, queue)
+    wanted = _task_id(task_id)
+
+    async def remove() -> bool:
+        async with connected(settings.backend_url) as backend:
+            return await Queue(backend, settings.queue).delete(wanted)
+
+    if not run(remove(), settings.backend_url):
+        fail(f"task {wanted} not found in queue {settings.queue!r}")
+    if fmt is Format.json:
+        print_json({"id": wanted, "deleted": True})
+    else:
+        console.print(f"task {wanted} deleted", highlight=False)

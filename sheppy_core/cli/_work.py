@@ -1,0 +1,275 @@
+"""``sheppy work``: run a worker; ``--burst`` drains the queues and exits, showing progress."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import typer
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from sheppy_core._settings import Settings
+from sheppy_core._worker import Worker
+from sheppy_core.backend import Backend, redact_url
+from sheppy_core.cli._common import QueueOption, UrlOption, errors, fail, make_backend, run, settings_from
+from sheppy_core.exceptions import BackendError, ConfigurationError, SheppyError
+
+__all__ = ["work"]
+
+logger = logging.getLogger("sheppy.cli")
+
+PROGRESS_INTERVAL = 0.25
+LOG_INTERVAL = 5.0
+
+
+@contextlib.contextmanager
+def _logging(level: str, rich_console: bool) -> Iterator[None]:
+    """Send sheppy's log records to stderr at ``level`` for the duration of the command.
+
+    Handler and level are restored afterwards, so running a command in-process (tests, embedding)
+    leaves no handler pointing at a stream that is closed later.
+    """
+    handler: logging.Handler
+    if rich_console:
+        handler = RichHandler(console=errors, show_path=False, rich_tracebacks=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    sheppy_logger = logging.getLogger("sheppy")
+    previous = sheppy_logger.level
+    sheppy_logger.addHandler(handler)
+    sheppy_logger.setLevel(level.upper())
+    try:
+        yield
+    finally:
+        sheppy_logger.removeHandler(handler)
+        sheppy_logger.setLevel(previous)
+
+
+async def _call_prestart(name: str) -> None:
+    """Import and call the prestart hook once; any failure aborts before a worker starts."""
+    import importlib
+
+    module_name, _, function_name = name.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in function_name.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"cannot load prestart hook {name!r}: {exc}") from None
+    if not callable(target):
+        raise ConfigurationError(f"prestart hook {name!r} is not callable")
+    try:
+        outcome = target()
+        if inspect.isawaitable(outcome):
+            await outcome
+    except Exception as exc:
+        raise ConfigurationError(f"prestart hook {name!r} failed: {type(exc).__name__}: {exc}") from None
+
+
+async def _remaining(backend: Backend, queues: list[str]) -> int:
+    return sum([await backend.size(name) for name in queues])
+
+
+async def _burst(worker: Worker, max_tasks: int | None, interactive: bool) -> tuple[int, int, float]:
+    """Run ``worker`` until its queues are empty, reporting progress; returns (done, failed, seconds)."""
+    names = [q.name for q in worker.queues]
+    job = asyncio.create_task(worker.work(max_tasks=max_tasks, oneshot=True))
+    started = time.monotonic()
+    progress: Progress | None = None
+    bar = None
+    if interactive:
+        progress = Progress(
+            TextColumn("[bold]burst[/]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(
+                "done {task.fields[done]} · failed {task.fields[failed]} · "
+                "remaining {task.fields[remaining]} · {task.fields[rate]:.1f} tasks/s"
+            ),
+            TimeElapsedColumn(),
+            console=errors,
+            transient=False,
+        )
+        progress.start()
+        bar = progress.add_task("burst", total=None, done=0, failed=0, remaining="?", rate=0.0)
+    last_log = started
+
+    async def report(final: bool) -> None:
+        nonlocal last_log
+        if not worker.backend.is_connected:
+            return
+        done, failed = worker.stats.processed, worker.stats.failed
+        try:
+            remaining = await _remaining(worker.backend, names)
+        except BackendError:
+            return  # the worker logs backend trouble itself; the display just skips a beat
+        rate = (done + failed) / max(time.monotonic() - started, 1e-9)
+        if progress is not None and bar is not None:
+            total = done + failed + remaining + (0 if final else len(worker._running))
+            progress.update(
+                bar,
+                completed=done + failed,
+                total=total,
+                done=done,
+                failed=failed,
+                remaining=remaining,
+                rate=rate,
+            )
+        elif not final and time.monotonic() - last_log >= LOG_INTERVAL:
+            last_log = time.monotonic()
+            logger.info("burst: done=%d failed=%d remaining=%d (%.1f tasks/s)", done, failed, remaining, rate)
+
+    try:
+        while not job.done():
+            await asyncio.wait({job}, timeout=PROGRESS_INTERVAL)
+            if not job.done():
+                await report(final=False)
+        await job
+        await report(final=True)
+    finally:
+        if not job.done():
+            job.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await job
+        if progress is not None:
+            progress.stop()
+    return worker.stats.processed, worker.stats.failed, time.monotonic() - started
+
+
+def work(
+    queue: QueueOption = None,
+    backend_url: UrlOption = None,
+    max_concurrent: Annotated[
+        int | None,
+        typer.Option(
+            "-c",
+            "--max-concurrent",
+            help="Tasks run at once (>= 1). Env: SHEPPY_MAX_CONCURRENT_TASKS; "
+            "[tool.sheppy] max_concurrent_tasks; default 10.",
+            show_default=False,
+        ),
+    ] = None,
+    max_prefetch: Annotated[
+        int | None, typer.Option("--max-prefetch", min=1, help="Claim at most this many tasks at a time.")
+    ] = None,
+    oneshot: Annotated[bool, typer.Option("--oneshot", help="Exit once every queue is empty.")] = False,
+    burst: Annotated[
+        bool,
+        typer.Option(
+            "--burst",
+            help="Exit once every queue is empty, showing progress (done / failed / remaining, "
+            "throughput) on a terminal and log lines otherwise.",
+        ),
+    ] = False,
+    max_tasks: Annotated[
+        int | None, typer.Option("--max-tasks", min=1, help="Stop after claiming this many tasks.")
+    ] = None,
+    disable_job_processing: Annotated[bool, typer.Option("--disable-job-processing")] = False,
+    disable_scheduler: Annotated[bool, typer.Option("--disable-scheduler")] = False,
+    disable_cron_manager: Annotated[bool, typer.Option("--disable-cron-manager")] = False,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "-l",
+            "--log-level",
+            help="debug|info|warning|error. Env: SHEPPY_LOG_LEVEL; [tool.sheppy] log_level; default info.",
+            show_default=False,
+        ),
+    ] = None,
+    shutdown_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--shutdown-timeout",
+            help="Seconds to let running tasks finish on SIGTERM (>= 0). Env: SHEPPY_SHUTDOWN_TIMEOUT; "
+            "[tool.sheppy] shutdown_timeout; default 30.",
+            show_default=False,
+        ),
+    ] = None,
+    import_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--import",
+            "-i",
+            help="Module whose @task functions this worker runs; repeat for several. [tool.sheppy] tasks.",
+            show_default=False,
+        ),
+    ] = None,
+    prestart: Annotated[
+        str | None,
+        typer.Option(
+            "--prestart",
+            help="module:function called once before the worker starts; a failure aborts. "
+            "Env: SHEPPY_PRESTART; [tool.sheppy] prestart.",
+            show_default=False,
+        ),
+    ] = None,
+    lease: Annotated[
+        float | None,
+        typer.Option("--lease", min=0.1, help="Claim lease in seconds (default: the backend's, 15)."),
+    ] = None,
+) -> None:
+    """Start a worker that runs the @task functions of the imported modules."""
+    settings: Settings = settings_from(
+        backend_url,
+        queue,
+        max_concurrent_tasks=max_concurrent,
+        shutdown_timeout=shutdown_timeout,
+        log_level=log_level,
+        prestart=prestart,
+        tasks=import_,
+    )
+    interactive = burst and errors.is_terminal
+    with _logging(settings.log_level, interactive):
+        url = settings.backend_url
+        try:
+            backend = make_backend(url)
+            worker = Worker(
+                list(settings.queues),
+                backend,
+                shutdown_timeout=settings.shutdown_timeout,
+                max_concurrent_tasks=settings.max_concurrent_tasks,
+                max_prefetch_tasks=max_prefetch,
+                enable_job_processing=not disable_job_processing,
+                enable_scheduler=not disable_scheduler,
+                enable_cron_manager=not disable_cron_manager,
+                task_modules=list(settings.tasks),
+                lease=lease,
+            )
+        except (SheppyError, ValueError) as exc:
+            fail(str(exc), url)
+
+        async def main() -> tuple[int, int, float] | None:
+            if settings.prestart:
+                await _call_prestart(settings.prestart)
+            try:
+                if burst:
+                    return await _burst(worker, max_tasks, interactive)
+                await worker.work(max_tasks=max_tasks, oneshot=oneshot)
+                return None
+            finally:
+                # The worker leaves its backend connected; close it so driver threads let the process exit.
+                with contextlib.suppress(Exception):
+                    await backend.disconnect()
+
+        try:
+            outcome = run(main(), url)
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+    if outcome is not None:
+        done, failed, seconds = outcome
+        rate = (done + failed) / seconds if seconds > 0 else 0.0
+        errors.print(
+            f"burst finished: {done} done, {failed} failed in {seconds:.2f} s ({rate:.1f} tasks/s) "
+            f"on {redact_url(url)}",
+            highlight=False,
+            soft_wrap=True,
+        )

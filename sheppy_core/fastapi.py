@@ -1,0 +1,238 @@
+"""A FastAPI router over a backend: sheppy's routes and status codes (``pip install sheppy-core[fastapi]``).
+
+::
+
+    from fastapi import FastAPI
+    from sheppy_core import MemoryBackend
+    from sheppy_core.fastapi import create_router
+
+    app = FastAPI()
+    app.include_router(create_router(backend, prefix="/sheppy"))
+
+Routes (``{queue}`` is any queue name):
+
+==========================================  ==========================================================
+``GET /queues``                             ``{name: pending count}``
+``GET /{queue}/size``                       tasks waiting to be claimed
+``GET /{queue}/tasks``                      every task of the queue
+``GET /{queue}/tasks/pending?limit=100``    peek at the head of the queue
+``GET /{queue}/tasks/scheduled``            scheduled tasks
+``GET /{queue}/tasks/{task_id}``            one task; 404 if unknown
+``POST /{queue}/tasks/{task_id}/retry``     ``{delay_seconds=0, force=false}``; message; 400/404
+``POST /{queue}/tasks``                     ``{func, args, kwargs}``; the created task; 400 unknown function
+``POST /{queue}/tasks/schedule``            ``{func, args, kwargs, delay_seconds | at}``; the created task
+``POST /{queue}/tasks/clear``               number of records removed
+``GET /{queue}/crons``                      registered crons
+``POST /{queue}/crons``                     ``{func, args, kwargs, expression}``; true; 409 if it exists
+``DELETE /{queue}/crons``                   same body; message; 404 when absent
+==========================================  ==========================================================
+
+Safety: a request names a function as a string. The router looks it up in the ``@task`` registry of this
+process and calls only the registered factory, which validates the arguments and builds a record; it
+never imports a module or calls anything else because a request names it (sheppy's router imports and
+calls whatever it is given). Import your task modules in the web app so their tasks are registered.
+
+sheppy's router has no authentication, and neither has this one: protect it with a dependency, e.g.
+``create_router(backend, dependencies=[Depends(require_admin)])`` (see ``docs/cli.md``).
+"""
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from sheppy_core._queue import Queue
+from sheppy_core.backend import Backend
+from sheppy_core.exceptions import SheppyError
+from sheppy_core.models import Task, TaskCron
+
+# No `from __future__ import annotations` here: FastAPI reads the route annotations at runtime, and
+# they refer to names local to create_router.
+try:
+    import fastapi
+except ImportError:  # pragma: no cover - exercised only without the extra
+    fastapi = None  # type: ignore[assignment]
+
+__all__ = ["AddTaskRequest", "CronRequest", "RetryRequest", "ScheduleTaskRequest", "create_router"]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AddTaskRequest(_Body):
+    """``POST /{queue}/tasks``: the registered ``@task`` name and its arguments."""
+
+    func: str
+    args: list[Any] = Field(default_factory=list)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class ScheduleTaskRequest(AddTaskRequest):
+    """``POST /{queue}/tasks/schedule``: run after ``delay_seconds`` or at ``at`` (naive = UTC)."""
+
+    delay_seconds: float | None = Field(default=None, ge=0)
+    at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _one_time(self) -> "ScheduleTaskRequest":
+        if (self.delay_seconds is None) == (self.at is None):
+            raise ValueError("give exactly one of 'delay_seconds' or 'at'")
+        return self
+
+
+class RetryRequest(_Body):
+    """``POST /{queue}/tasks/{task_id}/retry``."""
+
+    delay_seconds: float = Field(default=0, ge=0)
+    force: bool = False
+
+
+class CronRequest(AddTaskRequest):
+    """``POST`` / ``DELETE /{queue}/crons``."""
+
+    expression: str
+
+
+def _build(request: AddTaskRequest) -> Task[Any]:
+    """The task a request describes, through the registry only; 400 with the reason otherwise."""
+    from sheppy_core.cli._resolve import build_task
+
+    try:
+        return build_task(request.func, request.args, request.kwargs)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise fastapi.HTTPException(400, f"invalid arguments for {request.func}: {problems}") from None
+    except (SheppyError, ValueError) as exc:
+        raise fastapi.HTTPException(400, str(exc)) from None
+
+
+def create_router(
+    backend: Backend | str,
+    *,
+    prefix: str = "",
+    tags: Sequence[str] | None = None,
+    **router_kwargs: Any,
+) -> Any:
+    """An ``APIRouter`` exposing ``backend``'s queues (a ``Backend`` or a URL); extra keyword arguments
+    go to ``APIRouter`` (``dependencies=[...]`` protects every route). ImportError without FastAPI."""
+    if fastapi is None:
+        raise ImportError("create_router needs FastAPI: pip install 'sheppy-core[fastapi]'")
+    if isinstance(backend, str):
+        from sheppy_core._plugins import backend_from_url
+
+        backend = backend_from_url(backend)
+    store: Backend = backend
+    lock = asyncio.Lock()
+
+    async def connected() -> Backend:
+        if not store.is_connected:
+            async with lock:
+                if not store.is_connected:
+                    await store.connect()
+        return store
+
+    async def get_queue(queue: str) -> Queue:
+        return Queue(await connected(), queue)
+
+    QueueDep = Annotated[Queue, fastapi.Depends(get_queue)]
+    router = fastapi.APIRouter(
+        prefix=prefix, tags=list(tags) if tags is not None else ["sheppy"], **router_kwargs
+    )
+
+    @router.get("/queues")
+    async def list_queues() -> dict[str, int]:
+        return await (await connected()).list_queues()
+
+    @router.get("/{queue}/size")
+    async def queue_size(q: QueueDep) -> int:
+        return await q.size()
+
+    @router.get("/{queue}/tasks")
+    async def list_tasks(q: QueueDep) -> list[dict[str, Any]]:
+        return [t.model_dump(mode="json") for t in await q.get_all_tasks()]
+
+    @router.get("/{queue}/tasks/pending")
+    async def list_pending(
+        q: QueueDep, limit: Annotated[int, fastapi.Query(ge=1, le=10000)] = 100
+    ) -> list[dict[str, Any]]:
+        return [t.model_dump(mode="json") for t in await q.get_pending(limit)]
+
+    @router.get("/{queue}/tasks/scheduled")
+    async def list_scheduled(q: QueueDep) -> list[dict[str, Any]]:
+        return [t.model_dump(mode="json") for t in await q.get_scheduled()]
+
+    @router.get("/{queue}/tasks/{task_id}")
+    async def get_task(task_id: uuid.UUID, q: QueueDep) -> dict[str, Any]:
+        task = await q.get_task(task_id)
+        if task is None:
+            raise fastapi.HTTPException(404, f"Task {task_id} not found")
+        return task.model_dump(mode="json")
+
+    @router.post("/{queue}/tasks/{task_id}/retry")
+    async def retry_task(task_id: uuid.UUID, q: QueueDep, retry: RetryRequest | None = None) -> str:
+        request = retry or RetryRequest()
+        at = timedelta(seconds=request.delay_seconds) if request.delay_seconds > 0 else None
+        try:
+            queued = await q.retry(task_id, at=at, force=request.force)
+        except ValueError as exc:
+            raise fastapi.HTTPException(400, str(exc)) from None
+        if not queued:
+            raise fastapi.HTTPException(404, f"Task {task_id} not found")
+        return f"Task {task_id} queued for retry"
+
+    @router.post("/{queue}/tasks")
+    async def add_task(request: AddTaskRequest, q: QueueDep) -> dict[str, Any]:
+        task = _build(request)
+        if not await q.add(task):
+            raise fastapi.HTTPException(500, "Failed to add task to queue")
+        return task.model_dump(mode="json")
+
+    @router.post("/{queue}/tasks/schedule")
+    async def schedule_task(request: ScheduleTaskRequest, q: QueueDep) -> dict[str, Any]:
+        task = _build(request)
+        when: datetime | timedelta
+        if request.delay_seconds is not None:
+            when = timedelta(seconds=request.delay_seconds)
+        else:
+            assert request.at is not None
+            when = request.at if request.at.tzinfo is not None else request.at.replace(tzinfo=UTC)
+        if not await q.schedule(task, when):
+            raise fastapi.HTTPException(500, "Failed to schedule task")
+        stored = await q.get_task(task)
+        return (stored or task).model_dump(mode="json")
+
+    @router.post("/{queue}/tasks/clear")
+    async def clear_tasks(q: QueueDep) -> int:
+        return await q.clear()
+
+    @router.get("/{queue}/crons")
+    async def list_crons(q: QueueDep) -> list[dict[str, Any]]:
+        return [c.model_dump(mode="json") for c in await q.get_crons()]
+
+    def cron_of(request: CronRequest) -> TaskCron:
+        task = _build(request)
+        try:
+            return TaskCron(expression=request.expression, spec=task.spec, config=task.config)
+        except ValidationError as exc:
+            raise fastapi.HTTPException(400, f"invalid cron expression {request.expression!r}") from exc
+
+    @router.post("/{queue}/crons")
+    async def add_cron(request: CronRequest, q: QueueDep) -> bool:
+        cron = cron_of(request)
+        stored = await q.backend.add_cron(q.name, str(cron.deterministic_id), cron.model_dump(mode="json"))
+        if not stored:
+            raise fastapi.HTTPException(409, "Cron job already exists")
+        return True
+
+    @router.delete("/{queue}/crons")
+    async def delete_cron(request: CronRequest, q: QueueDep) -> str:
+        cron = cron_of(request)
+        if not await q.backend.delete_cron(q.name, str(cron.deterministic_id)):
+            raise fastapi.HTTPException(404, "Cron job not found or could not be deleted")
+        return "Cron job deleted"
+
+    return router
