@@ -15,16 +15,15 @@ from tasks import add, flaky_download
 from sheppy_core import Queue
 
 
-async def main() -> None:
+async def main() -> list[str]:
     queue = Queue()
     jobs = [add(i, i) for i in range(5)] + [flaky_download("https://example.org")]
     later = add(100, 1)
     await queue.add(jobs)
     await queue.schedule(later, timedelta(seconds=1))
-    ids = [str(job.id) for job in [*jobs, later]]
-    Path("last_batch.json").write_text(json.dumps(ids))
     print(f"queued {len(jobs)} tasks and scheduled one 1 s ahead on {queue!r}")
+    return [str(job.id) for job in [*jobs, later]]
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    Path("last_batch.json").write_text(json.dumps(asyncio.run(main())))

@@ -9,9 +9,8 @@ from pathlib import Path
 from sheppy_core import Queue
 
 
-async def main() -> None:
+async def main(ids: list[str]) -> None:
     queue = Queue()
-    ids = json.loads(Path("last_batch.json").read_text())
     for task in (await queue.wait_for(ids, timeout=30)).values():
         print(f"  {task.spec.func}{tuple(task.spec.args)} -> {task.status}: {task.result!r}"
               f" (retries: {task.retry_count})")
@@ -19,4 +18,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(json.loads(Path("last_batch.json").read_text())))

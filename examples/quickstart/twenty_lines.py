@@ -5,12 +5,15 @@ from datetime import UTC, datetime, timedelta
 from sheppy_core import MemoryBackend, Queue, Worker, task
 
 runs: dict[str, int] = {}
+cron_ran = asyncio.Event()
 
 @task(retry=1, retry_delay=0.1)
 async def job(name: str) -> str:
     runs[name] = runs.get(name, 0) + 1
     if name == "flaky" and runs[name] == 1:
         raise RuntimeError("first attempt fails")
+    if name == "cron":
+        cron_ran.set()
     return f"{name} at {datetime.now(UTC):%H:%M:%S.%f}"
 
 async def main() -> None:
@@ -22,8 +25,7 @@ async def main() -> None:
     for t in (plain, flaky, later):
         done = await queue.wait_for(t, timeout=10)
         print(done.result, done.status, "retries:", done.retry_count, "after", done.finished_at - start)
-    while "cron" not in runs:  # the cron fires at the next minute boundary
-        await asyncio.sleep(0.2)
+    await asyncio.wait_for(cron_ran.wait(), 61)  # the cron fires at the next minute boundary
     print("cron ran at", datetime.now(UTC).time(), "; runs:", runs)
     worker.cancel()
 
