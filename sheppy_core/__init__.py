@@ -26,6 +26,7 @@ from sheppy_core._queue import Queue
 from sheppy_core._task import task
 from sheppy_core._testqueue import TestQueue
 from sheppy_core._worker import Worker
+from sheppy_core._workflow import Workflow, WorkflowResult, workflow
 from sheppy_core.backend import CONTRACT_VERSION, Backend
 from sheppy_core.backend._memory import MemoryBackend
 from sheppy_core.exceptions import BackendError
@@ -51,10 +52,13 @@ __all__ = [
     "TaskStatus",
     "TestQueue",
     "Worker",
+    "Workflow",
+    "WorkflowResult",
     "__version__",
     "get_backend",
     "hookimpl",
     "task",
+    "workflow",
 ]
 
 

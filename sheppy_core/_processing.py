@@ -6,6 +6,7 @@ shared by ``Worker``, ``TestQueue`` and ``memory://`` instant processing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sheppy_core._runner import Attempt, Middleware, charge_crash_retry, crash_outcome, failed, run_attempt
+from sheppy_core._workflow import is_engine_task, run_engine_task, step_finished
 from sheppy_core.exceptions import NotSupportedError
 from sheppy_core.models import Task
 
@@ -37,8 +39,23 @@ class TaskProcessor:
     ignore_delays: bool = False
 
     async def process(self, queue: Queue, record: dict[str, Any]) -> Task[Any]:
-        """Run a claimed record to its next state and store it; returns the stored record."""
+        """Run a claimed record to its next state and store it; returns the stored record.
+
+        A workflow step that reached a final state (completed, failed, crashed, cancelled, timed out)
+        then resumes its workflow; internal workflow tasks (watches, deferred resumes) are run by the
+        workflow engine itself, before the crash and registry checks (they are idempotent).
+        """
         task: Task[Any] = Task.model_validate(record)
+        if is_engine_task(task):
+            return await run_engine_task(queue, task)
+        outcome = await self._process(queue, task)
+        if outcome.workflow_id is not None and outcome.finished_at is not None:
+            # Shielded: the outcome is stored and the claim released, so the worker's heartbeat may see
+            # the lease as gone and cancel this job; the resume must not be cut off half-way.
+            await asyncio.shield(step_finished(queue, outcome))
+        return outcome
+
+    async def _process(self, queue: Queue, task: Task[Any]) -> Task[Any]:
         log = {
             "task_id": str(task.id),
             "task": task.spec.func,

@@ -8,7 +8,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, overload
 
+from sheppy_core import _workflow
 from sheppy_core._config import resolve_backend_url, resolve_queue
+from sheppy_core._workflow import (
+    DEFAULT_WATCH_INTERVAL,
+    Workflow,
+    WorkflowRef,
+    WorkflowResult,
+    workflow_id_of,
+)
 from sheppy_core.backend import TRANSACTIONAL_ENQUEUE, Backend, redact_url
 from sheppy_core.exceptions import NotSupportedError, TaskCancellationError
 from sheppy_core.models import Task, TaskCron
@@ -267,7 +275,12 @@ class Queue:
 
     async def cancel(self, task: TaskRef) -> Task[Any]:
         """Cancel a task that is still waiting; ``TaskCancellationError`` if it is unknown, claimed or
-        finished."""
+        finished.
+
+        A cancelled workflow step resumes its workflow like any other final state (the generator sees
+        the cancelled task). If this process does not have the workflow function registered, the
+        resume is handed to a worker as an internal task.
+        """
         task_id = _task_id(task)
         backend = await self._ensure()
         record = await backend.cancel(self.name, task_id)
@@ -275,12 +288,82 @@ class Queue:
             current = await self.get_task(task_id)
             reason = "it does not exist" if current is None else f"it is {current.status}"
             raise TaskCancellationError(f"cannot cancel task {task_id}: {reason}")
-        return Task.model_validate(record)
+        cancelled: Task[Any] = Task.model_validate(record)
+        if cancelled.workflow_id is not None:
+            await _workflow.step_finished(self, cancelled, defer_unregistered=True)
+        return cancelled
 
     async def delete(self, task: TaskRef) -> bool:
         """Delete a finished task record; False if unknown; ``ValueError`` (``TaskStateError``) if it
         is not finished."""
         return await (await self._ensure()).delete_task(self.name, _task_id(task))
+
+    # -- workflows (sheppy 0.0.7 spelling; later sheppy has them under ``queue.experimental``) -----
+
+    async def add_workflow(
+        self, workflow: Workflow, *, watch_interval: float | None = DEFAULT_WATCH_INTERVAL
+    ) -> WorkflowResult:
+        """Store a workflow and submit its first steps; returns ``(workflow, pending_tasks)``.
+
+        ``watch_interval``: seconds between runs of the workflow's recovery watch on shared-store
+        backends (None disables it; see docs/workflows.md). Adding an id that exists changes nothing.
+        """
+        return await _workflow.start(self, workflow, watch_interval=watch_interval)
+
+    async def resume_workflow(self, workflow: WorkflowRef) -> WorkflowResult:
+        """Bring a workflow up to date with its finished steps (workers do this on their own).
+
+        Raises ``ValueError`` for an unknown workflow."""
+        result = await _workflow.resume(self, workflow_id_of(workflow))
+        if result is None:
+            raise ValueError(f"workflow not found: {workflow_id_of(workflow)}")
+        return result
+
+    @overload
+    async def get_workflow(self, workflow: WorkflowRef) -> Workflow | None: ...  # type: ignore[overload-overlap]
+    @overload
+    async def get_workflow(self, workflow: Sequence[WorkflowRef]) -> dict[uuid.UUID, Workflow]: ...
+
+    async def get_workflow(
+        self, workflow: WorkflowRef | Sequence[WorkflowRef]
+    ) -> Workflow | dict[uuid.UUID, Workflow] | None:
+        """One workflow (None if unknown), or ``{id: Workflow}`` for a list (unknown ids omitted)."""
+        single, ids = _workflow_ids(workflow)
+        found = await _workflow.get_workflows(self, ids)
+        return found.get(uuid.UUID(ids[0])) if single else found
+
+    async def get_all_workflows(self) -> list[Workflow]:
+        """Every stored workflow of the queue, finished or not."""
+        records = await (await self._ensure()).get_all_workflows(self.name)
+        return [Workflow.model_validate(r) for r in records]
+
+    async def get_pending_workflows(self) -> list[Workflow]:
+        """Workflows that have not finished yet."""
+        records = await (await self._ensure()).get_pending_workflows(self.name)
+        return [Workflow.model_validate(r) for r in records]
+
+    async def delete_workflow(self, workflow: WorkflowRef) -> bool:
+        """Delete a workflow record; True if it existed. Its step task records are left alone."""
+        return await (await self._ensure()).delete_workflow(self.name, workflow_id_of(workflow))
+
+    @overload
+    async def wait_for_workflow(  # type: ignore[overload-overlap]
+        self, workflow: WorkflowRef, timeout: float = 0
+    ) -> Workflow | None: ...
+    @overload
+    async def wait_for_workflow(
+        self, workflow: Sequence[WorkflowRef], timeout: float = 0
+    ) -> dict[uuid.UUID, Workflow]: ...
+
+    async def wait_for_workflow(
+        self, workflow: WorkflowRef | Sequence[WorkflowRef], timeout: float = 0
+    ) -> Workflow | dict[uuid.UUID, Workflow] | None:
+        """Wait until finished (completed or failed), with ``wait_for``'s timeout rules: ``0`` waits
+        for ever, ``> 0`` raises ``TimeoutError`` unless all finished in time, ``< 0`` returns at once
+        with what has finished. Unknown ids are not waited for (single form: None)."""
+        single, ids = _workflow_ids(workflow)
+        found = await _workflow.wait_for(self, ids, timeout)
+        return found.get(uuid.UUID(ids[0])) if single else found
 
     # -- worker-facing (sheppy's private names, kept for its tests) ------------------------------
 
@@ -305,11 +388,23 @@ class Queue:
         return await (await self._ensure()).store_result(self.name, task.model_dump(mode="json"))
 
 
+def _workflow_ids(workflow: WorkflowRef | Sequence[WorkflowRef]) -> tuple[bool, list[str]]:
+    single = isinstance(workflow, (Workflow, uuid.UUID, str))
+    refs: list[WorkflowRef] = [workflow] if single else list(workflow)  # type: ignore[list-item, arg-type]
+    return single, list(dict.fromkeys(workflow_id_of(r) for r in refs))
+
+
 class _Experimental:
-    """``queue.experimental``: operations later sheppy groups as unstable."""
+    """``queue.experimental``: operations later sheppy groups as unstable (cancel, delete, workflows)."""
 
     def __init__(self, queue: Queue) -> None:
         self._queue = queue
+        self.add_workflow = queue.add_workflow
+        self.get_workflow = queue.get_workflow
+        self.get_all_workflows = queue.get_all_workflows
+        self.get_pending_workflows = queue.get_pending_workflows
+        self.delete_workflow = queue.delete_workflow
+        self.wait_for_workflow = queue.wait_for_workflow
 
     async def cancel(self, task: TaskRef) -> Task[Any]:
         return await self._queue.cancel(task)

@@ -10,6 +10,7 @@ from typing import Any, TypeVar, overload
 
 from sheppy_core._processing import TaskProcessor
 from sheppy_core._queue import Queue, TaskRef
+from sheppy_core._workflow import Workflow, WorkflowRef, WorkflowResult, workflow_id_of
 from sheppy_core.backend._memory import MemoryBackend
 from sheppy_core.models import Task, TaskCron
 
@@ -41,6 +42,7 @@ class TestQueue:
         )
         self.processed_tasks: list[Task[Any]] = []
         self.failed_tasks: list[Task[Any]] = []
+        self.experimental = _TestExperimental(self)
 
     @staticmethod
     def _run(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -143,3 +145,87 @@ class TestQueue:
             return done
 
         return self._run(run_due())
+
+    # -- workflows (sheppy 0.0.7 spelling; also under ``.experimental``) ---------------------------
+
+    def add_workflow(self, workflow: Workflow) -> WorkflowResult:
+        """Store a workflow and queue its first steps (run them with ``process_all``/``process_workflow``)."""
+        return self._run(self._queue.add_workflow(workflow))
+
+    @overload
+    def get_workflow(self, workflow: WorkflowRef) -> Workflow | None: ...  # type: ignore[overload-overlap]
+    @overload
+    def get_workflow(self, workflow: Sequence[WorkflowRef]) -> dict[uuid.UUID, Workflow]: ...
+
+    def get_workflow(
+        self, workflow: WorkflowRef | Sequence[WorkflowRef]
+    ) -> Workflow | dict[uuid.UUID, Workflow] | None:
+        return self._run(self._queue.get_workflow(workflow))
+
+    def get_all_workflows(self) -> list[Workflow]:
+        return self._run(self._queue.get_all_workflows())
+
+    def get_pending_workflows(self) -> list[Workflow]:
+        return self._run(self._queue.get_pending_workflows())
+
+    def delete_workflow(self, workflow: WorkflowRef) -> bool:
+        return self._run(self._queue.delete_workflow(workflow))
+
+    @overload
+    def wait_for_workflow(  # type: ignore[overload-overlap]
+        self, workflow: WorkflowRef, timeout: float = 0
+    ) -> Workflow | None: ...
+    @overload
+    def wait_for_workflow(
+        self, workflow: Sequence[WorkflowRef], timeout: float = 0
+    ) -> dict[uuid.UUID, Workflow]: ...
+
+    def wait_for_workflow(
+        self, workflow: WorkflowRef | Sequence[WorkflowRef], timeout: float = 0
+    ) -> Workflow | dict[uuid.UUID, Workflow] | None:
+        """Nothing runs in the background here, so ``timeout=0`` on an unfinished workflow would wait for
+        ever: use ``process_workflow`` to drive it."""
+        return self._run(self._queue.wait_for_workflow(workflow, timeout))
+
+    def process_workflow(self, workflow: WorkflowRef) -> Workflow:
+        """Drive a workflow to its end in this thread: add it if it is new, then run queued tasks until
+        it has completed or failed; returns its final record.
+
+        Raises ``ValueError`` for an unknown id, and ``RuntimeError`` if the workflow still waits when
+        nothing is left to run (e.g. a step scheduled in the future).
+        """
+
+        async def drive() -> Workflow:
+            workflow_id = workflow_id_of(workflow)
+            current = await self._queue.get_workflow(workflow_id)
+            if current is None:
+                if not isinstance(workflow, Workflow):
+                    raise ValueError(f"workflow not found: {workflow_id}")
+                current = (await self._queue.add_workflow(workflow)).workflow
+            while not current.is_finished:
+                if await self._process_one() is None:
+                    raise RuntimeError(
+                        f"workflow {workflow_id} waits for {current.pending_task_ids} but no task is queued"
+                    )
+                found = await self._queue.get_workflow(workflow_id)
+                if found is None:
+                    raise ValueError(f"workflow {workflow_id} was deleted while running")
+                current = found
+            return current
+
+        return self._run(drive())
+
+
+class _TestExperimental:
+    """``TestQueue.experimental``: the later-sheppy spelling of cancel, delete and the workflow methods."""
+
+    def __init__(self, queue: TestQueue) -> None:
+        self.cancel = queue.cancel
+        self.delete = queue.delete
+        self.add_workflow = queue.add_workflow
+        self.get_workflow = queue.get_workflow
+        self.get_all_workflows = queue.get_all_workflows
+        self.get_pending_workflows = queue.get_pending_workflows
+        self.delete_workflow = queue.delete_workflow
+        self.wait_for_workflow = queue.wait_for_workflow
+        self.process_workflow = queue.process_workflow
