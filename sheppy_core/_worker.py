@@ -376,12 +376,33 @@ class Worker:
                 except BackendError as exc:
                     logger.error("heartbeat for queue %r failed: %s", queue_name, exc)
                     continue
-                for task_id in ids:
-                    holder = self._running.get(task_id)
-                    if task_id not in held and holder is not None and not holder.job.done():
-                        holder.lost = True
-                        holder.job.cancel()
-                        logger.warning("lease of task %s lost (another worker has it); stopped here", task_id)
+                missing = [i for i in ids if i not in held and i in self._running]
+                if missing:
+                    await self._stop_lost(queue_name, missing)
+
+    async def _stop_lost(self, queue_name: str, task_ids: list[str]) -> None:
+        """Cancel the jobs whose claim another worker now holds.
+
+        A heartbeat also misses tasks whose outcome this worker has just stored (that released the
+        claim) while the job finishes its follow-up work, e.g. resuming a workflow: those are left
+        alone. Only a record claimed by someone else means the lease was lost.
+        """
+        try:
+            records = await self.backend.get_tasks(queue_name, task_ids)
+        except BackendError as exc:
+            logger.error("checking lost leases in queue %r failed: %s", queue_name, exc)
+            return
+        for task_id in task_ids:
+            record = records.get(task_id)
+            holder = self._running.get(task_id)
+            if record is None or holder is None or holder.job.done():
+                continue
+            if record.get("status") == "processing" and record.get("claimed_by") != self.worker_id:
+                holder.lost = True
+                holder.job.cancel()
+                logger.warning(
+                    "lease of task %s lost (%s has it now); stopped here", task_id, record.get("claimed_by")
+                )
 
     # -- scheduler and cron ----------------------------------------------------------------------
 

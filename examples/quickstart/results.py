@@ -12,8 +12,10 @@ from sheppy_core import Queue
 async def main(ids: list[str]) -> None:
     queue = Queue()
     for task in (await queue.wait_for(ids, timeout=30)).values():
-        print(f"  {task.spec.func}{tuple(task.spec.args)} -> {task.status}: {task.result!r}"
-              f" (retries: {task.retry_count})")
+        print(
+            f"  {task.spec.func}{tuple(task.spec.args)} -> {task.status}: {task.result!r}"
+            f" (retries: {task.retry_count})"
+        )
     print(await queue.stats())
 
 

@@ -1,4 +1,5 @@
 """A plain task, a retry, a task scheduled 1 s ahead and a cron task, on one Worker (runs ≤ 60 s)."""
+
 import asyncio
 from datetime import UTC, datetime, timedelta
 
@@ -6,6 +7,7 @@ from sheppy_core import MemoryBackend, Queue, Worker, task
 
 runs: dict[str, int] = {}
 cron_ran = asyncio.Event()
+
 
 @task(retry=1, retry_delay=0.1)
 async def job(name: str) -> str:
@@ -15,6 +17,7 @@ async def job(name: str) -> str:
     if name == "cron":
         cron_ran.set()
     return f"{name} at {datetime.now(UTC):%H:%M:%S.%f}"
+
 
 async def main() -> None:
     queue, start = Queue(backend := MemoryBackend(instant_processing=False)), datetime.now(UTC)
@@ -28,5 +31,6 @@ async def main() -> None:
     await asyncio.wait_for(cron_ran.wait(), 61)  # the cron fires at the next minute boundary
     print("cron ran at", datetime.now(UTC).time(), "; runs:", runs)
     worker.cancel()
+
 
 asyncio.run(main())
