@@ -133,6 +133,7 @@ class Worker:
         # Tasks this worker put back to wait (retry, rate limit): ``oneshot`` waits for them to run.
         self._awaiting = {name: set[str]() for name in names}
         self._stop: asyncio.Event | None = None
+        self._stop_early = False
         self._force = False
         self._claimed = 0
         self._declared_crons = DeclarativeCrons()
@@ -142,6 +143,7 @@ class Worker:
     def stop(self) -> None:
         """Ask :meth:`work` to shut down gracefully (a second call cancels running tasks at once)."""
         if self._stop is None:
+            self._stop_early = True  # work() has not started yet: it will return at once
             return
         if self._stop.is_set():
             self._force = True
@@ -157,6 +159,9 @@ class Worker:
         if self.task_modules:
             import_task_modules(self.task_modules, self.allowed_modules)
         self._stop = asyncio.Event()
+        if self._stop_early:
+            self._stop.set()
+            self._stop_early = False
         self._force = False
         self._claimed = 0
         self._declared_crons = DeclarativeCrons()

@@ -65,6 +65,7 @@ class _Queue:
     fixed: dict[str, tuple[int, int]] = field(default_factory=dict)  # key -> (window index, grants)
     workflows: dict[str, dict[str, Any]] = field(default_factory=dict)
     workflow_pending: dict[str, set[str]] = field(default_factory=dict)
+    listed: bool = False  # True once a task was appended or scheduled: what list_queues reports
 
 
 def _copy(data: Any) -> Any:
@@ -208,6 +209,7 @@ class MemoryBackend(Backend):
 
     async def append(self, queue_name: str, tasks: list[dict[str, Any]], unique: bool = True) -> list[bool]:
         queue = self._queue(queue_name, create=True)
+        queue.listed = True
         records = [_copy(t) for t in tasks]
         for record in records:
             record["id"] = task_id_of(record)
@@ -232,6 +234,7 @@ class MemoryBackend(Backend):
         if at.tzinfo is None:
             raise BackendInputError("schedule() needs an aware datetime for 'at'")
         queue = self._queue(queue_name, create=True)
+        queue.listed = True
         record = _copy(task_data)
         task_id = record["id"] = task_id_of(record)
         if unique and task_id in queue.records:
@@ -410,7 +413,7 @@ class MemoryBackend(Backend):
     async def list_queues(self) -> dict[str, int]:
         if not self._connected:
             raise BackendConnectionError("MemoryBackend is not connected; call connect() first")
-        return {name: len(q.queued) for name, q in sorted(self._queues.items())}
+        return {name: len(q.queued) for name, q in sorted(self._queues.items()) if q.listed}
 
     async def clear(self, queue_name: str) -> int:
         queue = self._queue(queue_name)

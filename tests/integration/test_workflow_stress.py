@@ -6,14 +6,13 @@ never have a step run twice except where the killed worker's lost claim explains
 execution is logged (``start``/``end`` with the pid) and every step submission (append) the workers
 and the client make, so the test checks what really happened, not what the store says.
 
-Runs against each shared-store backend plugin that is installed; a plugin that is not installed is
-skipped with "plugin not installed yet". A server that is down fails the test (never a skip).
+Runs against each shared-store backend plugin (SQLite, Redis, PostgreSQL). A missing plugin or a
+server that is down fails the test (never a skip).
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import signal
 import subprocess
@@ -38,10 +37,8 @@ TESTS_DIR = Path(__file__).resolve().parents[1]
 
 
 def _backend(module: str, url: str) -> Any:
-    installed = importlib.util.find_spec(module) is not None
-    return pytest.param(
-        url, id=module, marks=pytest.mark.skipif(not installed, reason="plugin not installed yet")
-    )
+    # requirements-test.txt installs every plugin: a missing one fails the test, never skips it.
+    return pytest.param(url, id=module)
 
 
 BACKENDS = [

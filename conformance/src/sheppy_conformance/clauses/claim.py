@@ -1,0 +1,258 @@
+"""pop.*, lease.* and ack.*: claiming tasks under a lease, and letting claims go."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from datetime import timedelta
+
+import pytest
+
+from sheppy_conformance._clause import clause
+from sheppy_conformance._env import Env
+from sheppy_conformance.records import LEASE, finished, future, ids, requeued, task_record, within
+from sheppy_core.backend import BLOCKING_POP, Backend, BackendInputError, from_iso, utcnow
+
+__all__ = ["ClaimClauses"]
+
+
+class ClaimClauses:
+    @clause("pop.fifo")
+    async def test_pop_fifo(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        records = [task_record(i) for i in range(10)]
+        await b.append(q, records)
+        assert ids(await b.pop(q, limit=3, lease=30)) == ids(records[:3])
+        assert ids(await b.pop(q, limit=20, lease=30)) == ids(records[3:])
+
+    @clause("pop.fifo")
+    async def test_pop_fifo_requeue_goes_to_tail(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        first, second = task_record(1), task_record(2)
+        await b.append(q, [first, second])
+        (claimed,) = await b.pop(q, lease=30)
+        assert claimed["id"] == first["id"]
+        await b.store_result(q, requeued(claimed))
+        assert ids(await b.pop(q, limit=5, lease=30)) == [second["id"], first["id"]]
+
+    @clause("pop.fifo")
+    async def test_pop_fifo_expired_leases_first(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        records = [task_record(i) for i in range(3)]
+        await b.append(q, records)
+        await b.pop(q, lease=LEASE)
+        await asyncio.sleep(LEASE + 0.15)
+        assert ids(await b.pop(q, limit=2, lease=30)) == ids(records[:2])
+
+    @clause("pop.limit")
+    async def test_pop_limit(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        await b.append(q, [task_record(i) for i in range(5)])
+        for bad in (0, -1):
+            with pytest.raises(BackendInputError):
+                await b.pop(q, limit=bad)
+        assert len(await b.pop(q, limit=2, lease=30)) == 2
+        assert len(await b.pop(q, limit=1, lease=30)) == 1
+        assert len(await b.pop(q, limit=50, lease=30)) == 2
+        assert await b.pop(q, limit=50, lease=30) == []
+
+    @clause("pop.claim")
+    async def test_pop_claim(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        first, second = task_record(1), task_record(2)
+        await b.append(q, [first, second])
+        before = utcnow()
+        (got,) = await b.pop(q, worker_id="worker-a", lease=5)
+        assert got["id"] == first["id"]
+        assert (got["status"], got["claimed_by"], got["deliveries"]) == ("processing", "worker-a", 1)
+        expiry = from_iso(got["lease_expires_at"])
+        assert before + timedelta(seconds=4) <= expiry <= utcnow() + timedelta(seconds=6)
+        stored = (await b.get_tasks(q, [first["id"]]))[first["id"]]
+        assert (stored["status"], stored["claimed_by"], stored["deliveries"]) == ("processing", "worker-a", 1)
+        (other,) = await b.pop(q)  # defaults: client_id and lease_duration
+        assert other["claimed_by"] == b.client_id
+        lease = from_iso(other["lease_expires_at"]) - utcnow()
+        assert abs(lease.total_seconds() - b.lease_duration) < 2
+
+    @clause("pop.claim")
+    async def test_pop_claim_counts_deliveries(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        record = task_record(1)
+        del record["deliveries"]  # a missing field counts as 0
+        await b.append(q, [record])
+        assert (await b.pop(q, worker_id="w1", lease=LEASE))[0]["deliveries"] == 1
+        await asyncio.sleep(LEASE + 0.15)
+        again = await b.pop(q, worker_id="w2", lease=30)
+        assert ids(again) == [record["id"]]
+        assert (again[0]["deliveries"], again[0]["claimed_by"]) == (2, "w2")
+
+    @clause("pop.exclusive", timeout=20)
+    async def test_pop_exclusive(self, env: Env) -> None:
+        q = env.queue()
+        records = [task_record(i) for i in range(60)]
+        await env.backend.append(q, records)
+        consumers = await env.peers(8)
+        delivered: list[str] = []
+
+        async def consume(backend: Backend, seed: int) -> None:
+            rng = random.Random(seed)
+            while True:
+                got = await backend.pop(q, limit=rng.randint(1, 3), lease=30, worker_id=f"w{seed}")
+                if not got:
+                    return
+                delivered.extend(ids(got))
+
+        await within(15, asyncio.gather(*(consume(c, i) for i, c in enumerate(consumers))))
+        duplicates = sorted({t for t in delivered if delivered.count(t) > 1})
+        assert not duplicates, f"{len(duplicates)} task(s) delivered to more than one consumer"
+        assert sorted(delivered) == sorted(ids(records))
+
+    @clause("pop.hidden")
+    async def test_pop_hidden(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        first, second = task_record(1), task_record(2)
+        await b.append(q, [first, second])
+        await b.pop(q, lease=30)
+        assert await b.size(q) == 1
+        assert ids(await b.get_pending(q, 10)) == [second["id"]]
+        assert ids(await b.pop(q, limit=10, lease=30)) == [second["id"]]
+        assert await b.pop(q, limit=10, lease=30) == []
+
+    @clause("lease.expired_redelivered")
+    async def test_lease_expired_redelivered(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        record = task_record(1)
+        await b.append(q, [record])
+        await b.pop(q, worker_id="crashed", lease=LEASE)
+        assert await b.pop(q, lease=30) == []
+        await asyncio.sleep(LEASE + 0.15)
+        other = await env.peer()
+        assert ids(await other.pop(q, worker_id="rescuer", lease=30)) == [record["id"]]
+
+    @clause("pop.timeout")
+    async def test_pop_timeout_non_positive_returns_at_once(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        for timeout in (None, 0, -1):
+            started = time.monotonic()
+            assert await within(2, b.pop(q, timeout=timeout)) == []
+            assert time.monotonic() - started < 0.5, f"pop(timeout={timeout}) waited"
+
+    @clause("pop.timeout", requires=BLOCKING_POP)
+    async def test_pop_timeout_waits_then_returns_empty(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        started = time.monotonic()
+        assert await within(5, b.pop(q, timeout=0.4)) == []
+        assert 0.3 <= time.monotonic() - started < 2.5
+
+    @clause("pop.blocks_until_append", requires=BLOCKING_POP)
+    async def test_pop_blocks_until_append(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        producer = await env.peer()
+        record = task_record(1)
+        waiter = asyncio.create_task(b.pop(q, timeout=5, lease=30))
+        await asyncio.sleep(0.2)
+        assert not waiter.done(), "pop(timeout=5) returned before anything was appended"
+        started = time.monotonic()
+        await producer.append(q, [record])
+        assert ids(await within(6, waiter)) == [record["id"]]
+        assert time.monotonic() - started < 2, "a blocking pop was not woken promptly by append"
+
+    @clause("pop.blocks_until_append", requires=BLOCKING_POP)
+    async def test_pop_blocks_until_append_cancelled_wait_claims_nothing(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        waiter = asyncio.create_task(b.pop(q, timeout=5, lease=30))
+        await asyncio.sleep(0.1)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        record = task_record(1)
+        await b.append(q, [record])
+        await asyncio.sleep(0.1)
+        got = await b.pop(q, lease=30)
+        assert ids(got) == [record["id"]]
+        assert got[0]["deliveries"] == 1
+
+    @clause("pop.no_scheduled")
+    async def test_pop_no_scheduled(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        await b.schedule(q, task_record(1), future(3600))
+        await b.append(q, [task_record(2)])
+        got = await b.pop(q, limit=10, lease=30)
+        assert [r["spec"]["args"] for r in got] == [[2]]
+        assert await b.pop(q, limit=10, lease=30) == []
+
+    @clause("ack.releases")
+    async def test_ack_releases(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        live, expired = task_record(1), task_record(2)
+        await b.append(q, [live, expired])
+        await b.pop(q, lease=30)
+        await b.pop(q, lease=LEASE)
+        await asyncio.sleep(LEASE + 0.15)
+        assert await b.acknowledge(q, live["id"]) is True
+        assert await b.acknowledge(q, expired["id"]) is True  # an expired claim is still ours to release
+        assert (await b.get_stats(q))["processing"] == 0
+        assert await b.pop(q, limit=10, lease=30) == []
+        assert await b.size(q) == 0
+        assert await b.acknowledge(q, live["id"]) is False
+
+    @clause("ack.unknown")
+    async def test_ack_unknown(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        queued, scheduled, done = task_record(1), task_record(2), task_record(3)
+        await b.append(q, [done])
+        await b.pop(q, lease=30)
+        await b.store_result(q, finished(done, result=7))
+        await b.append(q, [queued])
+        await b.schedule(q, scheduled, future(3600))
+        before_stats = await b.get_stats(q)
+        before = await b.get_tasks(q, ids([queued, scheduled, done]))
+        for task_id in ("no-such-task", queued["id"], scheduled["id"], done["id"]):
+            assert await b.acknowledge(q, task_id) is False, task_id
+        assert await b.get_stats(q) == before_stats
+        assert await b.get_tasks(q, ids([queued, scheduled, done])) == before
+
+    @clause("lease.heartbeat_extends")
+    async def test_lease_heartbeat_extends(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        record = task_record(1)
+        await b.append(q, [record])
+        await b.pop(q, worker_id="w1", lease=LEASE)
+        await asyncio.sleep(LEASE / 2)
+        assert await b.heartbeat(q, [record["id"]], worker_id="w1", lease=1.0) == [record["id"]]
+        await asyncio.sleep(LEASE)  # the first lease is over; the extended one is not
+        assert await b.pop(q, lease=30) == []
+        stored = (await b.get_tasks(q, [record["id"]]))[record["id"]]
+        assert from_iso(stored["lease_expires_at"]) > utcnow()
+        await asyncio.sleep(1.0)
+        assert ids(await b.pop(q, lease=30)) == [record["id"]]
+
+    @clause("lease.heartbeat_extends")
+    async def test_lease_heartbeat_extends_just_expired_unreclaimed(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        first, second = task_record(1), task_record(2)
+        await b.append(q, [first, second])
+        await b.pop(q, limit=2, worker_id="w1", lease=LEASE)
+        await asyncio.sleep(LEASE + 0.15)
+        assert await b.heartbeat(q, [second["id"], first["id"]], worker_id="w1", lease=30) == [
+            second["id"], first["id"]]
+        assert await b.pop(q, lease=30) == []
+
+    @clause("lease.heartbeat_lost")
+    async def test_lease_heartbeat_lost(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        mine, theirs, done, queued = (task_record(i) for i in range(4))
+        await b.append(q, [mine, theirs, done])
+        await b.pop(q, worker_id="me", lease=30)
+        (claimed,) = await b.pop(q, worker_id="them", lease=30)
+        await b.pop(q, worker_id="me", lease=30)
+        await b.store_result(q, finished(done))
+        await b.append(q, [queued])
+        asked = ["unknown-id", theirs["id"], done["id"], queued["id"], mine["id"]]
+        assert await b.heartbeat(q, asked, worker_id="me", lease=60) == [mine["id"]]
+        stored = await b.get_tasks(q, [theirs["id"], queued["id"]])
+        assert from_iso(stored[theirs["id"]]["lease_expires_at"]) == from_iso(claimed["lease_expires_at"])
+        assert stored[theirs["id"]]["claimed_by"] == "them"
+        assert stored[queued["id"]]["status"] == "pending"
+        assert await b.size(q) == 1

@@ -1,0 +1,207 @@
+"""The capability-dependent clauses: cron.*, rate_limit.* and workflow.*."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from typing import Any
+
+import pytest
+
+from sheppy_conformance._clause import clause
+from sheppy_conformance._env import Env
+from sheppy_conformance.clauses.inspect import _cron
+from sheppy_conformance.records import finished, task_record, within
+from sheppy_core.backend import CRON, RATE_LIMIT, WORKFLOWS, BackendInputError
+
+__all__ = ["OptionalClauses"]
+
+
+async def _sleep_to_window_start(period: float) -> None:
+    """Sleep until just after a fixed-window boundary, so a test's grants all fall in one window."""
+    now = time.time()
+    await asyncio.sleep((math.floor(now / period) + 1) * period - now + 0.02)
+
+
+class OptionalClauses:
+    # -- cron ------------------------------------------------------------------------------------
+
+    @clause("cron.unique", requires=CRON)
+    async def test_cron_unique(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        cron = _cron()
+        assert await b.add_cron(q, "det-1", cron) is True
+        assert await b.add_cron(q, "det-1", _cron("*/5 * * * *")) is False
+        assert await b.get_crons(q) == [cron]
+        other = await env.peer()
+        assert await other.add_cron(q, "det-1", cron) is False
+
+    @clause("cron.unique", requires=CRON)
+    async def test_cron_unique_under_concurrency(self, env: Env) -> None:
+        q = env.queue()
+        adders = await env.peers(6)
+        results = await within(10, asyncio.gather(*(a.add_cron(q, "det-1", _cron()) for a in adders)))
+        assert sorted(results) == [False] * 5 + [True]
+        assert len(await env.backend.get_crons(q)) == 1
+
+    @clause("cron.delete", requires=CRON)
+    async def test_cron_delete(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        await b.add_cron(q, "det-1", _cron())
+        await b.add_cron(q, "det-2", _cron("*/5 * * * *"))
+        assert await b.delete_cron(q, "det-1") is True
+        assert await b.delete_cron(q, "det-1") is False
+        assert await b.delete_cron(q, "unknown") is False
+        assert await b.get_crons(q) == [_cron("*/5 * * * *")]
+        assert await b.add_cron(q, "det-1", _cron()) is True
+
+    @clause("cron.list", requires=CRON)
+    async def test_cron_list(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        assert await b.get_crons(q) == []
+        crons = {f"det-{i}": _cron(expr) for i, expr in enumerate(("* * * * *", "0 * * * *", "0 0 * * 1"))}
+        for det, cron in crons.items():
+            await b.add_cron(q, det, cron)
+        listed = await b.get_crons(q)
+        by_expression = lambda c: c["expression"]  # noqa: E731
+        assert sorted(listed, key=by_expression) == sorted(crons.values(), key=by_expression)
+        assert await b.get_crons(env.queue("other")) == []
+
+    # -- rate limits -----------------------------------------------------------------------------
+
+    @clause("rate_limit.sliding_window", requires=RATE_LIMIT)
+    async def test_rate_limit_sliding_window(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        for task_id in ("t1", "t2", "t3"):
+            assert await b.acquire_rate_limit(q, "key", 3, 0.8, task_id) is None, task_id
+        wait = await b.acquire_rate_limit(q, "key", 3, 0.8, "t4")
+        assert wait is not None and 0 < wait <= 0.8, wait
+        assert await b.acquire_rate_limit(q, "key", 3, 0.8, "t2") is None  # a holder is not charged twice
+        assert await b.acquire_rate_limit(q, "other-key", 3, 0.8, "t4") is None  # keys are separate
+        await asyncio.sleep(wait + 0.05)
+        # The first three grants have left the window: three new starts fit, a fourth does not.
+        for task_id in ("t4", "t5", "t6"):
+            assert await b.acquire_rate_limit(q, "key", 3, 0.8, task_id) is None, task_id
+        assert await b.acquire_rate_limit(q, "key", 3, 0.8, "t7") is not None
+
+    @clause("rate_limit.fixed_window", requires=RATE_LIMIT)
+    async def test_rate_limit_fixed_window(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        period = 0.5
+        await _sleep_to_window_start(period)
+        assert await b.acquire_rate_limit(q, "key", 2, period, "t1", strategy="fixed_window") is None
+        assert await b.acquire_rate_limit(q, "key", 2, period, "t2", strategy="fixed_window") is None
+        wait = await b.acquire_rate_limit(q, "key", 2, period, "t3", strategy="fixed_window")
+        window_end = (math.floor(time.time() / period) + 1) * period
+        assert wait is not None, "a third start was granted in a window of two"
+        assert 0 < wait <= period and abs(time.time() + wait - window_end) < 0.15, wait
+        await asyncio.sleep(wait + 0.02)
+        assert await b.acquire_rate_limit(q, "key", 2, period, "t3", strategy="fixed_window") is None
+
+    @clause("rate_limit.atomic", requires=RATE_LIMIT)
+    async def test_rate_limit_atomic(self, env: Env) -> None:
+        q = env.queue()
+        takers = await env.peers(4)
+        for strategy in ("sliding_window", "fixed_window"):
+            calls = [takers[i % 4].acquire_rate_limit(q, strategy, 5, 60, f"t{i}", strategy=strategy)
+                     for i in range(25)]
+            granted = [r for r in await within(10, asyncio.gather(*calls)) if r is None]
+            # A fixed window may roll over during the burst: at most one window's budget twice.
+            assert len(granted) == 5 or (strategy == "fixed_window" and len(granted) <= 10), (
+                strategy, len(granted))
+
+    @clause("rate_limit.input", requires=RATE_LIMIT)
+    async def test_rate_limit_input(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        for args, strategy in (((0, 1.0), "sliding_window"), ((1, 0.0), "fixed_window"),
+                               ((1, 1.0), "leaky_bucket")):
+            with pytest.raises(BackendInputError):
+                await b.acquire_rate_limit(q, "key", *args, task_id="t", strategy=strategy)
+
+    # -- workflows -------------------------------------------------------------------------------
+
+    @clause("workflow.store", requires=WORKFLOWS)
+    async def test_workflow_store(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        first: dict[str, Any] = {"id": "wf", "version": 1, "pending_task_ids": ["a", "b"]}
+        assert await b.store_workflow(q, first) is True
+        second = dict(first, version=2, pending_task_ids=["b", "c"])
+        assert await b.store_workflow(q, second) is True
+        assert await b.get_workflows(q, ["wf"]) == {"wf": second}
+        assert await b.mark_workflow_task_complete(q, "wf", "a") == -1  # the set was replaced
+        assert await b.mark_workflow_task_complete(q, "wf", "c") == 1
+        assert await b.store_workflow(q, dict(second, version=3, completed=True)) is True
+        assert await b.mark_workflow_task_complete(q, "wf", "b") == -1  # finished: pending set dropped
+        assert await b.get_all_workflows(q) == [dict(second, version=3, completed=True)]
+
+    @clause("workflow.cas", requires=WORKFLOWS)
+    async def test_workflow_cas(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        record: dict[str, Any] = {"id": "wf", "version": 1, "pending_task_ids": []}
+        assert await b.store_workflow(q, record, if_version=1) is False  # missing record is version 0
+        assert await b.store_workflow(q, record, if_version=0) is True
+        assert await b.store_workflow(q, dict(record, version=2), if_version=0) is False
+        writers = await env.peers(5)
+        writes = [w.store_workflow(q, dict(record, version=2, writer=i), if_version=1)
+                  for i, w in enumerate(writers)]
+        results = await within(10, asyncio.gather(*writes))
+        assert sorted(results) == [False] * 4 + [True]
+        stored = (await b.get_workflows(q, ["wf"]))["wf"]
+        assert stored["version"] == 2 and stored["writer"] == results.index(True)
+        unversioned = {"id": "wf2"}
+        await b.store_workflow(q, unversioned)
+        assert await b.store_workflow(q, dict(unversioned, version=1), if_version=0) is True
+
+    @clause("workflow.get", requires=WORKFLOWS)
+    async def test_workflow_get(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        records = [{"id": f"wf{i}", "version": 1, "pending_task_ids": [], "data": "é🐑"} for i in range(3)]
+        for record in records:
+            await b.store_workflow(q, record)
+        assert await b.get_workflows(q, ["wf0", "wf2", "missing"]) == {"wf0": records[0], "wf2": records[2]}
+        assert await b.get_workflows(env.queue("other"), ["wf0"]) == {}
+
+    @clause("workflow.pending", requires=WORKFLOWS)
+    async def test_workflow_pending(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        await b.store_workflow(q, {"id": "open", "pending_task_ids": ["a"], "finished_at": None})
+        finished_at = "2026-01-01T00:00:00Z"
+        await b.store_workflow(q, {"id": "done", "pending_task_ids": [], "finished_at": finished_at})
+        await b.store_workflow(q, {"id": "completed", "pending_task_ids": [], "completed": True})
+        assert [w["id"] for w in await b.get_pending_workflows(q)] == ["open"]
+        assert sorted(w["id"] for w in await b.get_all_workflows(q)) == ["completed", "done", "open"]
+
+    @clause("workflow.delete", requires=WORKFLOWS)
+    async def test_workflow_delete(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        await b.store_workflow(q, {"id": "wf", "pending_task_ids": ["a"]})
+        assert await b.delete_workflow(q, "wf") is True
+        assert await b.delete_workflow(q, "wf") is False
+        assert await b.get_workflows(q, ["wf"]) == {}
+        assert await b.mark_workflow_task_complete(q, "wf", "a") == -1
+        assert await b.get_pending_workflows(q) == []
+
+    @clause("workflow.mark_complete", requires=WORKFLOWS)
+    async def test_workflow_mark_complete(self, env: Env) -> None:
+        q = env.queue()
+        pending = [f"t{i}" for i in range(12)]
+        await env.backend.store_workflow(q, {"id": "wf", "pending_task_ids": pending})
+        markers = await env.peers(4)
+        calls = [markers[i % 4].mark_workflow_task_complete(q, "wf", t) for i, t in enumerate(pending)]
+        remaining = await within(10, asyncio.gather(*calls))
+        assert sorted(remaining) == list(range(12)), "each removal must see a distinct remaining count"
+        assert await env.backend.mark_workflow_task_complete(q, "wf", "t0") == -1
+        assert await env.backend.mark_workflow_task_complete(q, "unknown", "t0") == -1
+
+    @clause("workflow.results", requires=WORKFLOWS)
+    async def test_workflow_results(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        wf = "7d8a4a7e-0000-4000-8000-000000000001"
+        done, running, alien = task_record(1, workflow_id=wf), task_record(2, workflow_id=wf), task_record(3)
+        await b.append(q, [done, running, alien])
+        claimed = await b.pop(q, limit=3, lease=30)
+        await b.store_result(q, finished(claimed[0], result="r1"))
+        await b.store_result(q, finished(claimed[2], result="r3"))
+        got = await b.get_workflow_results(q, wf)
+        assert list(got) == [done["id"]] and got[done["id"]]["result"] == "r1"

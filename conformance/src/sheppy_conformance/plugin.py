@@ -1,0 +1,183 @@
+"""The pytest plugin (entry point ``pytest11``): options, known failures, the per-clause report.
+
+Inert unless used: it adds command-line options and a marker, and only acts on tests carrying the
+``sheppy_clause`` mark, i.e. the conformance suite. It imports neither sheppy-core nor the suite.
+
+Options::
+
+    --sheppy-backend URL                 judge the backend built from URL (``--pyargs sheppy_conformance``)
+    --sheppy-backend-factory MOD:FUNC    ... or the one a zero-argument callable builds (a new, unconnected
+                                         Backend on the same store at each call)
+    --sheppy-drop-connection MOD:FUNC    async hook ``func(backend)`` that breaks the backend's connection
+                                         (for the reconnect clauses); default: disconnect() + connect()
+    --sheppy-known-failure CLAUSE=REASON declare a known failure (repeatable); ini: ``sheppy_known_failures``
+    --sheppy-report PATH                 write PATH.json and PATH.md with the per-clause results
+    --sheppy-no-shrink                   report a failing model.stateful sequence without shrinking it
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Generator
+from typing import Any
+
+import pytest
+
+from sheppy_conformance._clause import CLAUSE_MARK, clause_of, required_capability
+from sheppy_conformance._report import ClauseResults, SessionResults
+
+__all__ = ["RESULTS_KEY", "known_failures_for", "load_callable", "suite_key"]
+
+RESULTS_KEY = pytest.StashKey[SessionResults]()
+_CLI_SUITE_MARK = "sheppy_cli_suite"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("sheppy", "sheppy backend conformance")
+    group.addoption("--sheppy-backend", metavar="URL", default=None,
+                    help="backend URL to judge with `pytest --pyargs sheppy_conformance`")
+    group.addoption("--sheppy-backend-factory", metavar="MODULE:CALLABLE", default=None,
+                    help="zero-argument callable returning a new unconnected Backend on the same store")
+    group.addoption("--sheppy-drop-connection", metavar="MODULE:CALLABLE", default=None,
+                    help="async callable(backend) that breaks the backend's connection (reconnect clauses)")
+    group.addoption("--sheppy-known-failure", metavar="CLAUSE=REASON", action="append", default=[],
+                    help="declare a known failure: the clause becomes an expected failure (repeatable)")
+    group.addoption("--sheppy-no-shrink", action="store_true", default=False,
+                    help="do not shrink a failing model.stateful sequence (faster; for mutation runs)")
+    group.addoption("--sheppy-report", metavar="PATH", default=None,
+                    help="write the per-clause report to PATH.json and PATH.md")
+    parser.addini("sheppy_known_failures", type="linelist", default=[],
+                  help="known failures of the backend, one 'clause.id: reason' per line")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"{CLAUSE_MARK}(clause_id, requires=None): test of a sheppy Backend contract clause"
+    )
+    config.addinivalue_line("markers", f"{_CLI_SUITE_MARK}: the suite run by --sheppy-backend")
+    config.stash[RESULTS_KEY] = SessionResults()
+
+
+def suite_key(node: pytest.Item) -> str:
+    """Which conformance run a test belongs to: its test class (a session may judge several backends)."""
+    return node.nodeid.rsplit("::", 1)[0]
+
+
+def load_callable(spec: str) -> Callable[..., Any]:
+    """Import ``module:attribute`` (dots allowed in the attribute) for the ``*-factory`` options."""
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise pytest.UsageError(f"expected 'module:callable', got {spec!r}")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as exc:
+        raise pytest.UsageError(f"cannot load {spec!r}: {exc}") from exc
+    if not callable(target):
+        raise pytest.UsageError(f"{spec!r} is not callable")
+    return target  # type: ignore[no-any-return]
+
+
+def _parse_declarations(lines: list[str], separator: str, origin: str) -> dict[str, str]:
+    declared = {}
+    for line in lines:
+        clause_id, sep, reason = line.partition(separator)
+        if not sep or not clause_id.strip():
+            raise pytest.UsageError(f"{origin}: expected 'clause.id{separator}reason', got {line!r}")
+        declared[clause_id.strip()] = reason.strip() or "declared known failure"
+    return declared
+
+
+def known_failures_for(config: pytest.Config, cls: type | None) -> dict[str, str]:
+    """Known failures from the test class (``known_failures``), the ini file and the command line."""
+    declared: dict[str, str] = dict(getattr(cls, "known_failures", None) or {})
+    declared.update(_parse_declarations(config.getini("sheppy_known_failures"), ":", "sheppy_known_failures"))
+    cli = config.getoption("sheppy_known_failure")
+    declared.update(_parse_declarations(cli, "=", "--sheppy-known-failure"))
+    return declared
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    cli_run = config.getoption("sheppy_backend") or config.getoption("sheppy_backend_factory")
+    for item in items:
+        if item.get_closest_marker(_CLI_SUITE_MARK) is not None and not cli_run:
+            raise pytest.UsageError(
+                "sheppy_conformance needs a backend: pass --sheppy-backend URL (e.g. memory://) or "
+                "--sheppy-backend-factory module:callable"
+            )
+        clause_id = clause_of(item)
+        if clause_id is None:
+            continue
+        declared = known_failures_for(config, getattr(item, "cls", None))
+        if clause_id in declared:
+            reason = declared[clause_id]
+            # Not strict per test: a clause often has several tests and only some may fail. Staleness is
+            # judged per clause at the end (every test of a declared clause passing fails the run).
+            item.add_marker(pytest.mark.xfail(strict=False, reason=f"declared known failure: {reason}"))
+            config.stash[RESULTS_KEY].suite(suite_key(item)).declared[clause_id] = reason
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    # tryfirst makes this the outermost wrapper, so it sees the report after the skipping plugin has
+    # turned it into xfail / xpass.
+    report: pytest.TestReport = yield
+    clause_id = clause_of(item)
+    if clause_id is None:
+        return report
+    if report.skipped and not hasattr(report, "wasxfail") and required_capability(item) is None:
+        # Only capability-dependent clauses may skip; anything skipping a required clause is a failure.
+        reason = _skip_reason(report)
+        report.outcome = "failed"
+        report.longrepr = f"required clause {clause_id} cannot be skipped (skip reason: {reason})"
+    _record(item.config.stash[RESULTS_KEY].suite(suite_key(item)), clause_id, report)
+    return report
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+def _record(results: ClauseResults, clause_id: str, report: pytest.TestReport) -> None:
+    if hasattr(report, "wasxfail"):
+        if report.skipped:
+            results.record(clause_id, report.nodeid, "xfail", str(report.wasxfail))
+        elif report.when == "call":  # an expected failure that passed (xpass)
+            results.record(clause_id, report.nodeid, "passed", "xpassed")
+        return
+    if report.failed:
+        message = str(report.longrepr)
+        # The last line of a traceback is the assertion or exception: the useful part.
+        last = next((ln for ln in reversed(message.splitlines()) if ln.strip()), message)
+        detail = message if len(message) < 200 else last
+        results.record(clause_id, report.nodeid, "failed", f"{report.when}: {detail.strip()[:300]}")
+    elif report.skipped:
+        results.record(clause_id, report.nodeid, "skipped", _skip_reason(report))
+    elif report.when == "call":
+        results.record(clause_id, report.nodeid, "passed")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    results = session.config.stash.get(RESULTS_KEY, None)
+    if results is not None and results.stale() and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    session_results = config.stash.get(RESULTS_KEY, None)
+    if session_results is None or not session_results.ran():
+        return
+    for results in session_results.ran().values():
+        terminalreporter.section(f"sheppy conformance {results.backend.get('name', '')}".strip())
+        for line in results.lines():
+            terminalreporter.write_line(line)
+        for clause_id in results.stale_declarations():
+            terminalreporter.write_line(results.stale_message(clause_id), red=True)
+    path = config.getoption("sheppy_report")
+    if path:
+        json_path, md_path = session_results.write(path)
+        terminalreporter.write_line(f"report written to {json_path} and {md_path}")

@@ -1,0 +1,101 @@
+"""Task records and small helpers the clause tests share.
+
+Records are real ``Task.model_dump(mode="json")`` dicts, as sheppy-core hands them to a backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sheppy_core.backend import to_iso, utcnow
+from sheppy_core.models import Task, TaskSpec
+
+__all__ = [
+    "FAR_FUTURE",
+    "LEASE",
+    "eventually",
+    "finished",
+    "ids",
+    "requeued",
+    "task_record",
+    "within",
+]
+
+LEASE = 0.3
+"""The short lease (seconds) the lease clauses use, so that expiry tests stay fast."""
+
+FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
+"""A due time no real clock reaches during a test: only an explicit ``now=`` makes it due."""
+
+FUNC = "sheppy_conformance.records:noop"
+
+
+def noop(*args: Any) -> None:
+    """The function the suite's records name (never run by the clause tests)."""
+
+
+def task_record(n: int = 0, **fields: Any) -> dict[str, Any]:
+    """A fresh task record with a new id; ``n`` is its argument so tests can tell records apart."""
+    record = Task(spec=TaskSpec(func=FUNC, args=(n,))).model_dump(mode="json")
+    record.update(fields)
+    return record
+
+
+def finished(record: dict[str, Any], status: str = "completed", result: Any = None) -> dict[str, Any]:
+    """The record a worker would store after a final attempt."""
+    done = dict(record)
+    done.update(status=status, result=result, finished_at=to_iso(utcnow()))
+    return done
+
+
+def requeued(record: dict[str, Any], status: str = "pending", at: datetime | None = None) -> dict[str, Any]:
+    """The record a worker would store to run the task again: now, or at ``at`` (retrying/scheduled)."""
+    again = dict(record)
+    again.update(status=status, finished_at=None)
+    if status == "retrying":
+        again["next_retry_at"] = to_iso(at or FAR_FUTURE)
+    elif status == "scheduled":
+        again["scheduled_at"] = to_iso(at or FAR_FUTURE)
+    return again
+
+
+def ids(records: list[dict[str, Any]]) -> list[str]:
+    return [str(r["id"]) for r in records]
+
+
+def uid() -> str:
+    return str(uuid.uuid4())
+
+
+def future(seconds: float) -> datetime:
+    return utcnow() + timedelta(seconds=seconds)
+
+
+async def within(seconds: float, awaitable: Awaitable[Any]) -> Any:
+    """Await with a deadline, so a hanging backend fails with a clear message instead of hanging."""
+    # Not asyncio.wait_for: a TimeoutError the call itself raises (get_results) must pass through as is.
+    task = asyncio.ensure_future(awaitable)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        raise AssertionError(f"backend call did not return within {seconds} s")
+    return task.result()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, interval: float = 0.05) -> bool:
+    """Poll ``check`` until it is true or ``timeout`` passes; returns the last answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if await check():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(interval)

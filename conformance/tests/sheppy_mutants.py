@@ -1,0 +1,277 @@
+"""Deliberately broken variants of the reference ``MemoryBackend``, each with ONE realistic bug.
+
+They prove the conformance suite has teeth: ``test_mutants.py`` runs the suite against every factory
+in :data:`MUTANTS` and requires each to fail, naming the clause expected to catch it. The bugs mimic
+mistakes real backends make (a read-then-write without a transaction, a ``<=`` for ``<``, a key built
+from a sanitised queue name, counters bumped on every write, ...).
+
+These subclasses reach into ``MemoryBackend``'s private state on purpose: they are test doubles of the
+reference implementation, not plugins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+
+from sheppy_core import MemoryBackend
+from sheppy_core.backend import FINISHED_STATUSES, to_iso, utcnow
+
+__all__ = ["MUTANTS", "make_reference"]
+
+
+def make_reference() -> MemoryBackend:
+    """The unbroken reference, for comparison."""
+    return MemoryBackend(instant_processing=False)
+
+
+class _Mutant(MemoryBackend):
+    """A memory backend that behaves as a plain store (no inline processing)."""
+
+    @classmethod
+    def build(cls) -> MemoryBackend:
+        """The zero-argument factory: ``--sheppy-backend-factory sheppy_mutants:Lifo.build``."""
+        return cls(instant_processing=False)
+
+
+class RacyPop(_Mutant):
+    """Reads the head of the queue, awaits (a network round trip), then claims what it read."""
+
+    async def pop(self, queue_name: str, limit: int = 1, timeout: float | None = None, *,
+                  worker_id: str | None = None, lease: float | None = None) -> list[dict[str, Any]]:
+        if limit < 1:
+            return await super().pop(queue_name, limit, timeout, worker_id=worker_id, lease=lease)
+        queue = self._queue(queue_name)
+        now = utcnow()
+        head = ([t for t, until in queue.claimed.items() if until <= now] + list(queue.queued))[:limit]
+        if not head:
+            return await super().pop(queue_name, limit, timeout, worker_id=worker_id, lease=lease)
+        await asyncio.sleep(0)
+        expiry = utcnow() + timedelta(seconds=self.lease_duration if lease is None else lease)
+        claimed = []
+        for task_id in head:
+            queue.queued.pop(task_id, None)
+            queue.claimed[task_id] = expiry
+            record = queue.records[task_id]
+            record.update(status="processing", claimed_by=worker_id or self.client_id,
+                          lease_expires_at=to_iso(expiry), deliveries=int(record.get("deliveries") or 0) + 1)
+            claimed.append(json.loads(json.dumps(record)))
+        return claimed
+
+
+class Lifo(_Mutant):
+    """Claims the newest task first (LPUSH + LPOP instead of RPOP)."""
+
+    def _claim(self, queue: Any, limit: int, worker_id: str, lease: float) -> list[dict[str, Any]]:
+        order = list(queue.queued)
+        queue.queued = dict.fromkeys(reversed(order))
+        try:
+            return super()._claim(queue, limit, worker_id, lease)
+        finally:
+            queue.queued = {t: None for t in order if t in queue.queued}
+
+
+class EarlySchedule(_Mutant):
+    """Moves scheduled tasks up to a second early ("allowance for clock skew")."""
+
+    async def pop_scheduled(self, queue_name: str, now: datetime | None = None) -> list[dict[str, Any]]:
+        return await super().pop_scheduled(queue_name, (now or utcnow()) + timedelta(seconds=1))
+
+
+class AppendNotUnique(_Mutant):
+    """Checks uniqueness against the queue index only, so claimed/scheduled/finished ids are overwritten."""
+
+    async def append(self, queue_name: str, tasks: list[dict[str, Any]], unique: bool = True) -> list[bool]:
+        queue = self._queue(queue_name, create=True)
+        results = []
+        for task in tasks:
+            if unique and task.get("id") in queue.queued:
+                results.append(False)
+            else:
+                results.extend(await super().append(queue_name, [task], unique=False))
+        return results
+
+
+class LeaseNeverExpires(_Mutant):
+    """Only ever claims queued tasks: a crashed worker's task is never redelivered."""
+
+    def _claim(self, queue: Any, limit: int, worker_id: str, lease: float) -> list[dict[str, Any]]:
+        held, queue.claimed = queue.claimed, {}
+        try:
+            return super()._claim(queue, limit, worker_id, lease)
+        finally:
+            queue.claimed = {**held, **queue.claimed}
+
+
+class WaitersNeverWoken(_Mutant):
+    """``store_result`` forgets to publish the "result ready" notification."""
+
+    async def store_result(self, queue_name: str, task_data: dict[str, Any]) -> bool:
+        self._notify = lambda: None  # type: ignore[method-assign]
+        try:
+            return await super().store_result(queue_name, task_data)
+        finally:
+            del self._notify
+
+
+class QueueLeak(_Mutant):
+    """Builds storage keys from a "sanitised" queue name, so ``a:b`` and ``a_b`` share one queue."""
+
+    def _queue(self, queue_name: str, *, create: bool = False) -> Any:
+        return super()._queue(re.sub(r"[^\w-]", "_", queue_name) or queue_name, create=create)
+
+
+class ClearLeavesScheduled(_Mutant):
+    """``clear`` deletes the queue but not the schedule (kept under a separate key)."""
+
+    async def clear(self, queue_name: str) -> int:
+        queue = self._queue(queue_name)
+        kept = {t: (queue.records[t], at) for t, at in queue.scheduled.items()}
+        removed = await super().clear(queue_name)
+        if kept:
+            fresh = self._queue(queue_name, create=True)
+            for task_id, (record, at) in kept.items():
+                fresh.records[task_id] = record
+                fresh.scheduled[task_id] = at
+        return removed
+
+
+class RateLimitOffByOne(_Mutant):
+    """Fixed windows compare ``count <= max_rate``: one start too many per window."""
+
+    async def acquire_rate_limit(self, queue_name: str, key: str, max_rate: int, rate_period: float,
+                                 task_id: str, strategy: str = "sliding_window") -> float | None:
+        if strategy == "fixed_window":
+            max_rate += 1
+        return await super().acquire_rate_limit(queue_name, key, max_rate, rate_period, task_id, strategy)
+
+
+class StoreResultNotIdempotent(_Mutant):
+    """Keeps finished-status counters bumped on every ``store_result``, so a retried write counts twice."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._writes: Counter[tuple[str, str]] = Counter()
+
+    async def store_result(self, queue_name: str, task_data: dict[str, Any]) -> bool:
+        stored = await super().store_result(queue_name, task_data)
+        if stored and task_data.get("finished_at"):
+            self._writes[(queue_name, str(task_data["id"]))] += 1
+        return stored
+
+    async def get_stats(self, queue_name: str) -> dict[str, int]:
+        stats = await super().get_stats(queue_name)
+        queue = self._queue(queue_name)
+        for (name, task_id), writes in self._writes.items():
+            record = queue.records.get(task_id)
+            if name == queue_name and record is not None and record.get("status") in FINISHED_STATUSES:
+                stats[record["status"]] += writes - 1
+        return stats
+
+
+class CronNotUnique(_Mutant):
+    """``add_cron`` overwrites (SET instead of SET NX): every worker re-adds and fires the cron."""
+
+    async def add_cron(self, queue_name: str, deterministic_id: str, task_cron: dict[str, Any]) -> bool:
+        await self.delete_cron(queue_name, deterministic_id)
+        return await super().add_cron(queue_name, deterministic_id, task_cron)
+
+
+class LostOnReconnect(_Mutant):
+    """Treats the queue index as connection state: a reconnect loses every queued task."""
+
+    async def disconnect(self) -> None:
+        for queue in self._queues.values():
+            for task_id in list(queue.queued):
+                queue.records.pop(task_id, None)
+            queue.queued.clear()
+        await super().disconnect()
+
+
+class SizeCountsClaimed(_Mutant):
+    """``size`` counts claimed tasks too (a list length that includes the in-flight list)."""
+
+    async def size(self, queue_name: str) -> int:
+        queue = self._queue(queue_name)
+        return len(queue.queued) + len(queue.claimed)
+
+
+class CancelClaimed(_Mutant):
+    """``cancel`` accepts a task a worker is running (it only checks the record exists and is unfinished)."""
+
+    async def cancel(self, queue_name: str, task_id: str) -> dict[str, Any] | None:
+        queue = self._queue(queue_name)
+        if task_id in queue.claimed:
+            del queue.claimed[task_id]
+            queue.queued[task_id] = None
+        return await super().cancel(queue_name, task_id)
+
+
+class AckKeepsClaim(_Mutant):
+    """``acknowledge`` answers True but never removes the claim: the task comes back after its lease."""
+
+    async def acknowledge(self, queue_name: str, task_id: str) -> bool:
+        return task_id in self._queue(queue_name).claimed
+
+
+class HeartbeatDoesNotExtend(_Mutant):
+    """``heartbeat`` reports the held ids but writes the new expiry to the record only, not the claim."""
+
+    async def heartbeat(self, queue_name: str, task_ids: list[str], *, worker_id: str | None = None,
+                        lease: float | None = None) -> list[str]:
+        queue = self._queue(queue_name)
+        owner = worker_id or self.client_id
+        return [t for t in task_ids if t in queue.claimed and queue.records[t].get("claimed_by") == owner]
+
+
+class DeleteUnfinished(_Mutant):
+    """``delete_task`` deletes whatever it is given, running or waiting."""
+
+    async def delete_task(self, queue_name: str, task_id: str) -> bool:
+        queue = self._queue(queue_name)
+        if task_id not in queue.records:
+            return False
+        self._forget_position(queue, task_id)
+        del queue.records[task_id]
+        return True
+
+
+MUTANTS: dict[str, tuple[type[_Mutant], str]] = {
+    cls.__name__: (cls, expected)
+    for cls, expected in [
+        (RacyPop, "pop.exclusive"),
+        (Lifo, "pop.fifo"),
+        (EarlySchedule, "schedule.not_before"),
+        (AppendNotUnique, "append.unique"),
+        (LeaseNeverExpires, "lease.expired_redelivered"),
+        (WaitersNeverWoken, "get_results.waits"),
+        (QueueLeak, "isolation.queue_names"),
+        (ClearLeavesScheduled, "clear.everything"),
+        (RateLimitOffByOne, "rate_limit.fixed_window"),
+        (StoreResultNotIdempotent, "store_result.idempotent"),
+        (CronNotUnique, "cron.unique"),
+        (LostOnReconnect, "reconnect.recovers"),
+        (SizeCountsClaimed, "size.queued_only"),
+        (CancelClaimed, "cancel.refused"),
+        (AckKeepsClaim, "ack.releases"),
+        (HeartbeatDoesNotExtend, "lease.heartbeat_extends"),
+        (DeleteUnfinished, "delete.unfinished"),
+    ]
+}
+"""Mutant name -> (class, the clause designed to catch it)."""
+
+
+async def drop_and_log(backend: MemoryBackend) -> None:
+    """A ``--sheppy-drop-connection`` hook for the plugin tests: reconnects and logs that it ran."""
+    import os
+    from pathlib import Path
+
+    log = Path(os.environ["SHEPPY_DROP_LOG"])
+    previous = log.read_text(encoding="utf-8") if log.exists() else ""  # noqa: ASYNC240 - test helper
+    log.write_text(previous + f"{type(backend).__name__}\n", encoding="utf-8")  # noqa: ASYNC240
+    await backend.disconnect()
+    await backend.connect()

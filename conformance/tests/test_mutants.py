@@ -1,0 +1,56 @@
+"""Proof of strength: every deliberately broken memory backend fails the suite; the real one passes.
+
+All runs happen once, in parallel subprocesses (``pytest --pyargs sheppy_conformance
+--sheppy-backend-factory sheppy_mutants:<Mutant>.build``); the tests below read their JSON reports.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from _runner import CAUGHT, SuiteRun, run_suites
+from sheppy_mutants import MUTANTS
+
+REFERENCE = "reference"
+
+MEMORY_DISAGREEMENTS: dict[str, str] = {}
+"""Where the reference MemoryBackend of sheppy-core 0.1.0 disagrees with the contract's docstrings (the
+docstrings win). Declared as known failures, so this test flags the day the backend is fixed."""
+
+KNOWN = [arg for clause_id, why in MEMORY_DISAGREEMENTS.items()
+         for arg in ("--sheppy-known-failure", f"{clause_id}={why}")]
+
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SuiteRun]:
+    # No shrinking: only detection matters here, and shrinking a long failing sequence takes a while.
+    # Slowest first (a mutant whose waiters are never woken sits out every wait), so the pool overlaps it.
+    order = sorted(MUTANTS, key=lambda name: name != "WaitersNeverWoken")
+    jobs = {name: ["--sheppy-backend-factory", f"sheppy_mutants:{name}.build", "--sheppy-no-shrink", *KNOWN]
+            for name in order}
+    jobs[REFERENCE] = ["--sheppy-backend", "memory://", *KNOWN]
+    return run_suites(jobs, Path(tmp_path_factory.mktemp("mutants")))
+
+
+@pytest.mark.timeout(400)
+def test_reference_memory_backend_passes_every_clause(runs: dict[str, SuiteRun]) -> None:
+    run = runs[REFERENCE]
+    assert run.returncode == 0, run.output
+    assert run.report["summary"]["failed"] == 0
+    assert run.report["summary"]["skipped"] == 0
+    outcomes = run.outcomes()
+    assert {c for c, outcome in outcomes.items() if outcome == "xfail"} == set(MEMORY_DISAGREEMENTS)
+    assert {o for c, o in outcomes.items() if c not in MEMORY_DISAGREEMENTS} == {"passed"}
+
+
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("mutant", sorted(MUTANTS))
+def test_mutant_is_caught(runs: dict[str, SuiteRun], mutant: str) -> None:
+    run = runs[mutant]
+    expected = MUTANTS[mutant][1]
+    assert run.returncode == 1, f"{mutant} was not caught (exit {run.returncode}):\n{run.output[-3000:]}"
+    assert run.failed, f"{mutant}: no clause failed in the report:\n{run.output[-3000:]}"
+    assert expected in run.failed, f"{mutant} was caught by {run.failed}, but not by {expected}"
+    CAUGHT[mutant] = run.failed

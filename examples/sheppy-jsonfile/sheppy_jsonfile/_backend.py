@@ -1,0 +1,424 @@
+"""``JsonFileBackend``: every queue in one JSON file, shared by processes through an ``fcntl`` lock.
+
+Each storage call is one transaction: take an exclusive lock on ``<file>.lock``, read the whole file,
+change the document, write it to a temporary file and ``os.replace`` it over the old one, release the
+lock. That makes every call atomic across backend objects and processes on the same file (so the
+backend declares ``SHARED_STORE``), and a crash mid-write never leaves a half-written file. The file
+I/O runs in a thread so a lock held by another process never blocks the event loop.
+
+Document layout::
+
+    {"version": 1, "queues": {"<queue name>": {
+        "records":   {"<task id>": <task record>},
+        "queued":    ["<task id>", ...],          # claim order
+        "claims":    {"<task id>": <lease expiry, Unix seconds>},
+        "scheduled": {"<task id>": <due time, Unix seconds>}}}}
+
+It is slow (the whole file is rewritten on every call) and meant as a readable example of the contract,
+not for production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar, Self, TypeVar
+from urllib.parse import unquote, urlsplit
+
+from sheppy_core.backend import (
+    CONTRACT_VERSION,
+    SHARED_STORE,
+    STATS_KEYS,
+    Backend,
+    BackendConnectionError,
+    BackendError,
+    BackendInputError,
+    TaskStateError,
+    due_at,
+    is_finished,
+    task_id_of,
+    to_iso,
+)
+from sheppy_core.exceptions import ConfigurationError
+
+__all__ = ["JsonFileBackend"]
+
+T = TypeVar("T")
+Queue = dict[str, Any]
+Document = dict[str, Any]
+
+POLL_SECONDS = 0.05
+"""How often ``get_results`` re-reads the file while waiting (this backend has no notifications)."""
+
+
+def _empty_queue() -> Queue:
+    return {"records": {}, "queued": [], "claims": {}, "scheduled": {}}
+
+
+def _check_queue_name(queue_name: str) -> None:
+    if not isinstance(queue_name, str) or not queue_name:
+        raise BackendInputError(f"queue name must be a non-empty string, got {queue_name!r}")
+
+
+def _epoch(moment: datetime) -> float:
+    return moment.timestamp()
+
+
+class JsonFileBackend(Backend):
+    """Queues stored in one JSON file; see the module docstring for the layout and locking."""
+
+    url_schemes: ClassVar[tuple[str, ...]] = ("jsonfile",)
+    contract_version: ClassVar[int] = CONTRACT_VERSION
+    capabilities: ClassVar[frozenset[str]] = frozenset({SHARED_STORE})
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._lock_path = self.path.with_name(self.path.name + ".lock")
+        self._connected = False
+
+    @classmethod
+    def from_url(cls, url: str) -> Self:
+        """``jsonfile:///absolute/path/store.json`` or ``jsonfile://relative/path.json``."""
+        parts = urlsplit(url)
+        if parts.scheme != "jsonfile":
+            raise ConfigurationError(f"JsonFileBackend serves jsonfile:// URLs, not {parts.scheme}://")
+        path = unquote(parts.netloc + parts.path)
+        if not path or path.endswith("/"):
+            raise ConfigurationError(f"jsonfile URL {url!r} names no file; use jsonfile:///path/to/store.json")
+        return cls(path)
+
+    def __repr__(self) -> str:
+        return f"<JsonFileBackend {str(self.path)!r}>"
+
+    # -- connection ------------------------------------------------------------------------------
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connected
+
+    async def connect(self) -> None:
+        if self._connected:
+            return
+        if not self.path.parent.is_dir():
+            raise BackendConnectionError(f"directory of {self.path} does not exist")
+        self._connected = True
+
+    async def disconnect(self) -> None:
+        self._connected = False
+
+    # -- the transaction -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        with open(self._lock_path, "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _load(self) -> Document:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {"version": 1, "queues": {}}
+        document: Document = json.loads(text)
+        return document
+
+    def _save(self, document: Document) -> None:
+        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                json.dump(document, out, ensure_ascii=False)
+            os.replace(temporary, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+
+    def _run(self, change: Callable[[Document], T], write: bool) -> T:
+        with self._locked():
+            document = self._load()
+            result = change(document)
+            if write:
+                self._save(document)
+            return result
+
+    async def _transaction(
+        self, queue_name: str | None, change: Callable[[Document], T], *, write: bool = True
+    ) -> T:
+        """Run ``change`` on the document under the file lock, in a thread; write it back if ``write``."""
+        if not self._connected:
+            raise BackendConnectionError(f"{self!r} is not connected; call connect() first")
+        if queue_name is not None:
+            _check_queue_name(queue_name)
+        try:
+            return await asyncio.to_thread(self._run, change, write)
+        except OSError as exc:
+            raise BackendConnectionError(f"cannot use {self.path}: {exc}") from exc
+        except (ValueError, TypeError) as exc:
+            if isinstance(exc, BackendError):
+                raise
+            raise BackendInputError(f"cannot store in {self.path}: {exc}") from exc
+
+    # -- helpers on one queue (always called inside a transaction) ---------------------------------
+
+    @staticmethod
+    def _queue(document: Document, queue_name: str, create: bool = False) -> Queue:
+        queues: dict[str, Queue] = document["queues"]
+        if create:
+            return queues.setdefault(queue_name, _empty_queue())
+        return queues.get(queue_name) or _empty_queue()
+
+    @staticmethod
+    def _forget_position(queue: Queue, task_id: str) -> None:
+        if task_id in queue["queued"]:
+            queue["queued"].remove(task_id)
+        queue["claims"].pop(task_id, None)
+        queue["scheduled"].pop(task_id, None)
+
+    # -- enqueue ---------------------------------------------------------------------------------
+
+    async def append(self, queue_name: str, tasks: list[dict[str, Any]], unique: bool = True) -> list[bool]:
+        records = [json.loads(json.dumps(t)) for t in tasks]
+        for record in records:
+            record["id"] = task_id_of(record)
+
+        def change(document: Document) -> list[bool]:
+            queue = self._queue(document, queue_name, create=True)
+            results = []
+            for record in records:
+                task_id = record["id"]
+                if unique and task_id in queue["records"]:
+                    results.append(False)
+                    continue
+                self._forget_position(queue, task_id)
+                queue["records"][task_id] = dict(record, status="pending")
+                queue["queued"].append(task_id)
+                results.append(True)
+            return results
+
+        return await self._transaction(queue_name, change)
+
+    async def schedule(
+        self, queue_name: str, task_data: dict[str, Any], at: datetime, unique: bool = True
+    ) -> bool:
+        if at.tzinfo is None:
+            raise BackendInputError("schedule() needs an aware datetime for 'at'")
+        record = json.loads(json.dumps(task_data))
+        task_id = record["id"] = task_id_of(record)
+
+        def change(document: Document) -> bool:
+            queue = self._queue(document, queue_name, create=True)
+            if unique and task_id in queue["records"]:
+                return False
+            self._forget_position(queue, task_id)
+            queue["records"][task_id] = dict(record, status="scheduled", scheduled_at=to_iso(at))
+            queue["scheduled"][task_id] = _epoch(at)
+            return True
+
+        return await self._transaction(queue_name, change)
+
+    # -- claim -----------------------------------------------------------------------------------
+
+    async def pop(self, queue_name: str, limit: int = 1, timeout: float | None = None, *,
+                  worker_id: str | None = None, lease: float | None = None) -> list[dict[str, Any]]:
+        # No BLOCKING_POP: ``timeout`` is ignored and an empty queue answers [] at once.
+        if limit < 1:
+            raise BackendInputError(f"pop() limit must be >= 1, got {limit}")
+        owner = worker_id or self.client_id
+        duration = self.lease_duration if lease is None else lease
+
+        def change(document: Document) -> list[dict[str, Any]]:
+            queue = self._queue(document, queue_name)
+            now = time.time()
+            expired = [t for t, until in queue["claims"].items() if until <= now]
+            claimed = []
+            for task_id in (expired + queue["queued"])[:limit]:
+                if task_id in queue["queued"]:
+                    queue["queued"].remove(task_id)
+                queue["claims"][task_id] = now + duration
+                record = queue["records"][task_id]
+                record.update(status="processing", claimed_by=owner,
+                              lease_expires_at=to_iso(datetime.fromtimestamp(now + duration, UTC)),
+                              deliveries=int(record.get("deliveries") or 0) + 1)
+                claimed.append(json.loads(json.dumps(record)))
+            return claimed
+
+        return await self._transaction(queue_name, change)
+
+    async def acknowledge(self, queue_name: str, task_id: str) -> bool:
+        def change(document: Document) -> bool:
+            queue = self._queue(document, queue_name)
+            if task_id not in queue["claims"]:
+                return False
+            del queue["claims"][task_id]
+            return True
+
+        return await self._transaction(queue_name, change)
+
+    async def heartbeat(self, queue_name: str, task_ids: list[str], *, worker_id: str | None = None,
+                        lease: float | None = None) -> list[str]:
+        owner = worker_id or self.client_id
+        duration = self.lease_duration if lease is None else lease
+
+        def change(document: Document) -> list[str]:
+            queue = self._queue(document, queue_name)
+            expiry = time.time() + duration
+            held = []
+            for task_id in task_ids:
+                record = queue["records"].get(task_id)
+                if task_id in queue["claims"] and record is not None and record.get("claimed_by") == owner:
+                    queue["claims"][task_id] = expiry
+                    record["lease_expires_at"] = to_iso(datetime.fromtimestamp(expiry, UTC))
+                    held.append(task_id)
+            return held
+
+        return await self._transaction(queue_name, change)
+
+    # -- results ---------------------------------------------------------------------------------
+
+    async def store_result(self, queue_name: str, task_data: dict[str, Any]) -> bool:
+        record = json.loads(json.dumps(task_data))
+        task_id = record["id"] = task_id_of(record)
+
+        def change(document: Document) -> bool:
+            queue = self._queue(document, queue_name)
+            if task_id not in queue["records"]:
+                return False
+            record.update(claimed_by=None, lease_expires_at=None)
+            self._forget_position(queue, task_id)
+            if not is_finished(record):
+                if record.get("status") in ("retrying", "scheduled"):
+                    queue["scheduled"][task_id] = _epoch(due_at(record))
+                else:
+                    record["status"] = "pending"
+                    queue["queued"].append(task_id)
+            queue["records"][task_id] = record
+            return True
+
+        return await self._transaction(queue_name, change)
+
+    async def get_results(self, queue_name: str, task_ids: list[str],
+                          timeout: float | None = None) -> dict[str, dict[str, Any]]:
+        if not task_ids:
+            return {}
+        wanted = list(dict.fromkeys(task_ids))
+        deadline = None if timeout is None or timeout < 0 else (float("inf") if timeout == 0 else
+                                                                 time.monotonic() + timeout)
+        while True:
+            found = {t: r for t, r in (await self.get_tasks(queue_name, wanted)).items() if is_finished(r)}
+            if deadline is None or len(found) == len(wanted):
+                return found
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{len(wanted) - len(found)} of {len(wanted)} task(s) did not finish "
+                                   f"within {timeout} s")
+            await asyncio.sleep(POLL_SECONDS)
+
+    # -- inspection ------------------------------------------------------------------------------
+
+    async def _read(self, queue_name: str, view: Callable[[Queue], T]) -> T:
+        return await self._transaction(queue_name, lambda d: view(self._queue(d, queue_name)), write=False)
+
+    async def get_tasks(self, queue_name: str, task_ids: list[str]) -> dict[str, dict[str, Any]]:
+        return await self._read(
+            queue_name, lambda q: {t: q["records"][t] for t in task_ids if t in q["records"]}
+        )
+
+    async def get_all_tasks(self, queue_name: str) -> list[dict[str, Any]]:
+        return await self._read(queue_name, lambda q: list(q["records"].values()))
+
+    async def get_pending(self, queue_name: str, count: int = 1) -> list[dict[str, Any]]:
+        if count < 1:
+            raise BackendInputError(f"get_pending() count must be >= 1, got {count}")
+        return await self._read(queue_name, lambda q: [q["records"][t] for t in q["queued"][:count]])
+
+    async def get_scheduled(self, queue_name: str) -> list[dict[str, Any]]:
+        def view(queue: Queue) -> list[dict[str, Any]]:
+            ordered = sorted(queue["scheduled"].items(), key=lambda item: item[1])
+            return [queue["records"][t] for t, _ in ordered]
+
+        return await self._read(queue_name, view)
+
+    async def size(self, queue_name: str) -> int:
+        return await self._read(queue_name, lambda q: len(q["queued"]))
+
+    async def get_stats(self, queue_name: str) -> dict[str, int]:
+        def view(queue: Queue) -> dict[str, int]:
+            stats = dict.fromkeys(STATS_KEYS, 0)
+            stats.update(pending=len(queue["queued"]), processing=len(queue["claims"]),
+                         scheduled=len(queue["scheduled"]))
+            for record in queue["records"].values():
+                if is_finished(record) and record.get("status") in stats:
+                    stats[record["status"]] += 1
+            return stats
+
+        return await self._read(queue_name, view)
+
+    async def list_queues(self) -> dict[str, int]:
+        def view(document: Document) -> dict[str, int]:
+            return {name: len(queue["queued"]) for name, queue in sorted(document["queues"].items())}
+
+        return await self._transaction(None, view, write=False)
+
+    async def clear(self, queue_name: str) -> int:
+        def change(document: Document) -> int:
+            queue = document["queues"].pop(queue_name, None)
+            return len(queue["records"]) if queue else 0
+
+        return await self._transaction(queue_name, change)
+
+    # -- scheduling ------------------------------------------------------------------------------
+
+    async def pop_scheduled(self, queue_name: str, now: datetime | None = None) -> list[dict[str, Any]]:
+        if now is not None and now.tzinfo is None:
+            raise BackendInputError("pop_scheduled() needs an aware datetime for 'now'")
+        moment = _epoch(now) if now is not None else time.time()
+
+        def change(document: Document) -> list[dict[str, Any]]:
+            queue = self._queue(document, queue_name)
+            due = sorted((at, t) for t, at in queue["scheduled"].items() if at <= moment)
+            moved = []
+            for _, task_id in due:
+                del queue["scheduled"][task_id]
+                queue["queued"].append(task_id)
+                queue["records"][task_id]["status"] = "pending"
+                moved.append(queue["records"][task_id])
+            return moved
+
+        return await self._transaction(queue_name, change)
+
+    # -- cancel / delete -------------------------------------------------------------------------
+
+    async def cancel(self, queue_name: str, task_id: str) -> dict[str, Any] | None:
+        def change(document: Document) -> dict[str, Any] | None:
+            queue = self._queue(document, queue_name)
+            if task_id not in queue["queued"] and task_id not in queue["scheduled"]:
+                return None
+            self._forget_position(queue, task_id)
+            record: dict[str, Any] = queue["records"][task_id]
+            record.update(status="cancelled", finished_at=to_iso(datetime.now(UTC)))
+            return record
+
+        return await self._transaction(queue_name, change)
+
+    async def delete_task(self, queue_name: str, task_id: str) -> bool:
+        def change(document: Document) -> bool:
+            queue = self._queue(document, queue_name)
+            record = queue["records"].get(task_id)
+            if record is None:
+                return False
+            if not is_finished(record):
+                raise TaskStateError(f"task {task_id} is not finished (status {record.get('status')!r})")
+            del queue["records"][task_id]
+            return True
+
+        return await self._transaction(queue_name, change)

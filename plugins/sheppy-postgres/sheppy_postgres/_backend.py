@@ -1,0 +1,674 @@
+"""``PostgresBackend``: sheppy-core's Backend contract on PostgreSQL through asyncpg.
+
+Design in one paragraph: one ``tasks`` table holds every record with a ``state`` column (queued,
+claimed, scheduled, finished, acked). ``pop`` is one ``UPDATE … FROM (SELECT … FOR UPDATE SKIP LOCKED)``
+over two partial indexes (expired leases first, then the queue head by a bigserial), so concurrent
+claimers take disjoint rows and a crashed worker's tasks come back by the same query once their lease
+has passed. Writers NOTIFY in the same statement; idle ``pop``/``get_results`` wait for that on one
+LISTEN connection (see :mod:`sheppy_postgres._listener`); results are only notified for queues that
+have a registered waiter. Cron, rate limits and workflows live in :mod:`sheppy_postgres._extras`; the
+SQL in ``sql/`` (named queries, numbered migrations).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any, Self, TypeAlias
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from sheppy_core.backend import (
+    BLOCKING_POP,
+    CONTRACT_VERSION,
+    CRON,
+    RATE_LIMIT,
+    RESULT_NOTIFY,
+    SHARED_STORE,
+    TRANSACTIONAL_ENQUEUE,
+    TTL,
+    WORKFLOWS,
+    Backend,
+    due_at,
+    retention_seconds,
+    task_id_of,
+    to_iso,
+    utcnow,
+)
+from sheppy_core.exceptions import (
+    BackendConnectionError,
+    BackendError,
+    BackendInputError,
+    TaskStateError,
+)
+from sheppy_postgres._config import PostgresConfig, parse_url, quote_ident
+from sheppy_postgres._errors import is_connection_problem, translate
+from sheppy_postgres._extras import ExtrasMixin
+from sheppy_postgres._listener import Notifier
+from sheppy_postgres._migrations import apply_migrations, latest_version
+from sheppy_postgres._records import (
+    decode_name,
+    dumps,
+    encode_name,
+    escape_name,
+    int_or_none,
+    notify_key,
+    row_to_record,
+)
+from sheppy_postgres._sql import queries_for
+
+__all__ = ["Connection", "PostgresBackend"]
+
+logger = logging.getLogger("sheppy.postgres")
+
+Connection: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
+"""A caller's asyncpg connection (plain or from a pool), for transactional enqueue."""
+
+_PURGE_BATCH = 500
+"""Finished records deleted per purge statement: small, so the purge never holds many row locks."""
+_CONNECT_TIMEOUT = 10.0
+_REGISTER_RECHECK = 0.02
+"""Seconds after registering as a result waiter before looking again (covers a store_result that
+raced the registration: its statement is over within this time unless it waited for a lock)."""
+_STATS_BY_STATE = {"queued": "pending", "claimed": "processing", "scheduled": "scheduled"}
+
+
+async def _keep_session(conn: asyncpg.Connection[Any]) -> None:
+    """Pool reset hook that does nothing (asyncpg still rolls back a transaction left open).
+
+    asyncpg's default reset sends ``RESET ALL; UNLISTEN *; …`` on *every* release — a second round
+    trip per query, halving throughput. This pool is private and its sessions never change state:
+    no session-level SET (migrations use SET LOCAL), LISTEN lives on its own connection, and advisory
+    locks are transaction-scoped.
+    """
+
+
+def _workflow_key(record: dict[str, Any]) -> str | None:
+    workflow_id = record.get("workflow_id")
+    return None if workflow_id is None else encode_name(str(workflow_id))
+
+
+class PostgresBackend(ExtrasMixin, Backend):
+    """Task storage in a PostgreSQL schema. Build it with :meth:`from_url`::
+
+        backend = PostgresBackend.from_url("postgresql://user:pw@db:5432/app?schema=jobs")
+
+    See the package README for URL options, transactional enqueue and PgBouncer mode.
+    """
+
+    url_schemes = ("postgresql", "postgres")
+    contract_version = CONTRACT_VERSION
+    capabilities = frozenset({
+        BLOCKING_POP, RESULT_NOTIFY, RATE_LIMIT, CRON, TTL, WORKFLOWS, SHARED_STORE, TRANSACTIONAL_ENQUEUE,
+    })
+
+    def __init__(self, url: str = "postgresql://postgres@127.0.0.1:5432/postgres") -> None:
+        self._config: PostgresConfig = parse_url(url)
+        self.lease_duration = self._config.lease
+        self.ttl: float | None = self._config.ttl
+        self.error_ttl: float | str | None = self._config.error_ttl
+        quoted = quote_ident(self._config.schema)
+        self._sql = queries_for(quoted)
+        # The sequence behind tasks.seq, as text for a ::regclass parameter (pop_scheduled numbers
+        # moved tasks in due order from it).
+        self._seq_name = f"{quoted}.tasks_seq_seq"
+        # Channel names are identifiers (63 bytes at most): a hash of the schema keeps them short and
+        # lets several schemas share a database without waking each other.
+        digest = hashlib.md5(self._config.schema.encode(), usedforsecurity=False).hexdigest()[:16]
+        self._channel = f"sheppy_{digest}"
+        self._pool: asyncpg.Pool[asyncpg.Record] | None = None
+        self._notifier: Notifier | None = None
+        self._purge_task: asyncio.Task[None] | None = None
+        self._connect_lock: asyncio.Lock | None = None
+        self._schema_version = 0
+
+    @classmethod
+    def from_url(cls, url: str) -> Self:
+        """Build an unconnected backend; ``ConfigurationError`` names a bad option. No I/O."""
+        return cls(url)
+
+    def __repr__(self) -> str:
+        return f"<PostgresBackend {self._config.redacted} schema={self._config.schema!r}>"
+
+    @property
+    def config(self) -> PostgresConfig:
+        return self._config
+
+    @property
+    def schema(self) -> str:
+        return self._config.schema
+
+    @property
+    def channel(self) -> str:
+        """The LISTEN/NOTIFY channel of this schema."""
+        return self._channel
+
+    # -- connection ------------------------------------------------------------------------------
+
+    @property
+    def is_connected(self) -> bool:
+        return self._pool is not None
+
+    async def _open(self) -> asyncpg.Connection[Any]:
+        return await asyncpg.connect(
+            self._config.dsn, timeout=_CONNECT_TIMEOUT, statement_cache_size=self._config.statement_cache_size
+        )
+
+    async def connect(self) -> None:
+        """Open the pool, apply pending migrations (under an advisory lock), start LISTEN and the purge.
+
+        Idempotent. ``BackendConnectionError`` (password redacted) when the server cannot be reached.
+        """
+        if self._connect_lock is None:
+            self._connect_lock = asyncio.Lock()
+        async with self._connect_lock:
+            if self._pool is not None:
+                return
+            pool: asyncpg.Pool[asyncpg.Record] | None = None
+            try:
+                pool = await asyncpg.create_pool(
+                    self._config.dsn,
+                    min_size=self._config.pool_min,
+                    max_size=self._config.pool_max,
+                    timeout=_CONNECT_TIMEOUT,
+                    statement_cache_size=self._config.statement_cache_size,
+                    reset=_keep_session,
+                )
+                async with pool.acquire() as conn:
+                    version, _ = await apply_migrations(conn, self._config.schema)
+            except BaseException as exc:
+                if pool is not None:
+                    pool.terminate()
+                if isinstance(exc, Exception):
+                    raise translate(exc, "connect", self._config.redacted) from exc
+                raise
+            if version > latest_version():
+                pool.terminate()
+                raise BackendError(
+                    f"PostgreSQL backend at {self._config.redacted}: schema {self._config.schema!r} is at "
+                    f"version {version}, newer than this sheppy-postgres knows ({latest_version()}); "
+                    "upgrade sheppy-postgres"
+                )
+            self._schema_version = version
+            self._pool = pool
+            if self._config.listen:
+                self._notifier = Notifier(self._open, self._channel)
+                await self._notifier.start()
+            self._purge_task = asyncio.create_task(self._purge_loop(), name="sheppy-postgres purge")
+
+    async def disconnect(self) -> None:
+        """Close everything. Claims stay in the table and expire as usual."""
+        pool, self._pool = self._pool, None
+        purge, self._purge_task = self._purge_task, None
+        notifier, self._notifier = self._notifier, None
+        if purge is not None:
+            purge.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purge
+        if notifier is not None:
+            await notifier.close()
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), 5.0)
+            except Exception:  # a connection stuck mid-query or already dead: drop them all
+                pool.terminate()
+
+    async def migrate(self) -> int:
+        """Apply pending migrations now (for ``sheppy`` commands); return the schema version.
+
+        Works connected or not; ``connect`` does the same automatically.
+        """
+        try:
+            if self._pool is not None:
+                async with self._pool.acquire() as pooled:
+                    version, _ = await apply_migrations(pooled, self._config.schema)
+            else:
+                single = await self._open()
+                try:
+                    version, _ = await apply_migrations(single, self._config.schema)
+                finally:
+                    await single.close()
+        except Exception as exc:
+            raise translate(exc, "migrate", self._config.redacted) from exc
+        self._schema_version = version
+        return version
+
+    async def server_info(self) -> dict[str, Any]:
+        row = await self._fetchrow("schema_version", retry=True)
+        return {
+            "server_version": row["server"],
+            "schema": self._config.schema,
+            "schema_version": row["version"],
+            "listening": self._notifier is not None and self._notifier.listening,
+        }
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    def _require(self) -> asyncpg.Pool[asyncpg.Record]:
+        if self._pool is None:
+            raise BackendConnectionError(
+                f"PostgreSQL backend at {self._config.redacted} is not connected; call connect() first"
+            )
+        return self._pool
+
+    async def _fetch(
+        self, name: str, *args: Any, conn: Connection | None = None, retry: bool = False
+    ) -> list[asyncpg.Record]:
+        """Run named query ``name``; driver errors become BackendErrors. ``retry``: for idempotent
+        queries, try once more when the first attempt lost its connection (a pooled connection that
+        died with a server restart)."""
+        target = conn if conn is not None else self._require()
+        try:
+            return await target.fetch(self._sql[name], *args)
+        except Exception as exc:
+            if not (retry and conn is None and is_connection_problem(exc)):
+                raise translate(exc, name, self._config.redacted) from exc
+        try:
+            return await self._require().fetch(self._sql[name], *args)
+        except Exception as exc:
+            raise translate(exc, name, self._config.redacted) from exc
+
+    async def _fetchrow(
+        self, name: str, *args: Any, conn: Connection | None = None, retry: bool = False
+    ) -> asyncpg.Record:
+        rows = await self._fetch(name, *args, conn=conn, retry=retry)
+        if not rows:
+            raise BackendError(f"PostgreSQL backend: query {name} returned no row")
+        return rows[0]
+
+    async def _fetchval(
+        self, name: str, *args: Any, conn: Connection | None = None, retry: bool = False
+    ) -> Any:
+        return (await self._fetchrow(name, *args, conn=conn, retry=retry))[0]
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self, action: str) -> AsyncIterator[PoolConnectionProxy[Any]]:
+        pool = self._require()
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                yield conn
+        except BackendError:
+            raise
+        except Exception as exc:
+            raise translate(exc, action, self._config.redacted) from exc
+
+    @staticmethod
+    def _queue(queue_name: str) -> str:
+        if not isinstance(queue_name, str) or not queue_name:
+            raise BackendInputError(f"queue name must be a non-empty string, got {queue_name!r}")
+        return encode_name(queue_name)
+
+    def _lease(self, lease: float | None) -> float:
+        seconds = self.lease_duration if lease is None else float(lease)
+        if not seconds > 0:
+            raise BackendInputError(f"lease must be > 0 seconds, got {lease!r}")
+        return seconds
+
+    # -- enqueue ---------------------------------------------------------------------------------
+
+    async def append(
+        self,
+        queue_name: str,
+        tasks: list[dict[str, Any]],
+        unique: bool = True,
+        *,
+        connection: Connection | None = None,
+    ) -> list[bool]:
+        """Store and queue ``tasks`` in one statement (see the contract).
+
+        ``connection``: run on the caller's asyncpg connection, inside its open transaction; the tasks
+        (and the wakeup NOTIFY) become visible when that transaction commits, and vanish on rollback.
+        """
+        queue = self._queue(queue_name)
+        if not tasks:
+            return []
+        ids = [encode_name(task_id_of(t)) for t in tasks]
+        chosen: dict[str, int] = {}
+        for index, task_id in enumerate(ids):
+            if unique:
+                chosen.setdefault(task_id, index)  # first wins
+            else:
+                chosen.pop(task_id, None)
+                chosen[task_id] = index  # last wins, queued at its own position
+        picks = list(chosen.values())
+        datas, deliveries, workflows = [], [], []
+        for index in picks:
+            record = dict(tasks[index])
+            record["status"] = "pending"
+            datas.append(dumps(record))
+            deliveries.append(int_or_none(record.get("deliveries")))
+            workflows.append(_workflow_key(record))
+        row = await self._fetchrow(
+            "append", queue, [ids[i] for i in picks], datas, deliveries, workflows, not unique,
+            self._channel, notify_key("q", queue), escape_name(queue_name), conn=connection,
+        )
+        if not unique:
+            return [True] * len(tasks)
+        stored = set(row["ids"])
+        return [chosen[task_id] == index and task_id in stored for index, task_id in enumerate(ids)]
+
+    async def schedule(
+        self,
+        queue_name: str,
+        task_data: dict[str, Any],
+        at: datetime,
+        unique: bool = True,
+        *,
+        connection: Connection | None = None,
+    ) -> bool:
+        """Store a record as scheduled for ``at``; ``connection`` as in :meth:`append`."""
+        queue = self._queue(queue_name)
+        task_id = encode_name(task_id_of(task_data))
+        if not isinstance(at, datetime) or at.tzinfo is None:
+            raise BackendInputError(f"schedule needs an aware datetime, got {at!r}")
+        record = dict(task_data)
+        record["status"] = "scheduled"
+        record["scheduled_at"] = to_iso(at)
+        count = await self._fetchval(
+            "schedule", queue, task_id, dumps(record), at, int_or_none(record.get("deliveries")),
+            _workflow_key(record), not unique, escape_name(queue_name), conn=connection,
+        )
+        return bool(count)
+
+    # -- claim -----------------------------------------------------------------------------------
+
+    async def pop(
+        self,
+        queue_name: str,
+        limit: int = 1,
+        timeout: float | None = None,
+        *,
+        worker_id: str | None = None,
+        lease: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """Claim up to ``limit`` tasks; with ``timeout > 0`` wait for a NOTIFY (or the fallback poll)."""
+        queue = self._queue(queue_name)
+        if not isinstance(limit, int) or limit < 1:
+            raise BackendInputError(f"limit must be an integer >= 1, got {limit!r}")
+        worker = worker_id or self.client_id
+        seconds = self._lease(lease)
+        if timeout is None or timeout <= 0:
+            return await self._claim(queue, limit, worker, seconds)
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        notifier = self._notifier
+        with contextlib.ExitStack() as stack:
+            # Subscribe before the first claim, so a NOTIFY sent while it runs is not lost.
+            event = stack.enter_context(notifier.subscribe(notify_key("q", queue))) if notifier else None
+            while True:
+                if event is not None:
+                    event.clear()
+                records = await self._claim(queue, limit, worker, seconds)
+                if records:
+                    return records
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return []
+                await self._wait(event, min(remaining, self._config.poll_interval))
+
+    @staticmethod
+    async def _wait(event: asyncio.Event | None, seconds: float) -> None:
+        if event is None:
+            await asyncio.sleep(seconds)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), seconds)
+
+    async def _claim(self, queue: str, limit: int, worker: str, lease: float) -> list[dict[str, Any]]:
+        # Shielded: if the caller is cancelled while the UPDATE runs, the claim may still commit; the
+        # rows it took are then given back, so a cancelled pop claims nothing.
+        attempt = asyncio.ensure_future(self._fetch("claim_tasks", queue, limit, worker, lease, retry=True))
+        try:
+            rows = await asyncio.shield(attempt)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                taken = await attempt
+                if taken:
+                    await self._fetch("release_tasks", queue, [r["id"] for r in taken], worker)
+            raise
+        rows.sort(key=lambda r: (r["priority"], r["seq"]))
+        return [row_to_record(r) for r in rows]
+
+    async def acknowledge(self, queue_name: str, task_id: str) -> bool:
+        rows = await self._fetch("acknowledge", self._queue(queue_name), encode_name(str(task_id)))
+        return bool(rows)
+
+    async def heartbeat(
+        self,
+        queue_name: str,
+        task_ids: list[str],
+        *,
+        worker_id: str | None = None,
+        lease: float | None = None,
+    ) -> list[str]:
+        queue = self._queue(queue_name)
+        seconds = self._lease(lease)
+        if not task_ids:
+            return []
+        encoded = [encode_name(str(t)) for t in task_ids]
+        worker = worker_id or self.client_id
+        rows = await self._fetch("heartbeat", queue, encoded, worker, seconds, retry=True)
+        held = {r["id"] for r in rows}
+        seen: set[str] = set()
+        kept: list[str] = []
+        for task_id, stored in zip(task_ids, encoded, strict=True):
+            if stored in held and stored not in seen:
+                seen.add(stored)
+                kept.append(task_id)
+        return kept
+
+    # -- results ---------------------------------------------------------------------------------
+
+    async def store_result(self, queue_name: str, task_data: dict[str, Any]) -> bool:
+        queue = self._queue(queue_name)
+        task_id = encode_name(task_id_of(task_data))
+        record = dict(task_data)
+        record["claimed_by"] = None
+        record["lease_expires_at"] = None
+        deliveries = int_or_none(record.get("deliveries"))
+        workflow = _workflow_key(record)
+        if record.get("finished_at") is not None:
+            status = str(record.get("status") or "completed")
+            keep = retention_seconds(record, self.ttl, self.error_ttl)
+            row = await self._fetchrow(
+                "store_finished", queue, task_id, status, dumps(record), deliveries, workflow, keep,
+                self._channel, notify_key("r", queue),
+            )
+            return bool(row["stored"])
+        if record.get("status") in ("retrying", "scheduled"):
+            rows = await self._fetch(
+                "store_rescheduled", queue, task_id, record["status"], dumps(record), due_at(record),
+                deliveries, workflow,
+            )
+            return bool(rows)
+        record["status"] = "pending"
+        row = await self._fetchrow(
+            "store_requeued", queue, task_id, dumps(record), deliveries, workflow,
+            self._channel, notify_key("q", queue),
+        )
+        return bool(row["stored"])
+
+    async def get_results(
+        self, queue_name: str, task_ids: list[str], timeout: float | None = None
+    ) -> dict[str, dict[str, Any]]:
+        queue = self._queue(queue_name)
+        if not task_ids:
+            return {}
+        wanted = {encode_name(str(t)): str(t) for t in task_ids}
+        results: dict[str, dict[str, Any]] = {}
+
+        async def collect() -> None:
+            missing = [stored for stored, task_id in wanted.items() if task_id not in results]
+            for row in await self._fetch("get_results", queue, missing, retry=True):
+                results[wanted[row["id"]]] = row_to_record(row)
+
+        if timeout is None or timeout < 0:
+            await collect()
+            return results
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout == 0 else loop.time() + timeout
+        notifier = self._notifier
+        token: uuid.UUID | None = None
+        registered_pid: int | None = None
+        try:
+            with contextlib.ExitStack() as stack:
+                event = stack.enter_context(notifier.subscribe(notify_key("r", queue))) if notifier else None
+                while True:
+                    if event is not None:
+                        event.clear()
+                    await collect()
+                    if len(results) == len(wanted):
+                        return results
+                    wait = self._config.poll_interval
+                    pid = notifier.server_pid if notifier is not None else None
+                    if pid is not None and pid != registered_pid:
+                        # Writers only NOTIFY queues somebody waits on: register (again, if the LISTEN
+                        # session changed), then look again soon, because a store_result whose
+                        # statement began before the registration committed did not notify.
+                        if token is not None:
+                            await self._fetch("unregister_result_waiter", token)
+                        token = uuid.uuid4()
+                        await self._fetch("register_result_waiter", token, queue, pid)
+                        registered_pid = pid
+                        wait = _REGISTER_RECHECK
+                    if deadline is not None:
+                        remaining = deadline - loop.time()
+                        if remaining <= 0:
+                            raise TimeoutError(
+                                f"{len(wanted) - len(results)} of {len(wanted)} tasks in queue "
+                                f"{queue_name!r} did not finish within {timeout} s"
+                            )
+                        wait = min(wait, remaining)
+                    await self._wait(event, wait)
+        finally:
+            if token is not None:
+                # Best effort: a row left behind only costs NOTIFYs until the purge drops it.
+                with contextlib.suppress(BackendError):
+                    await self._fetch("unregister_result_waiter", token)
+
+    # -- inspection ------------------------------------------------------------------------------
+
+    async def get_tasks(self, queue_name: str, task_ids: list[str]) -> dict[str, dict[str, Any]]:
+        queue = self._queue(queue_name)
+        if not task_ids:
+            return {}
+        wanted = {encode_name(str(t)): str(t) for t in task_ids}
+        rows = await self._fetch("get_tasks", queue, list(wanted), retry=True)
+        return {wanted[r["id"]]: row_to_record(r) for r in rows}
+
+    async def get_all_tasks(self, queue_name: str) -> list[dict[str, Any]]:
+        rows = await self._fetch("get_all_tasks", self._queue(queue_name), retry=True)
+        return [row_to_record(r) for r in rows]
+
+    async def get_pending(self, queue_name: str, count: int = 1) -> list[dict[str, Any]]:
+        queue = self._queue(queue_name)
+        if not isinstance(count, int) or count < 1:
+            raise BackendInputError(f"count must be an integer >= 1, got {count!r}")
+        return [row_to_record(r) for r in await self._fetch("get_pending", queue, count, retry=True)]
+
+    async def get_scheduled(self, queue_name: str) -> list[dict[str, Any]]:
+        rows = await self._fetch("get_scheduled", self._queue(queue_name), retry=True)
+        return [row_to_record(r) for r in rows]
+
+    async def next_scheduled_at(self, queue_name: str) -> datetime | None:
+        queue = self._queue(queue_name)
+        value: datetime | None = await self._fetchval("next_scheduled_at", queue, retry=True)
+        return value
+
+    async def size(self, queue_name: str) -> int:
+        return int(await self._fetchval("size", self._queue(queue_name), retry=True))
+
+    async def get_stats(self, queue_name: str) -> dict[str, int]:
+        stats = dict.fromkeys(("pending", "processing", "scheduled", "completed", "failed", "cancelled",
+                               "crashed"), 0)
+        for row in await self._fetch("get_stats", self._queue(queue_name), retry=True):
+            key = row["status"] if row["state"] == "finished" else _STATS_BY_STATE.get(row["state"], "")
+            if key in stats:
+                stats[key] += int(row["n"])
+        return stats
+
+    async def list_queues(self) -> dict[str, int]:
+        rows = await self._fetch("list_queues", retry=True)
+        return {decode_name(r["name"]): int(r["size"]) for r in rows}
+
+    async def clear(self, queue_name: str) -> int:
+        return int(await self._fetchval("clear", self._queue(queue_name)))
+
+    # -- scheduling ------------------------------------------------------------------------------
+
+    async def pop_scheduled(self, queue_name: str, now: datetime | None = None) -> list[dict[str, Any]]:
+        queue = self._queue(queue_name)
+        moment = utcnow() if now is None else now
+        if moment.tzinfo is None:
+            raise BackendInputError(f"pop_scheduled needs an aware datetime, got {now!r}")
+        rows = await self._fetch(
+            "pop_scheduled", queue, moment, self._seq_name, self._channel, notify_key("q", queue)
+        )
+        return [row_to_record(r) for r in rows]
+
+    # -- cancel / delete -------------------------------------------------------------------------
+
+    async def cancel(self, queue_name: str, task_id: str) -> dict[str, Any] | None:
+        queue = self._queue(queue_name)
+        stored_id = encode_name(str(task_id))
+        async with self._transaction("cancel") as conn:
+            row = await conn.fetchrow(self._sql["lock_task"], queue, stored_id)
+            if row is None or row["state"] not in ("queued", "scheduled"):
+                return None
+            record: dict[str, Any] = json.loads(row["data"])
+            record["status"] = "cancelled"
+            record["finished_at"] = to_iso(utcnow())
+            if row["deliveries"] is not None:
+                record["deliveries"] = row["deliveries"]
+            keep = retention_seconds(record, self.ttl, self.error_ttl)
+            await conn.execute(self._sql["store_cancelled"], queue, stored_id, dumps(record), keep)
+            await conn.fetch(self._sql["notify_results"], queue, self._channel, notify_key("r", queue))
+        return record
+
+    async def delete_task(self, queue_name: str, task_id: str) -> bool:
+        row = await self._fetchrow("delete_task", self._queue(queue_name), encode_name(str(task_id)))
+        if row["deleted"]:
+            return True
+        if row["state"] is None:
+            return False
+        raise TaskStateError(f"task {task_id!r} in queue {queue_name!r} is not finished; it was not deleted")
+
+    # -- retention -------------------------------------------------------------------------------
+
+    async def purge_expired(self) -> int:
+        """Delete expired finished records (in batches of 500) and spent rate-limit state; return the
+        number of records deleted. Runs in the background every ``purge_interval`` seconds, never on
+        the claim path; reads already ignore expired rows, so the purge only reclaims space."""
+        total = 0
+        while True:
+            deleted = int(await self._fetchval("purge_expired", _PURGE_BATCH))
+            total += deleted
+            if deleted < _PURGE_BATCH:
+                break
+            await asyncio.sleep(0)  # let other coroutines run between batches
+        await self._fetch("purge_rate_limits")
+        await self._fetch("purge_result_waiters")
+        return total
+
+    async def _purge_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.purge_interval)
+            try:
+                purged = await self.purge_expired()
+                if purged:
+                    logger.debug("sheppy-postgres: purged %d expired records", purged)
+            except BackendError as exc:  # the server is away; try again next round
+                logger.debug("sheppy-postgres: purge failed: %s", exc)
+
+
+async def migrate(url: str) -> int:
+    """Apply pending migrations to the schema named by ``url`` and return its version."""
+    return await PostgresBackend.from_url(url).migrate()

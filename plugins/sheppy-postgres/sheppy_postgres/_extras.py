@@ -1,0 +1,130 @@
+"""Cron, rate-limit and workflow storage of :class:`~sheppy_postgres.PostgresBackend`.
+
+Capabilities ``CRON``, ``RATE_LIMIT`` and ``WORKFLOWS``. Kept apart from the task queue proper; the
+atomic parts (rate-limit budgets, workflow compare-and-set and completion counting) are plpgsql
+functions of the schema, so each call is one round trip.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from sheppy_core.backend import task_id_of
+from sheppy_core.exceptions import BackendInputError
+from sheppy_postgres._records import dumps, encode_name, escape_name, int_or_none, row_to_record
+
+if TYPE_CHECKING:
+    import asyncpg
+
+__all__ = ["ExtrasMixin"]
+
+_RATE_STRATEGIES = ("sliding_window", "fixed_window")
+
+
+class ExtrasMixin:
+    """Mixed into ``PostgresBackend``, which provides the query plumbing declared here."""
+
+    if TYPE_CHECKING:
+
+        async def _fetch(
+            self, name: str, *args: Any, conn: Any = None, retry: bool = False
+        ) -> list[asyncpg.Record]: ...
+
+        async def _fetchval(self, name: str, *args: Any, conn: Any = None, retry: bool = False) -> Any: ...
+
+        @staticmethod
+        def _queue(queue_name: str) -> str: ...
+
+    # -- cron ------------------------------------------------------------------------------------
+
+    async def add_cron(self, queue_name: str, deterministic_id: str, task_cron: dict[str, Any]) -> bool:
+        queue = self._queue(queue_name)
+        rows = await self._fetch("add_cron", queue, encode_name(str(deterministic_id)), dumps(task_cron))
+        if rows:
+            # A queue with crons is a known queue, as with append/schedule.
+            await self._fetch("register_queue", queue, escape_name(queue_name))
+        return bool(rows)
+
+    async def delete_cron(self, queue_name: str, deterministic_id: str) -> bool:
+        rows = await self._fetch("delete_cron", self._queue(queue_name), encode_name(str(deterministic_id)))
+        return bool(rows)
+
+    async def get_crons(self, queue_name: str) -> list[dict[str, Any]]:
+        rows = await self._fetch("get_crons", self._queue(queue_name), retry=True)
+        return [json.loads(r["data"]) for r in rows]
+
+    # -- rate limits -----------------------------------------------------------------------------
+
+    async def acquire_rate_limit(
+        self,
+        queue_name: str,
+        key: str,
+        max_rate: int,
+        rate_period: float,
+        task_id: str,
+        strategy: str = "sliding_window",
+    ) -> float | None:
+        queue = self._queue(queue_name)
+        if strategy not in _RATE_STRATEGIES:
+            raise BackendInputError(
+                f"unknown rate-limit strategy {strategy!r}; use one of {_RATE_STRATEGIES}"
+            )
+        if not isinstance(max_rate, int) or isinstance(max_rate, bool) or max_rate < 1:
+            raise BackendInputError(f"max_rate must be an integer >= 1, got {max_rate!r}")
+        if not isinstance(rate_period, int | float) or not rate_period > 0:
+            raise BackendInputError(f"rate_period must be > 0 seconds, got {rate_period!r}")
+        wait = await self._fetchval(
+            "acquire_rate_limit", queue, encode_name(str(key)), max_rate, float(rate_period),
+            encode_name(str(task_id)), strategy,
+        )
+        return None if wait is None else float(wait)
+
+    # -- workflows -------------------------------------------------------------------------------
+
+    async def store_workflow(
+        self, queue_name: str, workflow_data: dict[str, Any], *, if_version: int | None = None
+    ) -> bool:
+        queue = self._queue(queue_name)
+        workflow_id = encode_name(task_id_of(workflow_data))
+        version = int_or_none(workflow_data.get("version")) or 0
+        finished = workflow_data.get("finished_at") is not None or workflow_data.get("completed") is True
+        pending = [encode_name(str(t)) for t in workflow_data.get("pending_task_ids") or ()]
+        stored = await self._fetchval(
+            "store_workflow", queue, workflow_id, dumps(workflow_data), version, if_version, finished, pending
+        )
+        return bool(stored)
+
+    async def get_workflows(self, queue_name: str, workflow_ids: list[str]) -> dict[str, dict[str, Any]]:
+        queue = self._queue(queue_name)
+        if not workflow_ids:
+            return {}
+        wanted = {encode_name(str(w)): str(w) for w in workflow_ids}
+        rows = await self._fetch("get_workflows", queue, list(wanted), retry=True)
+        return {wanted[r["id"]]: json.loads(r["data"]) for r in rows}
+
+    async def get_all_workflows(self, queue_name: str) -> list[dict[str, Any]]:
+        rows = await self._fetch("get_all_workflows", self._queue(queue_name), retry=True)
+        return [json.loads(r["data"]) for r in rows]
+
+    async def get_pending_workflows(self, queue_name: str) -> list[dict[str, Any]]:
+        rows = await self._fetch("get_pending_workflows", self._queue(queue_name), retry=True)
+        return [json.loads(r["data"]) for r in rows]
+
+    async def delete_workflow(self, queue_name: str, workflow_id: str) -> bool:
+        queue = self._queue(queue_name)
+        count = await self._fetchval("delete_workflow", queue, encode_name(str(workflow_id)))
+        return bool(count)
+
+    async def mark_workflow_task_complete(self, queue_name: str, workflow_id: str, task_id: str) -> int:
+        left = await self._fetchval(
+            "mark_workflow_task_complete", self._queue(queue_name), encode_name(str(workflow_id)),
+            encode_name(str(task_id)),
+        )
+        return int(left)
+
+    async def get_workflow_results(self, queue_name: str, workflow_id: str) -> dict[str, dict[str, Any]]:
+        queue = self._queue(queue_name)
+        rows = await self._fetch("get_workflow_results", queue, encode_name(str(workflow_id)), retry=True)
+        records = [row_to_record(r) for r in rows]
+        return {str(record["id"]): record for record in records}

@@ -1,0 +1,105 @@
+"""Between task records (dicts) and table rows.
+
+Names: PostgreSQL ``text`` cannot hold NUL, and the contract allows any string as a queue name or id.
+:func:`escape_name` escapes reversibly (``\\`` → ``\\\\``, NUL → ``\\0``), so every name is stored and
+compared in one canonical form; names without either character are stored as they are. Names too long
+for an index key are stored as a hash (:func:`encode_name`).
+
+Records: the ``data`` column holds the JSON a client wrote. The claim columns are laid over it on
+read (:func:`row_to_record`): ``status`` always, ``claimed_by``/``lease_expires_at`` while a claim
+exists, ``deliveries`` once known. That keeps claims and heartbeats from rewriting large payloads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+import asyncpg
+
+from sheppy_core.backend import to_iso
+
+__all__ = ["decode_name", "dumps", "encode_name", "escape_name", "int_or_none", "notify_key", "row_to_record"]
+
+
+_MAX_KEY_BYTES = 1000
+"""Longer stored names are replaced by a hash: b-tree keys (and so primary keys) hold ~2700 bytes."""
+
+
+def escape_name(name: str) -> str:
+    """``name`` with ``\\`` and NUL escaped, so PostgreSQL text can hold it; reversible."""
+    if "\\" in name or "\x00" in name:
+        return name.replace("\\", "\\\\").replace("\x00", "\\0")
+    return name
+
+
+def encode_name(name: str) -> str:
+    """The stored form (the key) of a queue name, task id, cron id, workflow id or rate-limit key.
+
+    :func:`escape_name`, or for names over 1000 bytes ``\\#`` and a SHA-256 of it — which cannot
+    collide with an escaped name, where a backslash is only ever followed by another or by ``0``.
+    """
+    escaped = escape_name(name)
+    if len(escaped) > _MAX_KEY_BYTES // 4:  # only then can it exceed the limit (4 bytes per char)
+        raw = escaped.encode("utf-8", "surrogatepass")
+        if len(raw) > _MAX_KEY_BYTES:
+            return "\\#" + hashlib.sha256(raw).hexdigest()
+    return escaped
+
+
+def decode_name(stored: str) -> str:
+    """Inverse of :func:`escape_name`."""
+    if "\\" not in stored:
+        return stored
+    out: list[str] = []
+    chars = iter(stored)
+    for ch in chars:
+        if ch == "\\":
+            nxt = next(chars, "")
+            out.append("\x00" if nxt == "0" else nxt)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def dumps(record: Mapping[str, Any]) -> str:
+    """JSON text for the ``data`` column: compact and UTF-8, falling back to ASCII escapes when the
+    record holds lone surrogates (which have no UTF-8 form)."""
+    text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = json.dumps(record, separators=(",", ":"))
+    return text
+
+
+def int_or_none(value: Any) -> int | None:
+    """``value`` if it is an int (not a bool), else None: for record fields stored in int columns."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def row_to_record(row: asyncpg.Record) -> dict[str, Any]:
+    """A task row (id, status, data, claimed_by, lease_expires_at, deliveries) as the record it stands for."""
+    record: dict[str, Any] = json.loads(row["data"])
+    record["status"] = row["status"]
+    if row["claimed_by"] is not None:
+        record["claimed_by"] = row["claimed_by"]
+        record["lease_expires_at"] = to_iso(row["lease_expires_at"])
+    if row["deliveries"] is not None:
+        record["deliveries"] = row["deliveries"]
+    return record
+
+
+@lru_cache(maxsize=4096)
+def notify_key(kind: str, stored_queue: str) -> str:
+    """The NOTIFY payload for ``kind`` (``q``: tasks to claim, ``r``: results) of a queue.
+
+    A hash keeps it short whatever the queue name (payloads are limited to 8000 bytes) and still
+    tells queues apart, so a waiter is only woken for its own queue.
+    """
+    digest = hashlib.md5(stored_queue.encode("utf-8", "surrogatepass"), usedforsecurity=False)
+    return kind + digest.hexdigest()

@@ -1,0 +1,110 @@
+"""Task records on the wire: what the client sends to the scripts and how it reads their replies.
+
+A record is stored as a hash: field ``r`` is the JSON of the record as the caller gave it; the other
+fields are JSON values the backend wrote (``status``, ``claimed_by``, ``lease_expires_at``,
+``deliveries``, ``finished_at``, ``scheduled_at``); fields starting with ``_`` are internal. So scripts
+change a claim without ever parsing the payload.
+
+Scripts hand a record back as one JSON text: ``r`` with the backend's fields appended before its
+closing brace (``record_json`` in ``_common.lua``). :func:`json.loads` keeps the last of duplicate keys
+(documented behaviour), so those fields override the body's.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sheppy_core.backend import (
+    FINISHED_STATUSES,
+    due_at,
+    is_finished,
+    retention_seconds,
+    task_id_of,
+)
+from sheppy_core.exceptions import BackendInputError
+
+__all__ = ["Encoded", "decode_record", "encode_record", "epoch_ms", "retention_ms"]
+
+
+def epoch_ms(moment: datetime) -> float:
+    return moment.timestamp() * 1000.0
+
+
+def retention_ms(record: dict[str, Any], ttl: float | None, error_ttl: float | str | None) -> float:
+    """How long a finished record is kept, in ms; -1 for ever."""
+    seconds = retention_seconds(record, ttl, error_ttl)
+    return -1.0 if seconds is None else seconds * 1000.0
+
+
+def _dumps(value: Any) -> bytes:
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise BackendInputError(f"record is not JSON-serialisable: {exc}") from exc
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Lone surrogates cannot be UTF-8: let JSON escape them instead.
+        return json.dumps(value, separators=(",", ":")).encode("ascii")
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A record ready for a script: id, body, and the few values scripts need without parsing it."""
+
+    id: str
+    body: bytes
+    deliveries: int
+    cancel_retention_ms: float
+    workflow_id: str
+    record: dict[str, Any]
+
+    def args(self) -> list[Any]:
+        """The five per-record script arguments: id, body, deliveries, cancel retention, workflow id."""
+        return [self.id, self.body, self.deliveries, self.cancel_retention_ms, self.workflow_id]
+
+    def finished_bucket(self) -> str:
+        status = self.record.get("status")
+        return status if isinstance(status, str) and status in FINISHED_STATUSES else "other"
+
+    @property
+    def finished(self) -> bool:
+        return is_finished(self.record)
+
+    def due_ms(self) -> float:
+        return epoch_ms(due_at(self.record))
+
+
+def encode_record(
+    record: dict[str, Any], ttl: float | None, error_ttl: float | str | None
+) -> Encoded:
+    """Validate and serialise one record (``BackendInputError`` for a record without id or not JSON)."""
+    if not isinstance(record, dict):
+        raise BackendInputError(f"a task record must be a dict, got {type(record).__name__}")
+    task_id = task_id_of(record)
+    record = {**record, "id": task_id}
+    try:
+        deliveries = int(record.get("deliveries") or 0)
+    except (TypeError, ValueError):
+        raise BackendInputError(f"task {task_id}: 'deliveries' must be an integer") from None
+    workflow = record.get("workflow_id")
+    cancelled = {**record, "status": "cancelled"}
+    return Encoded(
+        id=task_id,
+        body=_dumps(record),
+        deliveries=deliveries,
+        cancel_retention_ms=retention_ms(cancelled, ttl, error_ttl),
+        workflow_id=str(workflow) if workflow else "",
+        record=record,
+    )
+
+
+def decode_record(text: bytes | None) -> dict[str, Any] | None:
+    """A record from a script's reply (one JSON text, see the module docstring); None for nil."""
+    if text is None:
+        return None
+    record: dict[str, Any] = json.loads(text)
+    return record

@@ -1,0 +1,144 @@
+-- Helpers prepended to every script of sheppy-redis (see sheppy_redis/_scripts.py).
+--
+-- Calling convention: KEYS[1] is the queue's "ids" key (it routes the call to the queue's hash slot),
+-- ARGV[1] is the queue's key prefix "<prefix>:{<tag>}:". Every other key a script touches is derived
+-- from that prefix, so it carries the same hash tag and lives in the same slot.
+--
+-- A task record is a hash "<base>t:<id>": field "r" holds the JSON the client stored, untouched; the
+-- other fields are JSON values the backend wrote (status, claimed_by, lease_expires_at, deliveries,
+-- finished_at, scheduled_at) and override the same keys of "r" when read. Fields starting with "_"
+-- are internal and never shown. Lua never decodes or re-encodes "r": cjson would turn [] into {} and
+-- round large numbers.
+
+local FINISHED_BUCKETS = {'completed', 'failed', 'cancelled', 'crashed', 'other'}
+
+-- Server time in microseconds: every lease, expiry and rate-limit window uses the server clock, so
+-- workers with skewed clocks still agree on when a lease has expired.
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+-- ISO 8601 UTC ("2026-11-24T08:15:40.123456Z") of a Unix time in microseconds (days-from-civil
+-- inverse, after H. Hinnant).
+local function iso(us)
+  local secs = math.floor(us / 1000000)
+  local micro = us - secs * 1000000
+  local days = math.floor(secs / 86400)
+  local rem = secs - days * 86400
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local y = yoe + era * 400
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  if m <= 2 then y = y + 1 end
+  return string.format('"%04d-%02d-%02dT%02d:%02d:%02d.%06dZ"', y, m, d,
+    math.floor(rem / 3600), math.floor(rem % 3600 / 60), rem % 60, micro)
+end
+
+-- Remove a task id from every place (queued, claimed, scheduled, finished).
+local function unplace(base, id)
+  redis.call('ZREM', base .. 'q', id)
+  redis.call('ZREM', base .. 'lease', id)
+  redis.call('ZREM', base .. 'sched', id)
+  for _, bucket in ipairs(FINISHED_BUCKETS) do
+    redis.call('ZREM', base .. 'fin:' .. bucket, id)
+  end
+end
+
+-- Queue a task at the tail: scores come from a per-queue counter, so ZSET order is append order.
+local function enqueue(base, id)
+  local seq = redis.call('INCR', base .. 'seq')
+  redis.call('ZADD', base .. 'q', seq, id)
+end
+
+-- Wake-up tokens for workers blocked in BLPOP: keep one per queued task, at most 64. They are hints
+-- (a woken worker runs the claim script, which is the only thing that claims).
+local function wake(base)
+  local want = math.min(redis.call('ZCARD', base .. 'q'), 64)
+  local have = redis.call('LLEN', base .. 'wake')
+  if have < want then
+    local tokens = {}
+    for i = 1, want - have do tokens[i] = '1' end
+    redis.call('RPUSH', base .. 'wake', unpack(tokens))
+  end
+end
+
+-- Index a task under its workflow (for get_workflow_results).
+local function index_workflow(base, id, workflow_id)
+  if workflow_id ~= '' then
+    redis.call('SADD', base .. 'wft:' .. workflow_id, id)
+    redis.call('SADD', base .. 'wftk', workflow_id)
+  end
+end
+
+-- Forget finished records whose retention has passed (their hash already expired on its own). A stale
+-- entry whose record has no TTL belongs to an id that was stored again since: only the entry goes.
+local function purge(base, nowms, budget)
+  for _, bucket in ipairs(FINISHED_BUCKETS) do
+    local zkey = base .. 'fin:' .. bucket
+    local ids = redis.call('ZRANGEBYSCORE', zkey, '-inf', nowms, 'LIMIT', 0, budget)
+    for _, id in ipairs(ids) do
+      local tkey = base .. 't:' .. id
+      if redis.call('PTTL', tkey) ~= -1 then
+        redis.call('UNLINK', tkey)
+        redis.call('SREM', base .. 'ids', id)
+      end
+      redis.call('ZREM', zkey, id)
+    end
+  end
+end
+
+-- The record as ONE JSON text: the stored body with the backend's fields appended before its closing
+-- brace. JSON readers (Python's json among them) keep the last of duplicate keys, so the appended
+-- fields override the body's; the body itself is passed through byte for byte. One bulk string per
+-- record keeps replies small and parsing cheap. False when the record does not exist.
+local function record_json(tkey)
+  local flat = redis.call('HGETALL', tkey)
+  if #flat == 0 then return false end
+  local body = '{}'
+  local extra = {}
+  for i = 1, #flat, 2 do
+    local name = flat[i]
+    if name == 'r' then
+      body = flat[i + 1]
+    elseif string.sub(name, 1, 1) ~= '_' then
+      extra[#extra + 1] = '"' .. name .. '":' .. flat[i + 1]
+    end
+  end
+  if #extra == 0 then return body end
+  local head = string.sub(body, 1, -2)
+  if head ~= '{' then head = head .. ',' end
+  return head .. table.concat(extra, ',') .. '}'
+end
+
+-- Store a fresh record body with its status (drops the old overlay and TTL; `existed` says whether
+-- there is anything to drop). "_rc" is how long the record is kept if it gets cancelled (ms, -1 for
+-- ever): the client works it out from the record's config, so cancel never has to decode the body.
+-- status is a JSON string, or false to leave the body's own.
+local function write_record(tkey, existed, body, deliveries, cancel_retention, status)
+  if existed then redis.call('DEL', tkey) end
+  if status then
+    redis.call('HSET', tkey, 'r', body, 'deliveries', deliveries, '_rc', cancel_retention, 'status', status)
+  else
+    redis.call('HSET', tkey, 'r', body, 'deliveries', deliveries, '_rc', cancel_retention)
+  end
+end
+
+-- Finish a record: file it under its status bucket with its expiry as score (+inf: kept for ever),
+-- give the hash the same TTL, and tell get_results waiters.
+local function finish(base, id, bucket, retention_ms, nowms)
+  local tkey = base .. 't:' .. id
+  redis.call('HSET', tkey, '_fin', '1')
+  local score = '+inf'
+  if retention_ms >= 0 then
+    score = nowms + retention_ms
+    redis.call('PEXPIRE', tkey, math.max(math.ceil(retention_ms), 1))
+  end
+  redis.call('ZADD', base .. 'fin:' .. bucket, score, id)
+  redis.call('PUBLISH', base .. 'done', id)
+end

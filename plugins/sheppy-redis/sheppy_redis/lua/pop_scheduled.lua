@@ -1,0 +1,19 @@
+-- pop_scheduled: move scheduled tasks due by `now` into the queue, earliest first, atomically.
+-- ARGV: base, now (ms since the epoch, '' for the server's clock), max tasks moved by this call.
+-- Returns the moved records (JSON texts).
+local base, batch = ARGV[1], tonumber(ARGV[3])
+local nowms = ARGV[2]
+if nowms == '' then nowms = now_us() / 1000 end
+local ids = redis.call('ZRANGEBYSCORE', base .. 'sched', '-inf', nowms, 'LIMIT', 0, batch)
+local out = {}
+for _, id in ipairs(ids) do
+  redis.call('ZREM', base .. 'sched', id)
+  local tkey = base .. 't:' .. id
+  if redis.call('EXISTS', tkey) == 1 then
+    redis.call('HSET', tkey, 'status', '"pending"')
+    enqueue(base, id)
+    out[#out + 1] = record_json(tkey)
+  end
+end
+if #out > 0 then wake(base) end
+return out

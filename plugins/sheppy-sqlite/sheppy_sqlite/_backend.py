@@ -1,0 +1,763 @@
+"""``SQLiteBackend``: a queue in one SQLite file, shared safely by any number of worker processes.
+
+How it keeps the contract
+-------------------------
+* **One row per task** (table ``tasks``, see ``sql/migrations/0001_initial.sql``) with a ``state``
+  column — queued, claimed, scheduled, finished or released — so a task is always in exactly one place.
+  The JSON record is stored as text next to the few columns the queries need.
+* **Atomic claims across processes.** ``pop`` is a single ``UPDATE … WHERE seq IN (SELECT …) RETURNING``.
+  A write statement holds the file's write lock from its first read to its commit, so two connections —
+  in this process or another — can never claim the same row. Multi-statement operations (cancel, clear,
+  workflows, sliding-window rate limits, migrations) run inside ``BEGIN IMMEDIATE``, which takes the
+  write lock before reading. No operation reads in a deferred transaction and then writes, which is what
+  produces the unretryable ``SQLITE_BUSY_SNAPSHOT``.
+* **FIFO** by ``seq``, an AUTOINCREMENT key: appends get a fresh number, and re-queues (``store_result``,
+  ``pop_scheduled``) move the row to ``max(seq) + 1``. Expired leases are claimed before queued tasks.
+* **SQLITE_BUSY** is waited out by SQLite's busy handler (``busy_timeout``, 5 s by default). The few busy
+  results SQLite returns without waiting (e.g. while another process switches the journal mode) are
+  retried here with a short backoff until the same deadline. After that the call raises
+  ``BackendError`` saying the database stayed locked; the statement was rolled back, so no task is lost
+  or half-written.
+* **Waiting** (``pop``/``get_results`` with a timeout) — see :mod:`sheppy_sqlite._wakeup`: in-process
+  wake-ups are immediate; commits from other processes are noticed through ``PRAGMA data_version`` within
+  ``poll_interval`` (10 ms by default, the worst case).
+* **TTL**: finished records get an ``expires_at`` (Unix seconds); every read ignores expired rows, and
+  a purge deletes them at most once per ``purge_interval`` (60 s), piggy-backed on a call.
+
+One backend object holds one aiosqlite connection. The coroutines of one event loop share it through
+a lock, so each operation — a statement or a ``BEGIN IMMEDIATE`` transaction — runs alone on it, in a
+shielded task: cancelling the caller never leaves the connection inside a transaction. Single
+statements first try the fast path (:mod:`sheppy_sqlite._fastpath`): a second, non-waiting connection
+used directly on the event loop, which hands the statement to the thread when the file is busy. The
+change watcher (:mod:`sheppy_sqlite._wakeup`) has a third connection while someone waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Self, TypeVar
+
+from sheppy_core.backend import (
+    BLOCKING_POP,
+    CONTRACT_VERSION,
+    CRON,
+    RATE_LIMIT,
+    SHARED_STORE,
+    STATS_KEYS,
+    TTL,
+    WORKFLOWS,
+    Backend,
+    BackendInputError,
+    TaskStateError,
+    due_at,
+    is_finished,
+    retention_seconds,
+    task_id_of,
+    to_iso,
+)
+from sheppy_sqlite._config import DEFAULT_BUSY_TIMEOUT_MS, DEFAULT_POLL_INTERVAL, SQLiteOptions, parse_url
+from sheppy_sqlite._errors import translate
+from sheppy_sqlite._sql import queries
+from sheppy_sqlite._store import Conn, Store, fetch
+from sheppy_sqlite._wakeup import ChangeWatcher, Waiter, notify
+
+__all__ = ["SQLiteBackend"]
+
+T = TypeVar("T")
+
+_INLINE_BATCH = 256  # larger append batches are stored off the event loop
+_MAX_WAIT_SLICE = 3600.0  # asyncio timeouts are re-armed at least hourly (timeout == 0 waits for ever)
+_EPOCH_ISO = "1970-01-01T00:00:00Z"
+
+
+def _dumps(data: Any) -> str:
+    """Records as compact JSON. ``ensure_ascii`` keeps lone surrogates storable (UTF-8 cannot hold them)."""
+    try:
+        return json.dumps(data, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise BackendInputError(f"record is not JSON-serialisable: {exc}") from exc
+
+
+def _check_queue(queue_name: str) -> None:
+    if not isinstance(queue_name, str) or not queue_name:
+        raise BackendInputError(f"queue name must be a non-empty string, got {queue_name!r}")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _resolve(path: str) -> str:
+    """The absolute, symlink-free path: the key under which every backend on this file meets."""
+    return os.path.realpath(os.path.expanduser(path))
+
+
+def _workflow_finished(record: dict[str, Any]) -> bool:
+    return record.get("finished_at") is not None or record.get("completed") is True
+
+
+class SQLiteBackend(Backend):
+    """Task queues in a SQLite file (``sqlite:///relative.db``, ``sqlite:////absolute/path.db``).
+
+    :param path: the database file; created (with its schema) on :meth:`connect`. Relative paths are
+        resolved against the working directory at connect time.
+    :param busy_timeout: milliseconds a call waits for another connection's lock before raising
+        ``BackendError``.
+    :param lease: default claim lease in seconds (``Backend.lease_duration``).
+    :param ttl: retention of finished records in seconds (None: for ever).
+    :param error_ttl: retention of failed/cancelled/crashed records; ``"inherit"`` uses ``ttl``.
+    :param journal_mode: ``wal`` (default, lets readers and the writer work at once), ``delete``,
+        ``truncate`` or ``persist``.
+    :param synchronous: ``normal`` (default; with WAL a commit survives a process crash, and an OS crash
+        may lose the last commits), ``full``/``extra`` (also survive power loss, slower) or ``off``.
+    :param poll_interval: longest pause, in seconds, between two looks for other processes' commits
+        while a call waits (the worst-case cross-process pick-up delay).
+    :param purge_interval: seconds between two purges of expired finished records.
+    :param fast_path: run single statements directly on the event loop when they need not wait (WAL
+        with ``synchronous`` normal/off only; see :mod:`sheppy_sqlite._fastpath`).
+    """
+
+    url_schemes: ClassVar[tuple[str, ...]] = ("sqlite",)
+    contract_version: ClassVar[int] = CONTRACT_VERSION
+    # RESULT_NOTIFY is not declared: get_results is woken directly only inside one process; across
+    # processes it learns of results by polling PRAGMA data_version, which is polling.
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {BLOCKING_POP, RATE_LIMIT, CRON, TTL, WORKFLOWS, SHARED_STORE}
+    )
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = "sheppy.db",
+        *,
+        busy_timeout: int = DEFAULT_BUSY_TIMEOUT_MS,
+        lease: float | None = None,
+        ttl: float | None = None,
+        error_ttl: float | str | None = "inherit",
+        journal_mode: str = "wal",
+        synchronous: str = "normal",
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        purge_interval: float = 60.0,
+        fast_path: bool = True,
+    ) -> None:
+        self.options = SQLiteOptions(
+            path=os.fspath(path), busy_timeout=busy_timeout, journal_mode=journal_mode,
+            synchronous=synchronous, lease=lease, ttl=ttl, error_ttl=error_ttl,
+            poll_interval=poll_interval, purge_interval=purge_interval, fast_path=fast_path,
+        )
+        if lease is not None:
+            self.lease_duration = float(lease)
+        self.ttl = ttl
+        self.error_ttl = error_ttl
+        self._path = self.options.path
+        self._store = Store(self.options, self._path)
+        self._watcher: ChangeWatcher | None = None
+        self._opening: asyncio.Future[None] | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> Self:
+        """Build from ``sqlite:///relative.db`` or ``sqlite:////absolute/path.db`` with query options
+        ``busy_timeout`` (ms), ``journal_mode``, ``synchronous``, ``lease``, ``ttl``, ``error_ttl``,
+        ``poll_interval``, ``purge_interval`` and ``fast_path``. No I/O; a bad URL or option raises
+        ``ConfigurationError`` naming it."""
+        options = parse_url(url)
+        return cls(
+            options.path, busy_timeout=options.busy_timeout, lease=options.lease, ttl=options.ttl,
+            error_ttl=options.error_ttl, journal_mode=options.journal_mode,
+            synchronous=options.synchronous, poll_interval=options.poll_interval,
+            purge_interval=options.purge_interval, fast_path=options.fast_path,
+        )
+
+    def __repr__(self) -> str:
+        return f"<SQLiteBackend {self._path!r}>"
+
+    @property
+    def path(self) -> str:
+        """The database file (absolute once connected)."""
+        return self._path
+
+    # -- connection ------------------------------------------------------------------------------
+
+    @property
+    def is_connected(self) -> bool:
+        return self._store.is_open
+
+    async def connect(self) -> None:
+        """Open the file (creating it), switch it to WAL, and create or migrate the schema.
+
+        Concurrent calls (say, several ``Queue`` calls starting at once) share one opening.
+        """
+        if self._store.is_open:
+            return
+        opening = self._opening
+        if opening is None or opening.done() or opening.get_loop() is not asyncio.get_running_loop():
+            opening = self._opening = asyncio.ensure_future(self._open_store())
+        await asyncio.shield(opening)
+
+    async def _open_store(self) -> None:
+        path = _resolve(self.options.path)
+        store = Store(self.options, path)
+        await store.open()
+        self._path, self._store = path, store
+        self._watcher = ChangeWatcher(path, self.options.poll_interval)
+
+    async def disconnect(self) -> None:
+        """Close the connections. Claims stay in the file and expire as usual."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            await watcher.close()
+        await self._store.close()
+        notify(self._path)  # blocked calls of this object see the disconnect and raise
+
+    async def server_info(self) -> dict[str, Any]:
+        """SQLite library version, schema version, journal mode and file path."""
+        rows = await self._rows("server_info", "schema_version", {})
+        version = int(rows[0][0])
+        return {
+            "server_version": sqlite3.sqlite_version,
+            "sqlite_version": sqlite3.sqlite_version,
+            "schema_version": version,
+            "journal_mode": self._store.journal_mode,
+            "path": self._path,
+        }
+
+    # -- running statements (see sheppy_sqlite._store) -----------------------------------------
+
+    async def _rows(
+        self, operation: str, name: str, params: dict[str, Any], *, inline: bool = True
+    ) -> list[Any]:
+        return await self._store.rows(operation, name, params, inline=inline)
+
+    async def _transaction(self, operation: str, body: Callable[[Conn], Awaitable[T]]) -> T:
+        return await self._store.transaction(operation, body)
+
+    _fetch = staticmethod(fetch)
+
+    def _retention_deadline(self, record: dict[str, Any]) -> float | None:
+        seconds = retention_seconds(record, self.ttl, self.error_ttl)
+        return None if seconds is None else time.time() + seconds
+
+    # -- enqueue ---------------------------------------------------------------------------------
+
+    async def _insert(self, operation: str, queue_name: str, rows: list[list[Any]], unique: bool) -> set[str]:
+        """Store rows ``[id, state, status, due_at, workflow_id, data]`` in one statement; return the ids
+        stored."""
+        name = "insert_tasks_unique" if unique else "replace_tasks"
+        stored = await self._rows(
+            operation, name, {"queue": queue_name, "rows": _dumps(rows), "now": time.time()},
+            inline=len(rows) <= _INLINE_BATCH,
+        )
+        notify(self._path, queue_name)
+        return {str(row[0]) for row in stored}
+
+    async def append(self, queue_name: str, tasks: list[dict[str, Any]], unique: bool = True) -> list[bool]:
+        _check_queue(queue_name)
+        if not tasks:
+            return []
+        ids: list[str] = []
+        rows: list[list[Any]] = []
+        for task in tasks:
+            task_id = task_id_of(task)
+            record = {**task, "id": task_id, "status": "pending"}
+            workflow_id = record.get("workflow_id")
+            ids.append(task_id)
+            rows.append([task_id, "queued", "pending", None,
+                         None if workflow_id is None else str(workflow_id), _dumps(record)])
+        stored = await self._insert("append", queue_name, rows, unique)
+        results: list[bool] = []
+        seen: set[str] = set()
+        for task_id in ids:
+            # With unique=True a repeated id in one call lost to its first occurrence.
+            results.append(task_id in stored and (not unique or task_id not in seen))
+            seen.add(task_id)
+        return results
+
+    async def schedule(
+        self, queue_name: str, task_data: dict[str, Any], at: datetime, unique: bool = True
+    ) -> bool:
+        _check_queue(queue_name)
+        if not isinstance(at, datetime) or at.tzinfo is None:
+            raise BackendInputError(f"schedule() needs an aware datetime for 'at', got {at!r}")
+        task_id = task_id_of(task_data)
+        record = {**task_data, "id": task_id, "status": "scheduled", "scheduled_at": to_iso(at)}
+        workflow_id = record.get("workflow_id")
+        row = [task_id, "scheduled", "scheduled", at.timestamp(),
+               None if workflow_id is None else str(workflow_id), _dumps(record)]
+        return task_id in await self._insert("schedule", queue_name, [row], unique)
+
+    # -- claim -----------------------------------------------------------------------------------
+
+    async def _claim(self, queue_name: str, limit: int, worker: str, lease: float) -> list[dict[str, Any]]:
+        now = _now()
+        params = {
+            "queue": queue_name, "limit": limit, "worker": worker, "now": now.timestamp(),
+            "lease_until": now.timestamp() + lease, "lease_iso": to_iso(now + timedelta(seconds=lease)),
+        }
+        # On the loop, a claim cannot be interrupted between its commit and its return.
+        fast_rows = self._store.try_fast("pop", "claim", params)
+        if fast_rows is not None:
+            return self._claimed(fast_rows)
+        task = asyncio.ensure_future(self._store.locked("pop", self._claim_body(params)))
+        try:
+            rows = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # The claim may commit after the caller gave up: hand such tasks back, claiming nothing.
+            self._store.keep(asyncio.ensure_future(self._undo_claim(task, queue_name, worker)))
+            raise
+        return self._claimed(rows)
+
+    @staticmethod
+    def _claimed(rows: list[Any]) -> list[dict[str, Any]]:
+        rows.sort(key=lambda row: (not row[1], row[0]))  # expired leases first, then queue order
+        return [json.loads(row[2]) for row in rows]
+
+    @staticmethod
+    def _claim_body(params: dict[str, Any]) -> Callable[[Conn], Awaitable[list[Any]]]:
+        sql = queries()["claim"]
+
+        async def body(conn: Conn) -> list[Any]:
+            return list(await conn.execute_fetchall(sql, params))
+
+        return body
+
+    async def _undo_claim(
+        self, task: asyncio.Future[list[Any]], queue_name: str, worker: str
+    ) -> None:
+        try:
+            rows = await task
+        except BaseException:
+            return
+        if rows:
+            await self._rows("pop", "unclaim", {
+                "queue": queue_name, "worker": worker, "epoch_iso": _EPOCH_ISO,
+                "seqs": json.dumps([row[0] for row in rows]),
+            })
+            notify(self._path, queue_name)
+
+    async def pop(
+        self,
+        queue_name: str,
+        limit: int = 1,
+        timeout: float | None = None,
+        *,
+        worker_id: str | None = None,
+        lease: float | None = None,
+    ) -> list[dict[str, Any]]:
+        _check_queue(queue_name)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise BackendInputError(f"pop() limit must be an integer >= 1, got {limit!r}")
+        worker = worker_id or self.client_id
+        duration = self.lease_duration if lease is None else float(lease)
+        if timeout is None or timeout <= 0:
+            return await self._claim(queue_name, limit, worker, duration)
+        deadline = time.monotonic() + timeout
+        with Waiter(self._path, queue_name) as waiter:
+            self._watch()
+            try:
+                while True:
+                    waiter.clear()
+                    claimed = await self._claim(queue_name, limit, worker, duration)
+                    remaining = deadline - time.monotonic()
+                    if claimed or remaining <= 0:
+                        return claimed
+                    # Also look again when the earliest live lease of the queue runs out.
+                    expiry = (await self._rows("pop", "next_lease_expiry", {"queue": queue_name}))[0][0]
+                    if expiry is not None:
+                        remaining = min(remaining, max(0.001, float(expiry) - time.time()))
+                    await waiter.wait(remaining)
+            finally:
+                self._unwatch()
+
+    def _watch(self) -> None:
+        watcher = self._watcher
+        if watcher is None:
+            raise self._store.not_connected()
+        try:
+            watcher.acquire()
+        except sqlite3.Error as exc:
+            raise translate(exc, "wait", self._path, self.options.busy_timeout) from exc
+
+    def _unwatch(self) -> None:
+        if self._watcher is not None:
+            self._watcher.release()
+
+    async def acknowledge(self, queue_name: str, task_id: str) -> bool:
+        _check_queue(queue_name)
+        rows = await self._rows("acknowledge", "acknowledge", {"queue": queue_name, "id": str(task_id)})
+        return bool(rows)
+
+    async def heartbeat(
+        self,
+        queue_name: str,
+        task_ids: list[str],
+        *,
+        worker_id: str | None = None,
+        lease: float | None = None,
+    ) -> list[str]:
+        _check_queue(queue_name)
+        if not task_ids:
+            return []
+        now = _now()
+        duration = self.lease_duration if lease is None else float(lease)
+        rows = await self._rows("heartbeat", "heartbeat", {
+            "queue": queue_name, "worker": worker_id or self.client_id,
+            "ids": json.dumps([str(t) for t in task_ids]), "lease_until": now.timestamp() + duration,
+            "lease_iso": to_iso(now + timedelta(seconds=duration)),
+        })
+        held = {str(row[0]) for row in rows}
+        return [t for t in dict.fromkeys(str(t) for t in task_ids) if t in held]
+
+    # -- results ---------------------------------------------------------------------------------
+
+    async def store_result(self, queue_name: str, task_data: dict[str, Any]) -> bool:
+        _check_queue(queue_name)
+        task_id = task_id_of(task_data)
+        record = {**task_data, "id": task_id, "claimed_by": None, "lease_expires_at": None}
+        due: float | None = None
+        expires: float | None = None
+        if is_finished(record):
+            state = "finished"
+            expires = self._retention_deadline(record)
+        elif record.get("status") in ("retrying", "scheduled"):
+            state = "scheduled"
+            due = due_at(record).timestamp()
+        else:
+            state = "queued"
+            record["status"] = "pending"
+        workflow_id = record.get("workflow_id")
+        rows = await self._rows("store_result", "store_result", {
+            "queue": queue_name, "id": task_id, "state": state, "status": record.get("status"),
+            "due_at": due, "expires_at": expires, "to_tail": state == "queued",
+            "workflow_id": None if workflow_id is None else str(workflow_id), "data": _dumps(record),
+            "now": time.time(),
+        })
+        if rows:
+            notify(self._path, queue_name)
+        return bool(rows)
+
+    async def get_results(
+        self, queue_name: str, task_ids: list[str], timeout: float | None = None
+    ) -> dict[str, dict[str, Any]]:
+        _check_queue(queue_name)
+        if not task_ids:
+            return {}
+        wanted = list(dict.fromkeys(str(t) for t in task_ids))
+        params = {"queue": queue_name, "ids": json.dumps(wanted)}
+
+        async def finished() -> dict[str, dict[str, Any]]:
+            rows = await self._rows("get_results", "get_results", {**params, "now": time.time()})
+            return {str(row[0]): json.loads(row[1]) for row in rows}
+
+        if timeout is None or timeout < 0:
+            return await finished()
+        deadline = math.inf if timeout == 0 else time.monotonic() + timeout
+        with Waiter(self._path, queue_name) as waiter:
+            self._watch()
+            try:
+                while True:
+                    waiter.clear()
+                    found = await finished()
+                    if len(found) == len(wanted):
+                        return found
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        missing = len(wanted) - len(found)
+                        raise TimeoutError(
+                            f"{missing} of {len(wanted)} task(s) did not finish within {timeout} s"
+                        )
+                    await waiter.wait(min(remaining, _MAX_WAIT_SLICE))
+            finally:
+                self._unwatch()
+
+    # -- inspection ------------------------------------------------------------------------------
+
+    async def get_tasks(self, queue_name: str, task_ids: list[str]) -> dict[str, dict[str, Any]]:
+        _check_queue(queue_name)
+        if not task_ids:
+            return {}
+        rows = await self._rows("get_tasks", "get_tasks", {
+            "queue": queue_name, "ids": json.dumps(list(dict.fromkeys(str(t) for t in task_ids))),
+            "now": time.time(),
+        })
+        return {str(row[0]): json.loads(row[1]) for row in rows}
+
+    async def get_all_tasks(self, queue_name: str) -> list[dict[str, Any]]:
+        _check_queue(queue_name)
+        rows = await self._rows("get_all_tasks", "get_all_tasks", {"queue": queue_name, "now": time.time()},
+                               inline=False)
+        return [json.loads(row[0]) for row in rows]
+
+    async def get_pending(self, queue_name: str, count: int = 1) -> list[dict[str, Any]]:
+        _check_queue(queue_name)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise BackendInputError(f"get_pending() count must be an integer >= 1, got {count!r}")
+        rows = await self._rows("get_pending", "get_pending", {"queue": queue_name, "count": count})
+        return [json.loads(row[0]) for row in rows]
+
+    async def get_scheduled(self, queue_name: str) -> list[dict[str, Any]]:
+        _check_queue(queue_name)
+        rows = await self._rows("get_scheduled", "get_scheduled", {"queue": queue_name}, inline=False)
+        return [json.loads(row[0]) for row in rows]
+
+    async def next_scheduled_at(self, queue_name: str) -> datetime | None:
+        """One indexed query. The time is read from the earliest record itself, not from the REAL
+        column, so it equals the ``at`` it was scheduled for to the microsecond."""
+        _check_queue(queue_name)
+        rows = await self._rows("next_scheduled_at", "next_scheduled_at", {"queue": queue_name})
+        return due_at(json.loads(rows[0][0])) if rows else None
+
+    async def size(self, queue_name: str) -> int:
+        _check_queue(queue_name)
+        return int((await self._rows("size", "size", {"queue": queue_name}))[0][0])
+
+    async def get_stats(self, queue_name: str) -> dict[str, int]:
+        _check_queue(queue_name)
+        rows = await self._rows("get_stats", "stats", {"queue": queue_name, "now": time.time()}, inline=False)
+        stats = dict.fromkeys(STATS_KEYS, 0)
+        places = {"queued": "pending", "claimed": "processing", "scheduled": "scheduled"}
+        for state, status, count in rows:
+            key = places.get(state) or (status if state == "finished" else None)
+            if key in stats:
+                stats[key] += int(count)
+        return stats
+
+    async def list_queues(self) -> dict[str, int]:
+        rows = await self._rows("list_queues", "list_queues", {}, inline=False)
+        return {str(name): int(size) for name, size in rows}
+
+    async def clear(self, queue_name: str) -> int:
+        _check_queue(queue_name)
+        params = {"queue": queue_name, "now": time.time()}
+
+        async def body(conn: Conn) -> int:
+            removed = int((await self._fetch(conn, "clear_count", params))[0][0])
+            for name in ("clear_tasks", "clear_crons", "clear_grants", "clear_windows", "clear_workflows",
+                         "clear_workflow_pending", "clear_queue"):
+                await self._fetch(conn, name, params)
+            return removed
+
+        removed = await self._transaction("clear", body)
+        notify(self._path, queue_name)
+        return removed
+
+    # -- scheduling ------------------------------------------------------------------------------
+
+    async def pop_scheduled(self, queue_name: str, now: datetime | None = None) -> list[dict[str, Any]]:
+        _check_queue(queue_name)
+        moment = now or _now()
+        if not isinstance(moment, datetime) or moment.tzinfo is None:
+            raise BackendInputError(f"pop_scheduled() needs an aware datetime for 'now', got {moment!r}")
+        rows = await self._rows("pop_scheduled", "pop_scheduled",
+                                {"queue": queue_name, "now": moment.timestamp()}, inline=False)
+        if not rows:
+            return []
+        notify(self._path, queue_name)
+        return [json.loads(data) for _, data in sorted(rows, key=lambda row: int(row[0]))]
+
+    # -- cancel / delete -------------------------------------------------------------------------
+
+    async def cancel(self, queue_name: str, task_id: str) -> dict[str, Any] | None:
+        _check_queue(queue_name)
+        key = {"queue": queue_name, "id": str(task_id)}
+
+        async def body(conn: Conn) -> dict[str, Any] | None:
+            rows = await self._fetch(conn, "waiting_task", key)
+            if not rows:
+                return None
+            record: dict[str, Any] = json.loads(rows[0][0])
+            record["status"] = "cancelled"
+            record["finished_at"] = to_iso(_now())
+            await self._fetch(conn, "finish_task", {
+                **key, "status": "cancelled", "expires_at": self._retention_deadline(record),
+                "data": _dumps(record),
+            })
+            return record
+
+        record = await self._transaction("cancel", body)
+        if record is not None:
+            notify(self._path, queue_name)
+        return record
+
+    async def delete_task(self, queue_name: str, task_id: str) -> bool:
+        _check_queue(queue_name)
+        key = {"queue": queue_name, "id": str(task_id), "now": time.time()}
+        if await self._rows("delete_task", "delete_finished", key):
+            return True
+        state = await self._rows("delete_task", "task_state", key)
+        if not state:
+            return False
+        raise TaskStateError(
+            f"task {task_id} in queue {queue_name!r} is not finished (status {state[0][1]!r}); "
+            "only finished tasks can be deleted"
+        )
+
+    # -- cron ------------------------------------------------------------------------------------
+
+    async def add_cron(self, queue_name: str, deterministic_id: str, task_cron: dict[str, Any]) -> bool:
+        _check_queue(queue_name)
+        rows = await self._rows("add_cron", "add_cron", {
+            "queue": queue_name, "id": str(deterministic_id), "data": _dumps(task_cron),
+        })
+        return bool(rows)
+
+    async def delete_cron(self, queue_name: str, deterministic_id: str) -> bool:
+        _check_queue(queue_name)
+        return bool(await self._rows("delete_cron", "delete_cron",
+                                     {"queue": queue_name, "id": str(deterministic_id)}))
+
+    async def get_crons(self, queue_name: str) -> list[dict[str, Any]]:
+        _check_queue(queue_name)
+        return self._records(await self._rows("get_crons", "get_crons", {"queue": queue_name}, inline=False))
+
+    # -- rate limits -----------------------------------------------------------------------------
+
+    async def acquire_rate_limit(
+        self,
+        queue_name: str,
+        key: str,
+        max_rate: int,
+        rate_period: float,
+        task_id: str,
+        strategy: str = "sliding_window",
+    ) -> float | None:
+        _check_queue(queue_name)
+        if isinstance(max_rate, bool) or not isinstance(max_rate, int) or max_rate < 1:
+            raise BackendInputError(f"rate limit max_rate must be an integer >= 1, got {max_rate!r}")
+        if not isinstance(rate_period, int | float) or not math.isfinite(rate_period) or rate_period <= 0:
+            raise BackendInputError(f"rate limit rate_period must be > 0 seconds, got {rate_period!r}")
+        if strategy == "sliding_window":
+            return await self._sliding_window(
+                queue_name, str(key), max_rate, float(rate_period), str(task_id)
+            )
+        if strategy == "fixed_window":
+            return await self._fixed_window(queue_name, str(key), max_rate, float(rate_period))
+        raise BackendInputError(
+            f"unknown rate-limit strategy {strategy!r}; use sliding_window or fixed_window"
+        )
+
+    async def _sliding_window(
+        self, queue_name: str, key: str, max_rate: int, period: float, task_id: str
+    ) -> float | None:
+        async def body(conn: Conn) -> float | None:
+            now = time.time()
+            params = {"queue": queue_name, "key": key, "task_id": task_id, "now": now, "cutoff": now - period}
+            await self._fetch(conn, "sliding_prune", params)
+            count, oldest, holds = (await self._fetch(conn, "sliding_state", params))[0]
+            if holds:  # a redelivered task keeps the slot it was granted
+                return None
+            if int(count) < max_rate:
+                await self._fetch(conn, "sliding_grant", params)
+                return None
+            return max(float(oldest) + period - now, 0.001)
+
+        return await self._transaction("acquire_rate_limit", body)
+
+    async def _fixed_window(self, queue_name: str, key: str, max_rate: int, period: float) -> float | None:
+        now = time.time()
+        window = math.floor(now / period)
+        rows = await self._rows("acquire_rate_limit", "fixed_grant", {
+            "queue": queue_name, "key": key, "window": window, "max_rate": max_rate,
+        })
+        if rows:
+            return None
+        return max((window + 1) * period - now, 0.001)
+
+    # -- workflows -------------------------------------------------------------------------------
+
+    async def store_workflow(
+        self, queue_name: str, workflow_data: dict[str, Any], *, if_version: int | None = None
+    ) -> bool:
+        _check_queue(queue_name)
+        workflow_id = task_id_of(workflow_data)
+        record = {**workflow_data, "id": workflow_id}
+        finished = _workflow_finished(record)
+        try:
+            version = int(record.get("version") or 0)
+        except (TypeError, ValueError):
+            raise BackendInputError(f"workflow version must be an integer, got {record.get('version')!r}") \
+                from None
+        pending = [str(t) for t in (record.get("pending_task_ids") or [])]
+        params = {
+            "queue": queue_name, "id": workflow_id, "version": version, "finished": int(finished),
+            "data": _dumps(record), "task_ids": json.dumps(pending),
+        }
+
+        async def body(conn: Conn) -> bool:
+            if if_version is not None:
+                rows = await self._fetch(conn, "workflow_version", params)
+                current = int(rows[0][0]) if rows else 0
+                if current != if_version:
+                    return False
+            await self._fetch(conn, "workflow_upsert", params)
+            await self._fetch(conn, "workflow_pending_clear", params)
+            if not finished:
+                await self._fetch(conn, "workflow_pending_fill", params)
+            return True
+
+        stored = await self._transaction("store_workflow", body)
+        if stored:
+            notify(self._path, queue_name)
+        return stored
+
+    async def get_workflows(self, queue_name: str, workflow_ids: list[str]) -> dict[str, dict[str, Any]]:
+        _check_queue(queue_name)
+        if not workflow_ids:
+            return {}
+        rows = await self._rows("get_workflows", "get_workflows", {
+            "queue": queue_name, "ids": json.dumps([str(w) for w in workflow_ids]),
+        })
+        return {str(row[0]): json.loads(row[1]) for row in rows}
+
+    async def get_all_workflows(self, queue_name: str) -> list[dict[str, Any]]:
+        _check_queue(queue_name)
+        return self._records(
+            await self._rows("get_all_workflows", "get_all_workflows", {"queue": queue_name}, inline=False)
+        )
+
+    async def get_pending_workflows(self, queue_name: str) -> list[dict[str, Any]]:
+        _check_queue(queue_name)
+        return self._records(
+            await self._rows(
+                "get_pending_workflows", "get_pending_workflows", {"queue": queue_name}, inline=False
+            )
+        )
+
+    async def delete_workflow(self, queue_name: str, workflow_id: str) -> bool:
+        _check_queue(queue_name)
+        params = {"queue": queue_name, "id": str(workflow_id)}
+
+        async def body(conn: Conn) -> bool:
+            await self._fetch(conn, "workflow_pending_clear", params)
+            return bool(await self._fetch(conn, "delete_workflow", params))
+
+        return await self._transaction("delete_workflow", body)
+
+    async def mark_workflow_task_complete(self, queue_name: str, workflow_id: str, task_id: str) -> int:
+        _check_queue(queue_name)
+        params = {"queue": queue_name, "id": str(workflow_id), "task_id": str(task_id)}
+
+        async def body(conn: Conn) -> int:
+            # Delete and count in one write transaction: of several callers removing the last ids,
+            # exactly one sees 0.
+            if not await self._fetch(conn, "workflow_task_done", params):
+                return -1
+            return int((await self._fetch(conn, "workflow_pending_count", params))[0][0])
+
+        return await self._transaction("mark_workflow_task_complete", body)
+
+    async def get_workflow_results(self, queue_name: str, workflow_id: str) -> dict[str, dict[str, Any]]:
+        _check_queue(queue_name)
+        rows = await self._rows("get_workflow_results", "get_workflow_results", {
+            "queue": queue_name, "workflow_id": str(workflow_id), "now": time.time(),
+        }, inline=False)
+        return {str(row[0]): json.loads(row[1]) for row in rows}
+
+    @staticmethod
+    def _records(rows: Iterable[Any]) -> list[dict[str, Any]]:
+        return [json.loads(row[0]) for row in rows]

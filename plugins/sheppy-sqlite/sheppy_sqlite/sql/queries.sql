@@ -1,0 +1,269 @@
+-- Named queries of the SQLite backend. Parameters are named (:queue, :now, ...). Times in columns are
+-- Unix seconds (REAL); times inside the JSON records are ISO 8601 strings written by Python.
+-- Rows of `:rows` parameters are JSON arrays [id, state, status, due_at, workflow_id, data].
+
+-- name: insert_tasks_unique
+-- Store new task rows in array order. An id that already exists is left alone, unless its record has
+-- expired (TTL) and only awaits the purge: then it counts as absent and is replaced at the tail.
+INSERT INTO tasks (queue, id, state, status, due_at, workflow_id, data)
+SELECT :queue, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+       json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]')
+FROM json_each(:rows) WHERE true ORDER BY key
+ON CONFLICT (queue, id) DO UPDATE SET
+    state = excluded.state, status = excluded.status, due_at = excluded.due_at, lease_until = NULL,
+    claimed_by = NULL, redelivered = 0, expires_at = NULL, workflow_id = excluded.workflow_id,
+    data = excluded.data, seq = (SELECT max(seq) + 1 FROM tasks)
+WHERE tasks.expires_at IS NOT NULL AND tasks.expires_at <= :now
+RETURNING id;
+
+-- name: replace_tasks
+-- Store task rows in array order, replacing any row with the same id: REPLACE deletes the old row and
+-- inserts a new one with a fresh `seq`, so the task is at the tail and has no other queue entry or claim.
+REPLACE INTO tasks (queue, id, state, status, due_at, workflow_id, data)
+SELECT :queue, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+       json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]')
+FROM json_each(:rows) ORDER BY key
+RETURNING id;
+
+-- name: claim
+-- Claim up to :limit tasks in one statement (atomic across connections: a write statement holds the
+-- database's write lock from its first read). Expired leases first, then the queue head in `seq` order.
+-- In SET, `state` still reads the old value, so `redelivered` records whether the lease had expired.
+UPDATE tasks SET
+    state = 'claimed', status = 'processing', claimed_by = :worker, lease_until = :lease_until,
+    redelivered = (state = 'claimed'),
+    data = json_set(data, '$.status', 'processing', '$.claimed_by', :worker,
+                    '$.lease_expires_at', :lease_iso,
+                    '$.deliveries', coalesce(json_extract(data, '$.deliveries'), 0) + 1)
+WHERE seq IN (
+    SELECT seq FROM (
+        SELECT 0 AS rank, seq FROM (
+            SELECT seq FROM tasks WHERE queue = :queue AND state = 'claimed' AND lease_until <= :now
+            ORDER BY lease_until LIMIT :limit)
+        UNION ALL
+        SELECT 1 AS rank, seq FROM (
+            SELECT seq FROM tasks WHERE queue = :queue AND state = 'queued' ORDER BY seq LIMIT :limit)
+    ) ORDER BY rank, seq LIMIT :limit
+)
+RETURNING seq, redelivered, data;
+
+-- name: unclaim
+-- Undo a claim whose caller was cancelled before it could see the result: the tasks go back to the
+-- head of the claimable set (queued ones keep their `seq`), and the delivery is not counted.
+UPDATE tasks SET
+    state = CASE WHEN redelivered THEN 'claimed' ELSE 'queued' END,
+    status = CASE WHEN redelivered THEN 'processing' ELSE 'pending' END,
+    lease_until = CASE WHEN redelivered THEN 0 ELSE NULL END,
+    claimed_by = CASE WHEN redelivered THEN claimed_by ELSE NULL END,
+    redelivered = 0,
+    data = CASE WHEN redelivered
+        THEN json_set(data, '$.lease_expires_at', :epoch_iso,
+                      '$.deliveries', json_extract(data, '$.deliveries') - 1)
+        ELSE json_set(json_remove(data, '$.claimed_by', '$.lease_expires_at'), '$.status', 'pending',
+                      '$.deliveries', json_extract(data, '$.deliveries') - 1)
+    END
+WHERE queue = :queue AND state = 'claimed' AND claimed_by = :worker
+  AND seq IN (SELECT value FROM json_each(:seqs));
+
+-- name: next_lease_expiry
+-- When the earliest live claim of the queue expires (a blocked pop must look again then).
+SELECT min(lease_until) FROM tasks WHERE queue = :queue AND state = 'claimed';
+
+-- name: acknowledge
+-- Release a claim (live or expired) without re-queueing: the task is then nowhere.
+UPDATE tasks SET state = 'released', claimed_by = NULL, lease_until = NULL, redelivered = 0,
+    data = json_remove(data, '$.claimed_by', '$.lease_expires_at')
+WHERE queue = :queue AND id = :id AND state = 'claimed'
+RETURNING id;
+
+-- name: heartbeat
+-- Extend the leases still held by :worker, even just-expired ones nobody reclaimed.
+UPDATE tasks SET lease_until = :lease_until, data = json_set(data, '$.lease_expires_at', :lease_iso)
+WHERE queue = :queue AND state = 'claimed' AND claimed_by = :worker
+  AND id IN (SELECT value FROM json_each(:ids))
+RETURNING id;
+
+-- name: store_result
+-- Write a record back after an attempt. :to_tail moves a re-queued task behind every other one.
+-- A record that expired but was not purged yet counts as unknown.
+UPDATE tasks SET
+    state = :state, status = :status, due_at = :due_at, lease_until = NULL, claimed_by = NULL,
+    redelivered = 0, expires_at = :expires_at, workflow_id = :workflow_id, data = :data,
+    seq = CASE WHEN :to_tail THEN (SELECT max(seq) + 1 FROM tasks) ELSE seq END
+WHERE queue = :queue AND id = :id AND (expires_at IS NULL OR expires_at > :now)
+RETURNING id;
+
+-- name: get_results
+SELECT id, data FROM tasks
+WHERE queue = :queue AND state = 'finished' AND id IN (SELECT value FROM json_each(:ids))
+  AND (expires_at IS NULL OR expires_at > :now);
+
+-- name: get_tasks
+SELECT id, data FROM tasks
+WHERE queue = :queue AND id IN (SELECT value FROM json_each(:ids))
+  AND (expires_at IS NULL OR expires_at > :now);
+
+-- name: get_all_tasks
+SELECT data FROM tasks WHERE queue = :queue AND (expires_at IS NULL OR expires_at > :now);
+
+-- name: get_pending
+SELECT data FROM tasks WHERE queue = :queue AND state = 'queued' ORDER BY seq LIMIT :count;
+
+-- name: get_scheduled
+SELECT data FROM tasks WHERE queue = :queue AND state = 'scheduled' ORDER BY due_at, seq;
+
+-- name: next_scheduled_at
+-- The earliest scheduled record (its own time field is exact; the REAL column is for ordering).
+SELECT data FROM tasks WHERE queue = :queue AND state = 'scheduled' ORDER BY due_at, seq LIMIT 1;
+
+-- name: size
+SELECT count(*) FROM tasks WHERE queue = :queue AND state = 'queued';
+
+-- name: stats
+-- Counts by place and status; `released` (acknowledged) rows are in no place and not counted.
+SELECT state, status, count(*) FROM tasks
+WHERE queue = :queue AND (expires_at IS NULL OR expires_at > :now)
+GROUP BY state, status;
+
+-- name: list_queues
+SELECT name, (SELECT count(*) FROM tasks WHERE queue = queues.name AND state = 'queued')
+FROM queues ORDER BY name;
+
+-- name: pop_scheduled
+-- Move every due scheduled task to the tail of the queue, in due order, in one statement: the write lock
+-- makes the move happen once even when several workers run it at the same moment.
+UPDATE tasks SET
+    seq = tail.top + due.position, state = 'queued', status = 'pending', due_at = NULL,
+    data = json_set(data, '$.status', 'pending')
+FROM (SELECT seq AS old_seq, row_number() OVER (ORDER BY due_at, seq) AS position
+      FROM tasks WHERE queue = :queue AND state = 'scheduled' AND due_at <= :now) AS due,
+     (SELECT max(seq) AS top FROM tasks) AS tail
+WHERE tasks.seq = due.old_seq
+RETURNING seq, data;
+
+-- name: waiting_task
+-- A task cancel may still take back: queued (unclaimed) or scheduled.
+SELECT data FROM tasks WHERE queue = :queue AND id = :id AND state IN ('queued', 'scheduled');
+
+-- name: finish_task
+-- Store a cancelled record as finished.
+UPDATE tasks SET state = 'finished', status = :status, due_at = NULL, lease_until = NULL,
+    claimed_by = NULL, redelivered = 0, expires_at = :expires_at, data = :data
+WHERE queue = :queue AND id = :id;
+
+-- name: delete_finished
+DELETE FROM tasks WHERE queue = :queue AND id = :id AND state = 'finished'
+  AND (expires_at IS NULL OR expires_at > :now)
+RETURNING id;
+
+-- name: task_state
+SELECT state, status FROM tasks
+WHERE queue = :queue AND id = :id AND (expires_at IS NULL OR expires_at > :now);
+
+-- name: purge_expired
+-- Drop finished records whose retention has passed (run periodically, not on every call).
+DELETE FROM tasks WHERE expires_at <= :now;
+
+-- name: clear_count
+SELECT (SELECT count(*) FROM tasks WHERE queue = :queue AND (expires_at IS NULL OR expires_at > :now))
+     + (SELECT count(*) FROM crons WHERE queue = :queue);
+
+-- name: clear_tasks
+DELETE FROM tasks WHERE queue = :queue;
+
+-- name: clear_crons
+DELETE FROM crons WHERE queue = :queue;
+
+-- name: clear_grants
+DELETE FROM rate_limit_grants WHERE queue = :queue;
+
+-- name: clear_windows
+DELETE FROM rate_limit_windows WHERE queue = :queue;
+
+-- name: clear_workflows
+DELETE FROM workflows WHERE queue = :queue;
+
+-- name: clear_workflow_pending
+DELETE FROM workflow_pending WHERE queue = :queue;
+
+-- name: clear_queue
+DELETE FROM queues WHERE name = :queue;
+
+-- name: add_cron
+INSERT INTO crons (queue, id, data) VALUES (:queue, :id, :data) ON CONFLICT DO NOTHING RETURNING id;
+
+-- name: delete_cron
+DELETE FROM crons WHERE queue = :queue AND id = :id RETURNING id;
+
+-- name: get_crons
+SELECT data FROM crons WHERE queue = :queue ORDER BY id;
+
+-- name: sliding_prune
+-- Forget grants that have left the window of this key.
+DELETE FROM rate_limit_grants WHERE queue = :queue AND key = :key AND granted_at <= :cutoff;
+
+-- name: sliding_state
+-- How many grants are in the window, when the oldest leaves it, and whether :task_id holds one.
+SELECT count(*), min(granted_at), coalesce(max(task_id = :task_id), 0)
+FROM rate_limit_grants WHERE queue = :queue AND key = :key;
+
+-- name: sliding_grant
+INSERT INTO rate_limit_grants (queue, key, task_id, granted_at) VALUES (:queue, :key, :task_id, :now);
+
+-- name: fixed_grant
+-- One statement, hence atomic: start a new window, or count one more grant in the current window while
+-- it has room. A row comes back only when the grant was made.
+INSERT INTO rate_limit_windows (queue, key, window_index, grants) VALUES (:queue, :key, :window, 1)
+ON CONFLICT (queue, key) DO UPDATE SET
+    grants = CASE WHEN window_index = excluded.window_index THEN grants + 1 ELSE 1 END,
+    window_index = excluded.window_index
+WHERE window_index != excluded.window_index OR grants < :max_rate
+RETURNING grants;
+
+-- name: workflow_version
+SELECT version FROM workflows WHERE queue = :queue AND id = :id;
+
+-- name: workflow_upsert
+INSERT INTO workflows (queue, id, version, finished, data) VALUES (:queue, :id, :version, :finished, :data)
+ON CONFLICT (queue, id) DO UPDATE SET
+    version = excluded.version, finished = excluded.finished, data = excluded.data;
+
+-- name: workflow_pending_clear
+DELETE FROM workflow_pending WHERE queue = :queue AND workflow_id = :id;
+
+-- name: workflow_pending_fill
+INSERT OR IGNORE INTO workflow_pending (queue, workflow_id, task_id)
+SELECT :queue, :id, value FROM json_each(:task_ids);
+
+-- name: get_workflows
+SELECT id, data FROM workflows WHERE queue = :queue AND id IN (SELECT value FROM json_each(:ids));
+
+-- name: get_all_workflows
+SELECT data FROM workflows WHERE queue = :queue ORDER BY id;
+
+-- name: get_pending_workflows
+SELECT data FROM workflows WHERE queue = :queue AND NOT finished ORDER BY id;
+
+-- name: delete_workflow
+DELETE FROM workflows WHERE queue = :queue AND id = :id RETURNING id;
+
+-- name: workflow_task_done
+DELETE FROM workflow_pending WHERE queue = :queue AND workflow_id = :id AND task_id = :task_id
+RETURNING task_id;
+
+-- name: workflow_pending_count
+SELECT count(*) FROM workflow_pending WHERE queue = :queue AND workflow_id = :id;
+
+-- name: get_workflow_results
+SELECT id, data FROM tasks
+WHERE queue = :queue AND workflow_id = :workflow_id AND state = 'finished'
+  AND (expires_at IS NULL OR expires_at > :now);
+
+-- name: schema_version_table
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at REAL NOT NULL);
+
+-- name: schema_version
+SELECT coalesce(max(version), 0) FROM schema_version;
+
+-- name: record_migration
+INSERT INTO schema_version (version, applied_at) VALUES (:version, :now);
