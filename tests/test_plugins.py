@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 
@@ -13,8 +14,10 @@ from sheppy_core.exceptions import ContractVersionError, DuplicateSchemeError, U
 
 
 @pytest.fixture(autouse=True)
-def fresh_registry() -> None:
+def fresh_registry() -> Iterator[None]:
     reset_plugins()
+    yield
+    reset_plugins()  # a registry narrowed by SHEPPY_LOAD_PLUGINS must not leak into other tests
 
 
 def test_memory_registers_through_the_hook_like_any_plugin() -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sheppy_core.backend import task_id_of
 from sheppy_core.exceptions import BackendInputError
-from sheppy_postgres._records import dumps, encode_name, escape_name, int_or_none, row_to_record
+from sheppy_postgres._records import dumps, encode_name, int_or_none, row_to_record
 
 if TYPE_CHECKING:
     import asyncpg
@@ -40,10 +40,8 @@ class ExtrasMixin:
 
     async def add_cron(self, queue_name: str, deterministic_id: str, task_cron: dict[str, Any]) -> bool:
         queue = self._queue(queue_name)
+        # Crons alone do not make a queue known ([list_queues.known]): only appended or scheduled tasks do.
         rows = await self._fetch("add_cron", queue, encode_name(str(deterministic_id)), dumps(task_cron))
-        if rows:
-            # A queue with crons is a known queue, as with append/schedule.
-            await self._fetch("register_queue", queue, escape_name(queue_name))
         return bool(rows)
 
     async def delete_cron(self, queue_name: str, deterministic_id: str) -> bool:

@@ -283,10 +283,6 @@ WITH grants_gone AS (
 )
 SELECT 1
 
--- name: register_queue
--- Record queue $1 (named $2) as known (list_queues).
-INSERT INTO {schema}.queues (queue, name) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING queue
-
 -- name: add_cron
 -- Store cron definition $2 (JSON $3) of queue $1 unless that id exists.
 INSERT INTO {schema}.crons (queue, id, data) VALUES ($1, $2, $3)
