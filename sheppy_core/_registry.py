@@ -42,6 +42,7 @@ class TaskDefinition:
     hints: dict[str, Any] = field(init=False)
     return_adapter: TypeAdapter[Any] | None = field(init=False)
     is_async: bool = field(init=False)
+    call_plan: Any = field(default=None, init=False, repr=False)  # filled by sheppy_core._task
 
     def __post_init__(self) -> None:
         self.signature = inspect.signature(self.function)

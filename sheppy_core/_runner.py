@@ -159,13 +159,15 @@ async def _call(
     if definition.is_async:
         coroutine = definition.function(*args, **call_kwargs)
         if task.config.timeout is not None:
-            return await asyncio.wait_for(coroutine, task.config.timeout)
+            async with asyncio.timeout(task.config.timeout):
+                return await coroutine
         return await coroutine
     # Sync tasks run in a thread. A timed-out thread cannot be stopped: it finishes in the background
     # while the attempt is recorded as timed out.
     runner = asyncio.to_thread(definition.function, *args, **call_kwargs)
     if task.config.timeout is not None:
-        return await asyncio.wait_for(runner, task.config.timeout)
+        async with asyncio.timeout(task.config.timeout):
+            return await runner
     return await runner
 
 

@@ -12,6 +12,7 @@ import inspect
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, overload
 
@@ -50,14 +51,44 @@ def _module_name(function: Callable[..., Any]) -> str:
     return ".".join(parts) or module
 
 
+@dataclass(frozen=True)
+class _CallPlan:
+    """How a task's parameters are bound and checked; derived once per task, used on every call."""
+
+    stored: tuple[inspect.Parameter, ...]  # parameters whose values go into the record
+    positional: tuple[inspect.Parameter, ...]
+    var_positional: inspect.Parameter | None
+    var_keyword: inspect.Parameter | None
+    by_name: dict[str, inspect.Parameter]
+    adapters: dict[str, TypeAdapter[Any] | None]
+
+
+def _plan(definition: TaskDefinition) -> _CallPlan:
+    plan = definition.call_plan
+    if isinstance(plan, _CallPlan):
+        return plan
+    parameters = list(definition.signature.parameters.values())
+    stored = tuple(p for p in parameters if not is_injected(p, definition.hints.get(p.name)))
+    adapters: dict[str, TypeAdapter[Any] | None] = {}
+    for parameter in parameters:
+        hint = definition.hints.get(parameter.name, inspect.Parameter.empty)
+        adapters[parameter.name] = (
+            None if hint is inspect.Parameter.empty or hint is Any else TypeAdapter(hint)
+        )
+    plan = _CallPlan(
+        stored=stored,
+        positional=tuple(p for p in stored if p.kind in _POSITIONAL),
+        var_positional=next((p for p in stored if p.kind is inspect.Parameter.VAR_POSITIONAL), None),
+        var_keyword=next((p for p in stored if p.kind is inspect.Parameter.VAR_KEYWORD), None),
+        by_name={p.name: p for p in parameters},
+        adapters=adapters,
+    )
+    definition.call_plan = plan
+    return plan
+
+
 def _adapter(definition: TaskDefinition, name: str) -> TypeAdapter[Any] | None:
-    hint = definition.hints.get(name, inspect.Parameter.empty)
-    if hint is inspect.Parameter.empty or hint is Any:
-        return None
-    cache: dict[str, TypeAdapter[Any] | None] = definition.__dict__.setdefault("_adapters", {})
-    if name not in cache:
-        cache[name] = TypeAdapter(hint)
-    return cache[name]
+    return _plan(definition).adapters.get(name)
 
 
 def _check(
@@ -96,12 +127,9 @@ def validate_arguments(
     keywords, a keyword for a positional-only parameter, values that do not fit. At call time values
     are returned as validated; ``at_run`` (in the worker) skips None values, as sheppy does.
     """
-    parameters = list(definition.signature.parameters.values())
-    stored = [p for p in parameters if not is_injected(p, definition.hints.get(p.name))]
-    positional = [p for p in stored if p.kind in _POSITIONAL]
-    var_positional = next((p for p in stored if p.kind is inspect.Parameter.VAR_POSITIONAL), None)
-    var_keyword = next((p for p in stored if p.kind is inspect.Parameter.VAR_KEYWORD), None)
-    by_name = {p.name: p for p in parameters}
+    plan = _plan(definition)
+    stored, positional = plan.stored, plan.positional
+    var_positional, var_keyword, by_name = plan.var_positional, plan.var_keyword, plan.by_name
     errors: list[InitErrorDetails] = []
     out_args: list[Any] = []
     out_kwargs: dict[str, Any] = {}
@@ -160,11 +188,7 @@ def validate_arguments(
 def _to_json(
     definition: TaskDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    positional = [
-        p
-        for p in definition.signature.parameters.values()
-        if p.kind in _POSITIONAL and not is_injected(p, definition.hints.get(p.name))
-    ]
+    positional = _plan(definition).positional
 
     def dump(name: str | None, value: Any) -> Any:
         adapter = _adapter(definition, name) if name else None

@@ -425,8 +425,7 @@ class Worker:
             delay = self._scheduler_polling_interval
             if upcoming is not None:
                 delay = min(delay, max((upcoming - datetime.now(UTC)).total_seconds(), 0.0))
-            with contextlib.suppress(TimeoutError):
-                await self._wait_or_stop(asyncio.wait_for(wakeup.wait(), delay))
+            await self._wait_or_stop(_wait_at_most(wakeup, delay))
 
     async def _cron_loop(self, queue: Queue) -> None:
         assert self._stop is not None
@@ -456,3 +455,11 @@ class Worker:
                 occurrence = cron.create_task(moment)
                 # Deterministic ids make this idempotent across workers: only the first one stores it.
                 await self.backend.schedule(queue.name, occurrence.model_dump(mode="json"), moment)
+
+
+async def _wait_at_most(event: asyncio.Event, seconds: float) -> None:
+    """Wait for ``event`` at most ``seconds``. (``asyncio.timeout``, not ``wait_for``: on Python 3.11
+    ``wait_for`` can swallow a cancellation that arrives as the wait ends.)"""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()

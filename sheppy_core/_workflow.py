@@ -236,9 +236,7 @@ def _check_function(function: Callable[..., Any]) -> None:
             f"@workflow needs a plain generator function; {function.__qualname__} is an async generator"
         )
     if not inspect.isgeneratorfunction(function):
-        raise TypeError(
-            f"@workflow needs a generator function (one that yields tasks); {function!r} is not"
-        )
+        raise TypeError(f"@workflow needs a generator function (one that yields tasks); {function!r} is not")
 
 
 def _decorate(function: Callable[P, Generator[Any, Any, Any]]) -> Callable[P, Workflow]:
@@ -437,7 +435,7 @@ class _Replay:
         signature = step_signature(task)
         expected_id = str(step_id(self.workflow.id, index))
         if index < len(self.order):
-            if self.signatures[index:index + 1] and self.signatures[index] != signature:
+            if self.signatures[index : index + 1] and self.signatures[index] != signature:
                 raise WorkflowError(
                     f"workflow {self.workflow.func} ({self.workflow.id}) is not deterministic: step "
                     f"{index} was {_describe(self.signatures[index])} on an earlier run, but the "
@@ -694,9 +692,7 @@ async def wait_for(queue: Queue, ids: list[str], timeout: float) -> dict[uuid.UU
             return done
         remaining = math.inf if deadline is None else deadline - time.monotonic()
         if remaining <= 0:
-            raise TimeoutError(
-                f"{len(running)} of {len(ids)} workflow(s) did not finish within {timeout} s"
-            )
+            raise TimeoutError(f"{len(running)} of {len(ids)} workflow(s) did not finish within {timeout} s")
         pending = [t for w in running for t in w.pending_task_ids]
         started = time.monotonic()
         try:

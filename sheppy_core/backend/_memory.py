@@ -189,7 +189,8 @@ class MemoryBackend(Backend):
             # TestQueue runs a fresh event loop per call; an event bound to an old loop cannot be awaited.
             self._changed, self._changed_loop = asyncio.Event(), loop
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._changed.wait()
 
     def _forget_position(self, queue: _Queue, task_id: str) -> None:
         queue.queued.pop(task_id, None)
