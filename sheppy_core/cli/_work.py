@@ -105,28 +105,33 @@ async def _burst(worker: Worker, max_tasks: int | None, interactive: bool) -> tu
 
     async def report(final: bool) -> None:
         nonlocal last_log
-        if not worker.backend.is_connected:
-            return
         done, failed = worker.stats.processed, worker.stats.failed
-        try:
-            remaining = await _remaining(worker.backend, names)
-        except BackendError:
-            return  # the worker logs backend trouble itself; the display just skips a beat
+        remaining: int | None = None
+        # The worker disconnects its backend when it stops; the final report still shows its counts.
+        if worker.backend.is_connected:
+            try:
+                remaining = await _remaining(worker.backend, names)
+            except BackendError:
+                if not final:
+                    return  # the worker logs backend trouble itself; the display just skips a beat
+        if remaining is None and not final:
+            return
         rate = (done + failed) / max(time.monotonic() - started, 1e-9)
         if progress is not None and bar is not None:
-            total = done + failed + remaining + (0 if final else len(worker._running))
+            total = done + failed + (remaining or 0) + (0 if final else len(worker._running))
             progress.update(
                 bar,
                 completed=done + failed,
                 total=total,
                 done=done,
                 failed=failed,
-                remaining=remaining,
+                remaining="?" if remaining is None else remaining,
                 rate=rate,
             )
-        elif not final and time.monotonic() - last_log >= LOG_INTERVAL:
+        elif final or time.monotonic() - last_log >= LOG_INTERVAL:
             last_log = time.monotonic()
-            logger.info("burst: done=%d failed=%d remaining=%d (%.1f tasks/s)", done, failed, remaining, rate)
+            shown = "?" if remaining is None else remaining
+            logger.info("burst: done=%d failed=%d remaining=%s (%.1f tasks/s)", done, failed, shown, rate)
 
     try:
         while not job.done():
