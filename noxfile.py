@@ -49,3 +49,48 @@ def wheels(session: nox.Session) -> None:
     for path in DISTRIBUTIONS:
         if (Path(path) / "pyproject.toml").exists():
             session.run("python", "-m", "build", "--wheel", "--outdir", "dist", path)
+
+
+# -- benchmarks (benchmarks/README.md) ------------------------------------------------------------
+# Each family gets its own venv: the repository's distributions plus the peers it is measured
+# against (benchmarks/requirements-*.txt), which are never dependencies of ours.
+BENCH_FAMILIES = {
+    "sqlite": "plugins/sheppy-sqlite",
+    "redis": "plugins/sheppy-redis",
+    "postgres": "plugins/sheppy-postgres",
+}
+
+
+def _bench(session: nox.Session, family: str) -> None:
+    session.install("-e", ".", "-e", BENCH_FAMILIES[family], "-r", f"benchmarks/requirements-{family}.txt")
+    session.run("python", f"benchmarks/bench_{family}.py", *session.posargs)
+
+
+@nox.session(python=PYTHON, name="bench-sqlite")
+def bench_sqlite(session: nox.Session) -> None:
+    """sheppy-sqlite vs huey (SqliteHuey); args after -- go to the script (e.g. -- --n 2000)."""
+    _bench(session, "sqlite")
+
+
+@nox.session(python=PYTHON, name="bench-redis")
+def bench_redis(session: nox.Session) -> None:
+    """sheppy-redis vs sheppy 0.0.7, taskiq-redis and saq on Redis db 15 (needs 127.0.0.1:6379)."""
+    _bench(session, "redis")
+
+
+@nox.session(python=PYTHON, name="bench-postgres")
+def bench_postgres(session: nox.Session) -> None:
+    """sheppy-postgres vs pgqueuer and procrastinate in database `test` (needs 127.0.0.1:5432)."""
+    _bench(session, "postgres")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """All three benchmark families, one after the other, in one venv."""
+    # One pip call, so the plugins' dependency on sheppy-core resolves to this checkout.
+    arguments = ["-e", "."]
+    for family, plugin in BENCH_FAMILIES.items():
+        arguments += ["-e", plugin, "-r", f"benchmarks/requirements-{family}.txt"]
+    session.install(*arguments)
+    for family in BENCH_FAMILIES:
+        session.run("python", f"benchmarks/bench_{family}.py", *session.posargs)

@@ -1,0 +1,144 @@
+"""sheppy-postgres vs pgqueuer and procrastinate on one PostgreSQL database.
+
+    python benchmarks/bench_postgres.py [--n 10000] [--samples 200] [--dsn postgresql://postgres@127.0.0.1/test]
+                                        [--tuned 50] [--pgq-batch 100] [--only pgqueuer] [--profile]
+
+Every system works in its own schema of the same database (``bench_sheppy``, ``bench_pgqueuer``,
+``bench_procrastinate``), created fresh and dropped at the end. Targets (issue 7): batch enqueue and
+processing ≥ pgqueuer at its better setting; idle pick-up p50 ≤ 4 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+from _harness import (
+    Case,
+    Target,
+    common_arguments,
+    evaluate,
+    load_driver,
+    print_report,
+    run_all,
+    selected,
+    versions,
+    write_json,
+)
+
+TITLE = "sheppy-postgres vs pgqueuer vs procrastinate, one worker process, no-op tasks"
+SCHEMAS = ("bench_sheppy", "bench_sheppy_tuned", "bench_pgqueuer", "bench_procrastinate")
+
+
+def cases(
+    dsn: str, tuned: int, pgq_batch: int, procrastinate_concurrency: int, procrastinate_n: int
+) -> list[Case]:
+    def ours(schema: str) -> str:
+        return f"{dsn}{'&' if '?' in dsn else '?'}schema={schema}"
+
+    return [
+        Case(
+            "sheppy-postgres",
+            "defaults",
+            "sys_sheppy_core",
+            {"url": ours("bench_sheppy"), "queue": "bench"},
+            ours=True,
+        ),
+        Case(
+            "sheppy-postgres",
+            f"max_concurrent_tasks={tuned}",
+            "sys_sheppy_core",
+            {"url": ours("bench_sheppy_tuned"), "queue": "bench", "max_concurrent_tasks": tuned},
+            ours=True,
+        ),
+        Case(
+            "pgqueuer",
+            "defaults (batch_size=10)",
+            "sys_pgqueuer",
+            {"dsn": dsn, "schema": "bench_pgqueuer"},
+            peer_group="pgqueuer",
+        ),
+        Case(
+            "pgqueuer",
+            f"batch_size={pgq_batch}",
+            "sys_pgqueuer",
+            {"dsn": dsn, "schema": "bench_pgqueuer", "batch_size": pgq_batch},
+            peer_group="pgqueuer",
+        ),
+        Case(
+            "procrastinate",
+            "defaults (concurrency=1)",
+            "sys_procrastinate",
+            {"dsn": dsn, "schema": "bench_procrastinate"},
+            peer_group="procrastinate",
+            max_n=procrastinate_n,
+        ),
+        Case(
+            "procrastinate",
+            f"concurrency={procrastinate_concurrency}",
+            "sys_procrastinate",
+            {"dsn": dsn, "schema": "bench_procrastinate", "concurrency": procrastinate_concurrency},
+            peer_group="procrastinate",
+            max_n=procrastinate_n,
+        ),
+    ]
+
+
+TARGETS = [
+    Target("enqueue_per_s", "ratio", 1.0, "pgqueuer", "batch enqueue: ours >= pgqueuer (its better setting)"),
+    Target("process_per_s", "ratio", 1.0, "pgqueuer", "processing, one worker process: ours >= pgqueuer"),
+    Target("pickup_p50_ms", "max", 4.0, "", "idle pick-up p50 <= 4 ms"),
+]
+
+
+async def drop_schemas(dsn: str) -> str:
+    connection = await asyncpg.connect(dsn)
+    try:
+        for schema in SCHEMAS:
+            await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        return str(await connection.fetchval("SHOW server_version"))
+    finally:
+        await connection.close()
+
+
+async def main() -> None:
+    parser = common_arguments(__doc__ or "", samples=200, gap_ms=10.0)
+    parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1/test")
+    parser.add_argument("--tuned", type=int, default=50, help="max_concurrent_tasks of our tuned case")
+    parser.add_argument("--pgq-batch", type=int, default=100, help="pgqueuer batch_size of its tuned case")
+    parser.add_argument("--procrastinate-concurrency", type=int, default=10)
+    parser.add_argument(
+        "--procrastinate-n",
+        type=int,
+        default=2000,
+        help="tasks for procrastinate's cases (it processes a few hundred per second; default 2000)",
+    )
+    args = parser.parse_args()
+    server_version = await drop_schemas(args.dsn)
+    print(f"{TITLE}\n  n={args.n}, latency samples={args.samples}, PostgreSQL {server_version}, {args.dsn}")
+    try:
+        all_cases = cases(
+            args.dsn, args.tuned, args.pgq_batch, args.procrastinate_concurrency, args.procrastinate_n
+        )
+        results = await run_all(TITLE, selected(all_cases, args.only), args, load_driver)
+    finally:
+        await drop_schemas(args.dsn)
+    verdicts = evaluate(results, TARGETS)
+    print_report(TITLE, results, verdicts)
+    path = write_json(
+        "postgres",
+        args,
+        results,
+        verdicts,
+        {
+            "versions": versions(
+                ["sheppy-core", "sheppy-postgres", "asyncpg", "pgqueuer", "procrastinate", "psycopg"]
+            ),
+            "server_version": server_version,
+        },
+    )
+    print(f"\nJSON: {path}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
