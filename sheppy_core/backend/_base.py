@@ -28,6 +28,10 @@ lease
     ``lease_expires_at``, so any backend object on the same store can finish, extend or reclaim it.
     A claim that is neither finished (``store_result``/``acknowledge``) nor extended (``heartbeat``)
     before it expires makes the task claimable again: delivery is at-least-once.
+clocks
+    Lease expiry, TTL and rate-limit windows may be measured on the store's clock where it has one
+    (Redis ``TIME``, PostgreSQL ``now()``); ``schedule(at=...)`` and ``pop_scheduled(now=...)`` compare the
+    caller's times with the caller's clock. Keep clients' clocks in sync (NTP) for schedules to be exact.
 
 Errors
 ------
@@ -217,7 +221,8 @@ class Backend(ABC):
         - ``[pop.timeout]`` ``timeout`` None or ``<= 0``: return at once (possibly ``[]``). ``timeout > 0``
           with ``BLOCKING_POP``: if nothing is claimable, wait up to ``timeout`` seconds for an
           ``append``/re-queue ``[pop.blocks_until_append]`` and return as soon as one arrives, or ``[]``
-          when the time is up. Without ``BLOCKING_POP`` the backend may return ``[]`` at once.
+          when the time is up. (A lease expiring during the wait may wake it too, or be noticed at the
+          next call.) Without ``BLOCKING_POP`` the backend may return ``[]`` at once.
         - ``[pop.no_scheduled]`` A scheduled task is never returned by ``pop`` before it has been moved to
           the queue by ``pop_scheduled`` (backends may move due tasks themselves; never early ones).
         - Cancelling the awaiting coroutine while it blocks claims nothing.
@@ -225,13 +230,18 @@ class Backend(ABC):
 
     @abstractmethod
     async def acknowledge(self, queue_name: str, task_id: str) -> bool:
-        """Release the claim on a task and drop it from the queue, without touching its record.
+        """Release the claim on a task and drop it from the queue without recording an outcome.
 
-        ``[ack.releases]`` Returns True if the task was claimed (lease live or expired), and it will not
-        be delivered again. ``[ack.unknown]`` False for an unknown id or a task that is not claimed
+        ``[ack.releases]`` Returns True if the task was claimed (lease live or expired); it will not be
+        delivered again. Its record keeps its fields except ``claimed_by``/``lease_expires_at``, which are
+        cleared; the task is then in none of the four places and is counted by no ``get_stats`` key,
+        until ``store_result``, ``append(unique=False)``/``schedule(unique=False)`` or ``clear``.
+        sheppy-core's worker never calls it (``store_result`` releases the claim itself); it exists for
+        the seed contract. ``[ack.unknown]`` False for an unknown id or a task that is not claimed
         (queued, scheduled or finished tasks are left as they are).
         """
 
+    @abstractmethod
     async def heartbeat(
         self,
         queue_name: str,
@@ -246,9 +256,9 @@ class Backend(ABC):
         expiry. Returns the ids, in input order, still claimed by ``worker_id`` (or :attr:`client_id`)
         — even if the lease had just expired, as long as nobody reclaimed it.
         ``[lease.heartbeat_lost]`` Ids that are unknown, finished, or claimed by another worker are left
-        out and untouched: the caller has lost that claim and should stop working on it.
+        out and untouched: the caller has lost that claim and should stop working on it. Required of
+        every backend (leases are not optional).
         """
-        raise NotSupportedError(f"{type(self).__name__} does not implement heartbeat")
 
     # -- results ---------------------------------------------------------------------------------
 
@@ -269,6 +279,9 @@ class Backend(ABC):
           (no second queue entry, no double count in ``get_stats``).
         - ``[store_result.unknown]`` Returns False and stores nothing when no record with that id exists
           in the queue (deleted, cleared or expired meanwhile); True otherwise.
+        - The write does not depend on who holds the claim: a worker whose lease expired and was
+          reclaimed may still store its outcome (last writer wins; delivery is at-least-once). The
+          new claimant's next ``heartbeat`` then reports the claim lost.
         - ``[ttl.expires]`` With ``TTL``, a finished record expires after its retention time
           (:func:`sheppy_core.backend.retention_seconds`); unfinished records never expire.
         """
@@ -429,9 +442,10 @@ class Backend(ABC):
         ``[workflow.store]`` With ``if_version=None`` the record replaces any stored one. With an int,
         it is written only if the stored record's ``version`` field equals it (a missing record counts
         as version 0; a missing field as 0): compare-and-set, atomic ``[workflow.cas]``; returns False
-        when the versions differ. While the record is unfinished (``finished_at`` null and ``completed``
-        not true) its ``pending_task_ids`` replace the workflow's set of pending task ids and it is listed
-        by ``get_pending_workflows``; once finished, the pending set is dropped.
+        when the versions differ. The backend never changes ``version`` itself: the caller writes the
+        next version in the record it stores. While the record is unfinished (``finished_at`` null and
+        ``completed`` not true) its ``pending_task_ids`` replace the workflow's set of pending task ids
+        and it is listed by ``get_pending_workflows``; once finished, the pending set is dropped.
         """
         raise NotSupportedError(f"{type(self).__name__} does not declare capability 'workflows'")
 
