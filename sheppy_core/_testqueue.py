@@ -3,28 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar
 
 from sheppy_core._processing import TaskProcessor
-from sheppy_core._queue import Queue, TaskRef
+from sheppy_core._queue import Queue
+from sheppy_core._sync import BlockingQueueMethods
 from sheppy_core._workflow import Workflow, WorkflowRef, WorkflowResult, workflow_id_of
 from sheppy_core.backend._memory import MemoryBackend
-from sheppy_core.models import Task, TaskCron
+from sheppy_core.models import Task
 
 __all__ = ["TestQueue"]
 
 T = TypeVar("T")
 
 
-class TestQueue:
+class TestQueue(BlockingQueueMethods):
     """Blocking twin of ``Queue`` over a private ``MemoryBackend``, plus ``process_*`` methods.
 
     Retries are re-queued at once (delays ignored); worker middleware is not applied, per-task
     middleware is; rate limits apply. Every method runs its own event loop, so call it from plain
     (non-async) test code.
+
+    Nothing runs in the background: ``wait_for``/``wait_for_workflow`` with ``timeout=0`` on unfinished
+    work would wait for ever; drive it with ``process_all``/``process_workflow``.
     """
 
     __test__ = False  # not a pytest test class
@@ -47,60 +50,6 @@ class TestQueue:
     @staticmethod
     def _run(coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coroutine)
-
-    @overload
-    def add(self, task: Task[Any]) -> bool: ...
-    @overload
-    def add(self, task: Sequence[Task[Any]]) -> list[bool]: ...
-
-    def add(self, task: Task[Any] | Sequence[Task[Any]]) -> bool | list[bool]:
-        if isinstance(task, Task):
-            return self._run(self._queue.add(task))
-        return self._run(self._queue.add(list(task)))
-
-    @overload
-    def get_task(self, task: TaskRef) -> Task[Any] | None: ...  # type: ignore[overload-overlap]
-    @overload
-    def get_task(self, task: Sequence[TaskRef]) -> dict[uuid.UUID, Task[Any]]: ...
-
-    def get_task(self, task: TaskRef | Sequence[TaskRef]) -> Task[Any] | dict[uuid.UUID, Task[Any]] | None:
-        return self._run(self._queue.get_task(task))
-
-    def get_all_tasks(self) -> list[Task[Any]]:
-        return self._run(self._queue.get_all_tasks())
-
-    def get_pending(self, count: int = 1) -> list[Task[Any]]:
-        return self._run(self._queue.get_pending(count))
-
-    def schedule(self, task: Task[Any], at: datetime | timedelta) -> bool:
-        return self._run(self._queue.schedule(task, at))
-
-    def get_scheduled(self) -> list[Task[Any]]:
-        return self._run(self._queue.get_scheduled())
-
-    def retry(self, task: TaskRef, at: datetime | timedelta | None = None, force: bool = False) -> bool:
-        return self._run(self._queue.retry(task, at, force))
-
-    def size(self) -> int:
-        return self._run(self._queue.size())
-
-    def clear(self) -> int:
-        return self._run(self._queue.clear())
-
-    def add_cron(self, task: Task[Any], expression: str) -> bool:
-        return self._run(self._queue.add_cron(task, expression))
-
-    def delete_cron(self, task: Task[Any], expression: str) -> bool:
-        return self._run(self._queue.delete_cron(task, expression))
-
-    def get_crons(self) -> list[TaskCron]:
-        return self._run(self._queue.get_crons())
-
-    def cancel(self, task: TaskRef) -> Task[Any]:
-        return self._run(self._queue.cancel(task))
-
-    def delete(self, task: TaskRef) -> bool:
-        return self._run(self._queue.delete(task))
 
     # -- processing ------------------------------------------------------------------------------
 
@@ -151,41 +100,6 @@ class TestQueue:
     def add_workflow(self, workflow: Workflow) -> WorkflowResult:
         """Store a workflow and queue its first steps (run them with ``process_all``/``process_workflow``)."""
         return self._run(self._queue.add_workflow(workflow))
-
-    @overload
-    def get_workflow(self, workflow: WorkflowRef) -> Workflow | None: ...  # type: ignore[overload-overlap]
-    @overload
-    def get_workflow(self, workflow: Sequence[WorkflowRef]) -> dict[uuid.UUID, Workflow]: ...
-
-    def get_workflow(
-        self, workflow: WorkflowRef | Sequence[WorkflowRef]
-    ) -> Workflow | dict[uuid.UUID, Workflow] | None:
-        return self._run(self._queue.get_workflow(workflow))
-
-    def get_all_workflows(self) -> list[Workflow]:
-        return self._run(self._queue.get_all_workflows())
-
-    def get_pending_workflows(self) -> list[Workflow]:
-        return self._run(self._queue.get_pending_workflows())
-
-    def delete_workflow(self, workflow: WorkflowRef) -> bool:
-        return self._run(self._queue.delete_workflow(workflow))
-
-    @overload
-    def wait_for_workflow(  # type: ignore[overload-overlap]
-        self, workflow: WorkflowRef, timeout: float = 0
-    ) -> Workflow | None: ...
-    @overload
-    def wait_for_workflow(
-        self, workflow: Sequence[WorkflowRef], timeout: float = 0
-    ) -> dict[uuid.UUID, Workflow]: ...
-
-    def wait_for_workflow(
-        self, workflow: WorkflowRef | Sequence[WorkflowRef], timeout: float = 0
-    ) -> Workflow | dict[uuid.UUID, Workflow] | None:
-        """Nothing runs in the background here, so ``timeout=0`` on an unfinished workflow would wait for
-        ever: use ``process_workflow`` to drive it."""
-        return self._run(self._queue.wait_for_workflow(workflow, timeout))
 
     def process_workflow(self, workflow: WorkflowRef) -> Workflow:
         """Drive a workflow to its end in this thread: add it if it is new, then run queued tasks until

@@ -41,3 +41,21 @@ def test_dependency_overrides() -> None:
 
 def test_not_collected_by_pytest() -> None:
     assert TestQueue.__test__ is False
+
+
+def test_sync_facades_mirror_the_queue_api() -> None:
+    """TestQueue and SyncQueue share one implementation of the blocking methods; both must offer every
+    public Queue operation."""
+    from sheppy_core import Queue
+    from sheppy_core.experimental import SyncQueue
+
+    # resume_workflow is what a worker calls (0.0.7 spelling), not part of the facades' API.
+    public = {name for name in vars(Queue) if not name.startswith("_")} - {
+        "experimental",
+        "list_queues",
+        "stats",
+        "resume_workflow",
+    }
+    for facade in (TestQueue, SyncQueue):
+        missing = {name for name in public if not callable(getattr(facade, name, None))}
+        assert not missing, f"{facade.__name__} lacks {sorted(missing)}"
