@@ -1,7 +1,9 @@
 """Sessions: tests, conformance per backend, lint, types, benchmarks, wheels.
 
-``nox -s tests`` runs the whole suite as CI does; ``nox -s conformance-memory`` (etc.) runs the shared
-backend suite against one backend and writes its report under ``reports/``.
+``nox -s tests`` runs the whole suite as CI does; ``nox -s "conformance(backend='sqlite')"`` (memory,
+sqlite, redis, postgres, jsonfile) runs the shared backend suite against one backend and writes its
+report under ``reports/``; ``nox -s multiprocess`` is SQLite's many-process test; ``nox -s bench`` the
+benchmarks.
 """
 
 from __future__ import annotations
@@ -40,6 +42,35 @@ def lint(session: nox.Session) -> None:
 def types(session: nox.Session) -> None:
     session.install("-r", "requirements-test.txt")
     session.run("mypy")
+
+
+CONFORMANCE_URLS = {
+    "memory": "memory://",
+    "sqlite": "sqlite:///{tmp}/conformance.db",
+    "redis": "redis://127.0.0.1:6379/14",
+    "postgres": "postgresql://postgres@127.0.0.1/test",
+    "jsonfile": "jsonfile:///{tmp}/conformance.json",
+}
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize("backend", list(CONFORMANCE_URLS))
+def conformance(session: nox.Session, backend: str) -> None:
+    """The shared backend suite against one backend; writes reports/conformance-<backend>.{json,md}."""
+    session.install("-r", "requirements-test.txt")
+    url = CONFORMANCE_URLS[backend].format(tmp=session.create_tmp())
+    Path("reports").mkdir(exist_ok=True)
+    session.run(
+        "pytest", "--pyargs", "sheppy_conformance", "--sheppy-backend", url,
+        "--sheppy-report", f"reports/conformance-{backend}", *session.posargs,
+    )  # fmt: skip
+
+
+@nox.session(python=PYTHON)
+def multiprocess(session: nox.Session) -> None:
+    """SQLite: 4 worker processes, 8,000 tasks on one file, every task completed exactly once."""
+    session.install("-r", "requirements-test.txt")
+    session.run("pytest", "plugins/sheppy-sqlite/tests/test_multiprocess.py", "-v", *session.posargs)
 
 
 @nox.session(python=PYTHON)
