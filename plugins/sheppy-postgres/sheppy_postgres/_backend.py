@@ -48,6 +48,7 @@ from sheppy_core.exceptions import (
     BackendInputError,
     TaskStateError,
 )
+from sheppy_postgres._batching import FinishedWrite, ResultBatcher
 from sheppy_postgres._config import PostgresConfig, parse_url, quote_ident
 from sheppy_postgres._errors import is_connection_problem, translate
 from sheppy_postgres._extras import ExtrasMixin
@@ -128,6 +129,11 @@ class PostgresBackend(ExtrasMixin, Backend):
         self._purge_task: asyncio.Task[None] | None = None
         self._connect_lock: asyncio.Lock | None = None
         self._schema_version = 0
+        # Finished records written by concurrent store_result calls share one statement.
+        self._results = ResultBatcher(
+            self._store_finished_one, self._store_finished_many,
+            is_connection_problem=lambda exc: isinstance(exc, BackendConnectionError),
+        )
 
     @classmethod
     def from_url(cls, url: str) -> Self:
@@ -205,6 +211,8 @@ class PostgresBackend(ExtrasMixin, Backend):
 
     async def disconnect(self) -> None:
         """Close everything. Claims stay in the table and expire as usual."""
+        if self._pool is not None:  # result writes already on their way still get their answer
+            await self._results.close()
         pool, self._pool = self._pool, None
         purge, self._purge_task = self._purge_task, None
         notifier, self._notifier = self._notifier, None
@@ -478,11 +486,9 @@ class PostgresBackend(ExtrasMixin, Backend):
         if record.get("finished_at") is not None:
             status = str(record.get("status") or "completed")
             keep = retention_seconds(record, self.ttl, self.error_ttl)
-            row = await self._fetchrow(
-                "store_finished", queue, task_id, status, dumps(record), deliveries, workflow, keep,
-                self._channel, notify_key("r", queue),
-            )
-            return bool(row["stored"])
+            self._require()
+            write = FinishedWrite(task_id, status, dumps(record), deliveries, workflow, keep)
+            return await self._results.store(queue, write)
         if record.get("status") in ("retrying", "scheduled"):
             rows = await self._fetch(
                 "store_rescheduled", queue, task_id, record["status"], dumps(record), due_at(record),
@@ -495,6 +501,21 @@ class PostgresBackend(ExtrasMixin, Backend):
             self._channel, notify_key("q", queue),
         )
         return bool(row["stored"])
+
+    async def _store_finished_one(self, queue: str, write: FinishedWrite) -> bool:
+        row = await self._fetchrow(
+            "store_finished", queue, write.task_id, write.status, write.data, write.deliveries,
+            write.workflow, write.keep, self._channel, notify_key("r", queue),
+        )
+        return bool(row["stored"])
+
+    async def _store_finished_many(self, queue: str, writes: list[FinishedWrite]) -> set[str]:
+        row = await self._fetchrow(
+            "store_finished_many", queue, [w.task_id for w in writes], [w.status for w in writes],
+            [w.data for w in writes], [w.deliveries for w in writes], [w.workflow for w in writes],
+            [w.keep for w in writes], self._channel, notify_key("r", queue),
+        )
+        return set(row["ids"])
 
     async def get_results(
         self, queue_name: str, task_ids: list[str], timeout: float | None = None

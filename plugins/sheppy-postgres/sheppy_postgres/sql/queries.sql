@@ -105,6 +105,23 @@ SELECT (SELECT count(*) FROM stored) AS stored,
         WHERE EXISTS (SELECT 1 FROM stored)
           AND EXISTS (SELECT 1 FROM {schema}.result_waiters WHERE queue = $1))::text AS notified
 
+-- name: store_finished_many
+-- Store finished records of queue $1 in one statement (distinct ids $2, statuses $3, JSON $4, deliveries $5, workflow ids $6, kept $7 seconds or for ever if NULL), each exactly as store_finished would; the ids stored; notify $8 with $9 if any was stored and anyone waits for results of the queue.
+WITH stored AS (
+    UPDATE {schema}.tasks AS t
+    SET state = 'finished', status = i.status, data = i.data, deliveries = i.deliveries,
+        workflow_id = i.workflow_id, due_at = NULL, claimed_by = NULL, lease_expires_at = NULL,
+        expires_at = now() + make_interval(secs => i.keep)
+    FROM unnest($2::text[], $3::text[], $4::text[], $5::integer[], $6::text[], $7::float8[])
+         AS i (id, status, data, deliveries, workflow_id, keep)
+    WHERE t.queue = $1 AND t.id = i.id AND (t.expires_at IS NULL OR t.expires_at > now())
+    RETURNING t.id
+)
+SELECT array(SELECT id FROM stored) AS ids,
+       (SELECT pg_notify($8, $9)
+        WHERE EXISTS (SELECT 1 FROM stored)
+          AND EXISTS (SELECT 1 FROM {schema}.result_waiters WHERE queue = $1))::text AS notified
+
 -- name: store_requeued
 -- Store record $2 of queue $1 (JSON $3, deliveries $4, workflow id $5) as pending at the tail of the queue, releasing its claim, and notify $6 with $7.
 WITH stored AS (
