@@ -11,7 +11,7 @@ How it keeps the contract
   workflows, sliding-window rate limits, migrations) run inside ``BEGIN IMMEDIATE``, which takes the
   write lock before reading. No operation reads in a deferred transaction and then writes, which is what
   produces the unretryable ``SQLITE_BUSY_SNAPSHOT``.
-* **FIFO** by ``seq``, an AUTOINCREMENT key: appends get a fresh number, and re-queues (``store_result``,
+* **FIFO** by ``seq``, the rowid key: appends get ``max(seq) + 1``, and re-queues (``store_result``,
   ``pop_scheduled``) move the row to ``max(seq) + 1``. Expired leases are claimed before queued tasks.
 * **SQLITE_BUSY** is waited out by SQLite's busy handler (``busy_timeout``, 5 s by default). The few busy
   results SQLite returns without waiting (e.g. while another process switches the journal mode) are
@@ -62,6 +62,7 @@ from sheppy_core.backend import (
     task_id_of,
     to_iso,
 )
+from sheppy_sqlite._batching import Coalescer
 from sheppy_sqlite._config import DEFAULT_BUSY_TIMEOUT_MS, DEFAULT_POLL_INTERVAL, SQLiteOptions, parse_url
 from sheppy_sqlite._errors import translate
 from sheppy_sqlite._sql import queries
@@ -157,6 +158,7 @@ class SQLiteBackend(Backend):
         self.error_ttl = error_ttl
         self._path = self.options.path
         self._store = Store(self.options, self._path)
+        self._results = Coalescer(self._store, "store_result")
         self._watcher: ChangeWatcher | None = None
         self._opening: asyncio.Future[None] | None = None
 
@@ -205,6 +207,7 @@ class SQLiteBackend(Backend):
         store = Store(self.options, path)
         await store.open()
         self._path, self._store = path, store
+        self._results = Coalescer(store, "store_result")
         self._watcher = ChangeWatcher(path, self.options.poll_interval)
 
     async def disconnect(self) -> None:
@@ -248,11 +251,19 @@ class SQLiteBackend(Backend):
     async def _insert(self, operation: str, queue_name: str, rows: list[list[Any]], unique: bool) -> set[str]:
         """Store rows ``[id, state, status, due_at, workflow_id, data]`` in one statement; return the ids
         stored."""
-        name = "insert_tasks_unique" if unique else "replace_tasks"
-        stored = await self._rows(
-            operation, name, {"queue": queue_name, "rows": _dumps(rows), "now": time.time()},
-            inline=len(rows) <= _INLINE_BATCH,
-        )
+        if len(rows) == 1:
+            # One row (a single add or schedule): plain parameters, no JSON array to encode and parse.
+            task_id, state, status, due, workflow_id, data = rows[0]
+            stored = await self._rows(operation, "insert_task_unique" if unique else "replace_task", {
+                "queue": queue_name, "id": task_id, "state": state, "status": status, "due_at": due,
+                "workflow_id": workflow_id, "data": data, "now": time.time(),
+            })
+        else:
+            name = "insert_tasks_unique" if unique else "replace_tasks"
+            stored = await self._rows(
+                operation, name, {"queue": queue_name, "rows": _dumps(rows), "now": time.time()},
+                inline=len(rows) <= _INLINE_BATCH,
+            )
         notify(self._path, queue_name)
         return {str(row[0]) for row in stored}
 
@@ -431,9 +442,10 @@ class SQLiteBackend(Backend):
             state = "queued"
             record["status"] = "pending"
         workflow_id = record.get("workflow_id")
-        rows = await self._rows("store_result", "store_result", {
+        # Concurrent calls (a worker finishing several tasks) share one transaction.
+        rows = await self._results.run("store_result_to_tail" if state == "queued" else "store_result", {
             "queue": queue_name, "id": task_id, "state": state, "status": record.get("status"),
-            "due_at": due, "expires_at": expires, "to_tail": state == "queued",
+            "due_at": due, "expires_at": expires,
             "workflow_id": None if workflow_id is None else str(workflow_id), "data": _dumps(record),
             "now": time.time(),
         })

@@ -65,6 +65,33 @@ class FastPath:
             self.writes_since_checkpoint += 1
         return rows
 
+    def run_many(self, statements: list[tuple[str, dict[str, Any]]]) -> list[list[Any]] | None:
+        """Run ``statements`` in one ``BEGIN IMMEDIATE`` transaction: the rows of each, in order, or None
+        when the database is busy (nothing was done: use the thread).
+
+        One commit for many writes shares the WAL pages they touch. Any other failure rolls the whole
+        transaction back and raises ``sqlite3.Error``.
+        """
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if is_busy(exc):
+                return None
+            raise
+        try:
+            results = [conn.execute(sql, params).fetchall() for sql, params in statements]
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError) and is_busy(exc):
+                return None
+            raise
+        # Counted per statement, as if committed one by one: a conservative bound on the WAL's growth.
+        self.writes_since_checkpoint += len(statements)
+        return results
+
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self._conn.close()

@@ -258,6 +258,36 @@ class Store:
             self.keep(asyncio.ensure_future(self.call("checkpoint", _checkpoint)))
         return rows
 
+    def try_fast_many(
+        self, operation: str, statements: list[tuple[str, dict[str, Any]]]
+    ) -> list[list[Any]] | None:
+        """:meth:`try_fast` for several named statements run in one transaction."""
+        fast = self._fast
+        if fast is None or time.monotonic() >= self._next_purge:
+            return None
+        try:
+            results = fast.run_many([(queries()[name], params) for name, params in statements])
+        except sqlite3.Error as exc:
+            raise translate(exc, operation, self.path, self.options.busy_timeout) from exc
+        if fast.writes_since_checkpoint >= CHECKPOINT_EVERY:
+            fast.writes_since_checkpoint = 0
+            self.keep(asyncio.ensure_future(self.call("checkpoint", _checkpoint)))
+        return results
+
+    async def rows_many(
+        self, operation: str, statements: list[tuple[str, dict[str, Any]]]
+    ) -> list[list[Any]]:
+        """Run several named statements in one transaction (the fast path first) and return the rows of
+        each, in order. A failure rolls all of them back."""
+        fast_results = self.try_fast_many(operation, statements)
+        if fast_results is not None:
+            return fast_results
+
+        async def body(conn: Conn) -> list[list[Any]]:
+            return [await fetch(conn, name, params) for name, params in statements]
+
+        return await self.transaction(operation, body)
+
     async def rows(
         self, operation: str, name: str, params: dict[str, Any], *, inline: bool = True
     ) -> list[Any]:

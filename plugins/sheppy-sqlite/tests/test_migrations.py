@@ -73,3 +73,35 @@ async def test_reconnecting_applies_nothing(make_backend: Callable[..., SQLiteBa
         await backend.connect()
         await backend.disconnect()
     assert _versions(db_path) == list(range(1, len(migrations()) + 1))
+
+
+async def test_version_2_keeps_rows_claims_and_order(
+    make_backend: Callable[..., SQLiteBackend], db_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A version-1 file (AUTOINCREMENT seq) upgrades to the rowid seq with every row, claim and place."""
+    first = migrations()[:1]
+    with monkeypatch.context() as patch:
+        patch.setattr(_schema, "migrations", lambda: first)
+        patch.setattr(_schema, "LATEST_SCHEMA_VERSION", 1)
+        old = make_backend()
+        await old.connect()
+        await old.append("q", [{"id": f"t{i}", "status": "new", "config": {}} for i in range(4)])
+        (claimed,) = await old.pop("q", 1, worker_id="w1", lease=600)
+        await old.disconnect()
+    assert _versions(db_path) == [1]
+    with sqlite3.connect(db_path) as conn:
+        seqs_before = conn.execute("SELECT id, seq, state FROM tasks ORDER BY seq").fetchall()
+
+    backend = make_backend()
+    await backend.connect()
+    assert _versions(db_path) == list(range(1, len(migrations()) + 1))
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT id, seq, state FROM tasks ORDER BY seq").fetchall() == seqs_before
+        assert "AUTOINCREMENT" not in conn.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'tasks'").fetchone()[0].upper()
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert claimed["id"] == "t0"
+    assert await backend.heartbeat("q", ["t0"], worker_id="w1") == ["t0"], "the claim survived"
+    await backend.append("q", [{"id": "new", "status": "new", "config": {}}])
+    assert [t["id"] for t in await backend.get_pending("q", 10)] == ["t1", "t2", "t3", "new"]
+    assert await backend.list_queues() == {"q": 4}, "the queue-registering trigger is back"

@@ -16,6 +16,23 @@ ON CONFLICT (queue, id) DO UPDATE SET
 WHERE tasks.expires_at IS NOT NULL AND tasks.expires_at <= :now
 RETURNING id;
 
+-- name: insert_task_unique
+-- insert_tasks_unique for one row, without the JSON array (a single append or schedule).
+INSERT INTO tasks (queue, id, state, status, due_at, workflow_id, data)
+VALUES (:queue, :id, :state, :status, :due_at, :workflow_id, :data)
+ON CONFLICT (queue, id) DO UPDATE SET
+    state = excluded.state, status = excluded.status, due_at = excluded.due_at, lease_until = NULL,
+    claimed_by = NULL, redelivered = 0, expires_at = NULL, workflow_id = excluded.workflow_id,
+    data = excluded.data, seq = (SELECT max(seq) + 1 FROM tasks)
+WHERE tasks.expires_at IS NOT NULL AND tasks.expires_at <= :now
+RETURNING id;
+
+-- name: replace_task
+-- replace_tasks for one row.
+REPLACE INTO tasks (queue, id, state, status, due_at, workflow_id, data)
+VALUES (:queue, :id, :state, :status, :due_at, :workflow_id, :data)
+RETURNING id;
+
 -- name: replace_tasks
 -- Store task rows in array order, replacing any row with the same id: REPLACE deletes the old row and
 -- inserts a new one with a fresh `seq`, so the task is at the tail and has no other queue entry or claim.
@@ -84,12 +101,21 @@ WHERE queue = :queue AND state = 'claimed' AND claimed_by = :worker
 RETURNING id;
 
 -- name: store_result
--- Write a record back after an attempt. :to_tail moves a re-queued task behind every other one.
--- A record that expired but was not purged yet counts as unknown.
+-- Write a record back after an attempt, keeping its `seq` (finished or scheduled). `seq` is the rowid:
+-- a statement that may assign it rewrites every index entry of the row, so only store_result_to_tail
+-- does. A record that expired but was not purged yet counts as unknown.
+UPDATE tasks SET
+    state = :state, status = :status, due_at = :due_at, lease_until = NULL, claimed_by = NULL,
+    redelivered = 0, expires_at = :expires_at, workflow_id = :workflow_id, data = :data
+WHERE queue = :queue AND id = :id AND (expires_at IS NULL OR expires_at > :now)
+RETURNING id;
+
+-- name: store_result_to_tail
+-- store_result for a re-queued task: it moves behind every other one.
 UPDATE tasks SET
     state = :state, status = :status, due_at = :due_at, lease_until = NULL, claimed_by = NULL,
     redelivered = 0, expires_at = :expires_at, workflow_id = :workflow_id, data = :data,
-    seq = CASE WHEN :to_tail THEN (SELECT max(seq) + 1 FROM tasks) ELSE seq END
+    seq = (SELECT max(seq) + 1 FROM tasks)
 WHERE queue = :queue AND id = :id AND (expires_at IS NULL OR expires_at > :now)
 RETURNING id;
 
