@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from enum import StrEnum
 from typing import Annotated, Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
@@ -19,6 +19,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from sheppy_core._queue import Queue
 from sheppy_core._settings import Settings, load_settings
 from sheppy_core.backend import Backend, redact_url
 from sheppy_core.exceptions import BackendConnectionError, SheppyError
@@ -162,6 +163,19 @@ async def connected(url: str) -> AsyncIterator[Backend]:
     finally:
         with contextlib.suppress(Exception):
             await backend.disconnect()
+
+
+def on_queue(url: str, queue: str, operation: Callable[[Queue], Awaitable[T]]) -> T:
+    """Connect to ``url``, run one ``Queue`` operation on ``queue``, disconnect; errors as in :func:`run`.
+
+    ``on_queue(url, "default", lambda q: q.cancel(task_id))``
+    """
+
+    async def call() -> T:
+        async with connected(url) as backend:
+            return await operation(Queue(backend, queue))
+
+    return run(call(), url)
 
 
 def parse_json_args(args: str | None, kwargs: str | None) -> tuple[list[Any], dict[str, Any]]:

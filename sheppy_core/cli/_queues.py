@@ -17,6 +17,7 @@ from sheppy_core.cli._common import (
     connected,
     console,
     fail,
+    on_queue,
     print_json,
     run,
     settings_from,
@@ -69,12 +70,7 @@ def clear(
         f"Delete every task and cron of queue {name!r} at {settings.backend_url}?", default=False
     ):
         fail("nothing was deleted")
-
-    async def wipe() -> int:
-        async with connected(settings.backend_url) as backend:
-            return await Queue(backend, name).clear()
-
-    removed = run(wipe(), settings.backend_url)
+    removed = on_queue(settings.backend_url, name, lambda q: q.clear())
     console.print(f"queue {name!r} cleared: {removed} task(s) and cron(s) removed", highlight=False)
 
 

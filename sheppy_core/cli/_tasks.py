@@ -21,6 +21,7 @@ from sheppy_core.cli._common import (
     connected,
     console,
     fail,
+    on_queue,
     parse_json_args,
     print_json,
     run,
@@ -158,12 +159,7 @@ def info(
     """Show one task: arguments, status, result, error and traceback, retries, lease."""
     settings = settings_from(backend_url, queue)
     wanted = _task_id(task_id)
-
-    async def fetch() -> Task[Any] | None:
-        async with connected(settings.backend_url) as backend:
-            return await Queue(backend, settings.queue).get_task(wanted)
-
-    task = run(fetch(), settings.backend_url)
+    task = on_queue(settings.backend_url, settings.queue, lambda q: q.get_task(wanted))
     if task is None:
         fail(f"task {wanted} not found in queue {settings.queue!r}")
     if fmt is Format.json:
@@ -389,12 +385,7 @@ def cancel(
     """Cancel a task that is still waiting (queued, scheduled or waiting for a retry)."""
     settings = settings_from(backend_url, queue)
     wanted = _task_id(task_id)
-
-    async def stop() -> Task[Any]:
-        async with connected(settings.backend_url) as backend:
-            return await Queue(backend, settings.queue).cancel(wanted)
-
-    cancelled = run(stop(), settings.backend_url)
+    cancelled = on_queue(settings.backend_url, settings.queue, lambda q: q.cancel(wanted))
     if fmt is Format.json:
         print_json(_dump(cancelled, settings.queue))
     else:
@@ -411,12 +402,7 @@ def delete(
     """Delete a finished task record."""
     settings = settings_from(backend_url, queue)
     wanted = _task_id(task_id)
-
-    async def remove() -> bool:
-        async with connected(settings.backend_url) as backend:
-            return await Queue(backend, settings.queue).delete(wanted)
-
-    if not run(remove(), settings.backend_url):
+    if not on_queue(settings.backend_url, settings.queue, lambda q: q.delete(wanted)):
         fail(f"task {wanted} not found in queue {settings.queue!r}")
     if fmt is Format.json:
         print_json({"id": wanted, "deleted": True})
