@@ -1,11 +1,13 @@
 """Implicit pipelining: script calls made by several coroutines in the same event-loop turn go to
 Redis together, in one pipeline (one write, one round trip), instead of one round trip each.
 
-A worker running 50 tasks at once finishes many of them in the same turn; each ``store_result`` is
-still its own atomic script, only the network trips are shared. Calls keep their order. A lone call
-goes out directly. Used for calls whose order relative to other, non-batched calls of the same
-coroutine does not matter beyond what awaiting them already guarantees (the caller awaits its result
-before doing anything else).
+A worker running 50 tasks at once finishes many of them in the same turn. Calls of a *mergeable*
+script (one that takes a shared head argument followed by any number of per-item argument groups and
+answers a string of one byte per item, like ``store_result``) for the same keys and head are merged
+further into one script call: one command to pack, run and parse instead of one per item. Each item
+stays atomic on its own (the merged call is atomic as a whole). Calls keep their order, except that a
+merged call sits where its first item was; the callers were concurrent, so no order between them was
+promised. A lone call goes out directly.
 """
 
 from __future__ import annotations
@@ -20,13 +22,20 @@ from sheppy_redis._scripts import Script
 
 __all__ = ["ScriptBatcher"]
 
+MERGE_LIMIT = 200
+"""Most items in one merged script call: a script blocks the server while it runs."""
+
 
 @dataclass
 class _Call:
+    """One script call as sent: for a merged call, ``futures`` has one entry per item."""
+
     script: Script
     keys: list[str]
     args: list[Any]
-    future: asyncio.Future[Any]
+    futures: list[asyncio.Future[Any]]
+    merged: bool = False
+    items: int = 1
 
 
 class ScriptBatcher:
@@ -37,13 +46,36 @@ class ScriptBatcher:
         # redis-py refuses EVALSHA in a cluster pipeline: there the calls go out concurrently instead.
         self._cluster = cluster
         self._pending: list[_Call] = []
+        # (script sha, keys, head) -> the merged call still open for more items in this turn.
+        self._open: dict[tuple[str, tuple[str, ...], Any], _Call] = {}
         self._flushing: set[asyncio.Task[None]] = set()
 
     def run(self, script: Script, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
         """Queue one script call; the returned future gets its reply (or the driver's exception)."""
+        return self._queue(_Call(script, keys, args, []))
+
+    def run_merged(
+        self, script: Script, keys: list[str], head: Any, item: list[Any]
+    ) -> asyncio.Future[Any]:
+        """Queue one item of a mergeable script (``ARGV``: head, then item groups; reply: a string of one
+        byte per item). The future gets this item's byte as an int."""
+        slot = (script.sha, tuple(keys), head)
+        call = self._open.get(slot)
+        if call is not None and call.items < MERGE_LIMIT:
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            call.args.extend(item)
+            call.futures.append(future)
+            call.items += 1
+            return future
+        call = _Call(script, keys, [head, *item], [], merged=True)
+        self._open[slot] = call
+        return self._queue(call)
+
+    def _queue(self, call: _Call) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._pending.append(_Call(script, keys, args, future))
+        call.futures.append(future)
+        self._pending.append(call)
         if len(self._pending) == 1:
             # call_soon runs after every callback already scheduled: the other coroutines woken in
             # this turn get to add their calls first.
@@ -52,6 +84,7 @@ class ScriptBatcher:
 
     def _start_flush(self) -> None:
         calls, self._pending = self._pending, []
+        self._open.clear()
         task = asyncio.get_running_loop().create_task(self._flush(calls))
         self._flushing.add(task)
         task.add_done_callback(self._flushing.discard)
@@ -80,8 +113,9 @@ class ScriptBatcher:
                 _resolve(call, reply)
         except BaseException as exc:
             for call in calls:
-                if not call.future.done():
-                    call.future.set_exception(exc)
+                for future in call.futures:
+                    if not future.done():
+                        future.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
 
@@ -92,11 +126,20 @@ class ScriptBatcher:
 
 
 def _resolve(call: _Call, reply: Any) -> None:
-    if call.future.done():  # the caller was cancelled; the script ran regardless
+    if call.merged and not isinstance(reply, BaseException):
+        for future, item_reply in zip(call.futures, reply, strict=True):
+            _settle(future, item_reply)
+        return
+    for future in call.futures:
+        _settle(future, reply)
+
+
+def _settle(future: asyncio.Future[Any], reply: Any) -> None:
+    if future.done():  # the caller was cancelled; the script ran regardless
         return
     if isinstance(reply, asyncio.CancelledError):
-        call.future.cancel()
+        future.cancel()
     elif isinstance(reply, BaseException):
-        call.future.set_exception(reply)
+        future.set_exception(reply)
     else:
-        call.future.set_result(reply)
+        future.set_result(reply)

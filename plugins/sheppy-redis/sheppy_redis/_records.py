@@ -39,9 +39,13 @@ def retention_ms(record: dict[str, Any], ttl: float | None, error_ttl: float | s
     return -1.0 if seconds is None else seconds * 1000.0
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+"""One encoder for every record: ``json.dumps`` with options builds a new one per call."""
+
+
 def _dumps(value: Any) -> bytes:
     try:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        text = _ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
         raise BackendInputError(f"record is not JSON-serialisable: {exc}") from exc
     try:
@@ -66,6 +70,14 @@ class Encoded:
         """The five per-record script arguments: id, body, deliveries, cancel retention, workflow id."""
         return [self.id, self.body, self.deliveries, self.cancel_retention_ms, self.workflow_id]
 
+    def packed(self) -> bytes:
+        """The record in ``append.lua``'s packed form: a header line, then id, workflow id and body."""
+        task_id = self.id.encode("utf-8", "surrogatepass")
+        workflow = self.workflow_id.encode("utf-8", "surrogatepass")
+        rc = self.cancel_retention_ms
+        head = f"{len(task_id)} {self.deliveries} {rc!r} {len(workflow)} {len(self.body)}\n".encode("ascii")
+        return b"".join((head, task_id, workflow, self.body))
+
     def finished_bucket(self) -> str:
         status = self.record.get("status")
         return status if isinstance(status, str) and status in FINISHED_STATUSES else "other"
@@ -85,13 +97,15 @@ def encode_record(
     if not isinstance(record, dict):
         raise BackendInputError(f"a task record must be a dict, got {type(record).__name__}")
     task_id = task_id_of(record)
-    record = {**record, "id": task_id}
+    if record.get("id") is not task_id:  # task_id_of returns the very str when "id" is one
+        record = {**record, "id": task_id}
     try:
         deliveries = int(record.get("deliveries") or 0)
     except (TypeError, ValueError):
         raise BackendInputError(f"task {task_id}: 'deliveries' must be an integer") from None
     workflow = record.get("workflow_id")
-    cancelled = {**record, "status": "cancelled"}
+    # retention_seconds reads only "status" and "config": no need to copy the whole record.
+    cancelled = {"status": "cancelled", "config": record.get("config")}
     return Encoded(
         id=task_id,
         body=_dumps(record),

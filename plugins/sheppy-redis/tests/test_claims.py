@@ -253,3 +253,39 @@ async def test_disconnect_ends_waits_with_connection_error(make_backend: Factory
     for waiting in (waiting_result, waiting_pop):
         with pytest.raises(BackendConnectionError):
             await asyncio.wait_for(waiting, 5)
+
+
+async def test_results_merged_into_one_call_keep_each_outcome(make_backend: Factory) -> None:
+    # Finished, re-queued, retrying and unknown results of one queue in the same turn share one script
+    # call; each still lands in its own place, and a repeat of the same id applies in order.
+    producer, worker = await connected(make_backend, 2)
+    await producer.append("mix", [record(t) for t in ("done", "again", "later", "twice")])
+    claims = {c["id"]: c for c in await worker.pop("mix", limit=4)}
+    now = datetime.now(UTC)
+    later = (now + timedelta(hours=1)).isoformat()
+    outcomes = await asyncio.gather(
+        worker.store_result("mix", {**claims["done"], "status": "completed", "finished_at": now.isoformat()}),
+        worker.store_result("mix", {**claims["again"], "status": "pending"}),
+        worker.store_result("mix", {**claims["later"], "status": "retrying", "next_retry_at": later}),
+        worker.store_result("mix", {**claims["twice"], "status": "pending"}),
+        worker.store_result("mix", {**claims["twice"], "status": "failed", "finished_at": now.isoformat()}),
+        worker.store_result("mix", {**claims["done"], "id": "nobody"}),
+    )
+    assert list(outcomes) == [True, True, True, True, True, False]
+    stats = await producer.get_stats("mix")
+    assert (stats["completed"], stats["failed"], stats["pending"], stats["scheduled"]) == (1, 1, 1, 1)
+    assert [r["id"] for r in await producer.get_pending("mix", 5)] == ["again"]
+    assert (await producer.get_tasks("mix", ["twice"]))["twice"]["status"] == "failed"
+
+
+async def test_append_keeps_ids_and_bodies_of_any_shape(backend: RedisBackend) -> None:
+    # The append script reads records from one packed argument by byte lengths: ids and workflow ids
+    # with spaces, newlines, digits only or multi-byte characters must come back unchanged.
+    odd = ["1 2 3\n", "ünï cødé ✓", "9", "x" * 300]
+    records = [record(t, workflow_id=f"wf {t}", note="line\nbreak ✓") for t in odd]
+    assert await backend.append("odd", records) == [True] * 4
+    assert await backend.append("odd", records[:2]) == [False, False]
+    claimed = await backend.pop("odd", limit=10)
+    assert [c["id"] for c in claimed] == odd
+    assert [c["workflow_id"] for c in claimed] == [f"wf {t}" for t in odd]
+    assert all(c["note"] == "line\nbreak ✓" and c["status"] == "processing" for c in claimed)

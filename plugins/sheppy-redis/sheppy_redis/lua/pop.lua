@@ -1,8 +1,9 @@
 -- pop: claim up to `limit` tasks, expired leases first (earliest expiry first), then queued ones in
 -- append order; write the claim into each record and return the records.
 -- ARGV: base, limit, claimed_by (JSON string), lease (microseconds).
--- Returns {wait_ms, record, record, ...}: each record is one JSON text (record_json). wait_ms is -1,
--- or, when nothing was claimed, the ms until the earliest live lease expires (-1 if none).
+-- Returns ONE string "<wait_ms>\n<records>" (one bulk string is the cheapest reply to read): records
+-- is a JSON array of the claimed records (each one record_json), read with one json.loads. wait_ms is
+-- -1, or, when nothing was claimed, the ms until the earliest live lease expires (-1 if none).
 local base, limit, owner, lease_us = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local now = now_us()
 local nowms = now / 1000
@@ -13,14 +14,14 @@ if #ids < limit then
 end
 local expiry_us = now + lease_us
 local expiry_iso = iso(expiry_us)
-local out = {-1}
+local records = {}
 for _, id in ipairs(ids) do
   local tkey = base .. 't:' .. id
   if redis.call('EXISTS', tkey) == 1 then
     redis.call('ZADD', base .. 'lease', expiry_us / 1000, id)
     redis.call('HSET', tkey, 'status', '"processing"', 'claimed_by', owner, 'lease_expires_at', expiry_iso)
     redis.call('HINCRBY', tkey, 'deliveries', 1)
-    out[#out + 1] = record_json(tkey)
+    records[#records + 1] = record_json(tkey)
   else
     redis.call('ZREM', base .. 'lease', id)
   end
@@ -29,11 +30,12 @@ end
 -- empty, tokens would only cause spurious wake-ups.
 if redis.call('ZCARD', base .. 'q') == 0 then
   redis.call('DEL', base .. 'wake')
-elseif #out > 1 then
+elseif #records > 0 then
   wake(base)
 end
-if #out == 1 then
+local wait_ms = -1
+if #records == 0 then
   local soonest = redis.call('ZRANGE', base .. 'lease', 0, 0, 'WITHSCORES')
-  if #soonest > 0 then out[1] = tostring(math.max(tonumber(soonest[2]) - nowms, 0)) end
+  if #soonest > 0 then wait_ms = tostring(math.max(tonumber(soonest[2]) - nowms, 0)) end
 end
-return out
+return wait_ms .. '\n[' .. table.concat(records, ',') .. ']'
