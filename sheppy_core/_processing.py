@@ -14,7 +14,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sheppy_core._runner import Attempt, Middleware, charge_crash_retry, crash_outcome, failed, run_attempt
+from sheppy_core._runner import (
+    Attempt,
+    Middleware,
+    charge_crash_retry,
+    crash_outcome,
+    failed,
+    rescheduled,
+    run_attempt,
+)
 from sheppy_core._workflow import is_engine_task, run_engine_task, step_finished
 from sheppy_core.exceptions import NotSupportedError
 from sheppy_core.models import Task
@@ -121,15 +129,7 @@ class TaskProcessor:
             return outcome
         if wait is None:
             return None
-        deferred = task.model_copy(
-            update={
-                "status": "scheduled",
-                "scheduled_at": datetime.now(UTC) + timedelta(seconds=wait),
-                "claimed_by": None,
-                "lease_expires_at": None,
-                "deliveries": 0,
-            }
-        )
+        deferred = rescheduled(task, datetime.now(UTC) + timedelta(seconds=wait))
         await queue._store_result(deferred)
         logger.info("task %s (%s) rate-limited; deferred %.3f s", task.id, task.spec.func, wait)
         return deferred

@@ -10,6 +10,7 @@ from typing import Any, overload
 
 from sheppy_core import _workflow
 from sheppy_core._config import resolve_backend_url, resolve_queue
+from sheppy_core._runner import released
 from sheppy_core._workflow import (
     DEFAULT_WATCH_INTERVAL,
     Workflow,
@@ -240,15 +241,8 @@ class Queue:
             raise ValueError(f"task {current.id} already completed; pass force=True to run it again")
         now = datetime.now(UTC)
         when = _as_datetime(at) if at is not None else None
-        again = current.model_copy(
-            update={
-                "finished_at": None,
-                "last_retry_at": now,
-                "next_retry_at": when or now,
-                "deliveries": 0,
-                "claimed_by": None,
-                "lease_expires_at": None,
-            }
+        again = released(
+            current, finished_at=None, last_retry_at=now, next_retry_at=when or now, deliveries=0
         )
         backend = await self._ensure()
         record = again.model_dump(mode="json")

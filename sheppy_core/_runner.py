@@ -28,7 +28,7 @@ from sheppy_core.exceptions import (
 )
 from sheppy_core.models import Task, TaskException
 
-__all__ = ["Attempt", "crash_outcome", "run_attempt"]
+__all__ = ["Attempt", "crash_outcome", "released", "rescheduled", "run_attempt"]
 
 logger = logging.getLogger("sheppy.worker")
 
@@ -51,12 +51,18 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _released(task: Task[Any], **changes: Any) -> Task[Any]:
+def released(task: Task[Any], **changes: Any) -> Task[Any]:
+    """``task`` with its claim dropped (no ``claimed_by``/``lease_expires_at``), plus ``changes``."""
     return task.model_copy(update={"claimed_by": None, "lease_expires_at": None, **changes})
 
 
+def rescheduled(task: Task[Any], at: datetime) -> Task[Any]:
+    """``task`` released to wait in the schedule until ``at``, as a fresh delivery."""
+    return released(task, status="scheduled", scheduled_at=at, finished_at=None, deliveries=0)
+
+
 def completed(task: Task[Any], result: Any) -> Task[Any]:
-    return _released(
+    return released(
         task, status="completed", result=result, exception=None, finished_at=_now(), next_retry_at=None
     )
 
@@ -69,7 +75,7 @@ def failed(task: Task[Any], exc: BaseException, *, retry: bool = True, status: s
     may_retry = retry and not isinstance(exc, _PERMANENT) and (not timed_out or task.config.retry_on_timeout)
     if may_retry and task.should_retry:
         delay = task.config.delay_for(task.retry_count)
-        return _released(
+        return released(
             task,
             status="retrying",
             result=None,
@@ -80,7 +86,7 @@ def failed(task: Task[Any], exc: BaseException, *, retry: bool = True, status: s
             next_retry_at=now + timedelta(seconds=delay),
             deliveries=0,
         )
-    return _released(task, status=status, result=None, exception=record, finished_at=now)
+    return released(task, status=status, result=None, exception=record, finished_at=now)
 
 
 def crash_outcome(task: Task[Any]) -> Task[Any] | None:

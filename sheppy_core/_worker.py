@@ -35,6 +35,7 @@ from sheppy_core._declarative_cron import DeclarativeCrons
 from sheppy_core._processing import TaskProcessor
 from sheppy_core._queue import Queue
 from sheppy_core._registry import import_task_modules
+from sheppy_core._runner import released
 from sheppy_core.backend import BLOCKING_POP, CRON, Backend
 from sheppy_core.exceptions import BackendError
 from sheppy_core.models import Task, TaskCron
@@ -329,14 +330,7 @@ class Worker:
     async def _release(self, queue: Queue, record: dict[str, Any]) -> None:
         """Hand a task cut off by shutdown back to the queue at once (not charged as a crash)."""
         task: Task[Any] = Task.model_validate(record)
-        released = task.model_copy(
-            update={
-                "status": "pending",
-                "claimed_by": None,
-                "lease_expires_at": None,
-                "deliveries": max(task.deliveries - 1, 0),
-            }
-        )
+        handed_back = released(task, status="pending", deliveries=max(task.deliveries - 1, 0))
         try:
             # If the cancel landed after the outcome was stored, the claim is gone: nothing to hand back.
             held = await self.backend.heartbeat(
@@ -344,7 +338,7 @@ class Worker:
             )
             if not held:
                 return
-            await asyncio.shield(queue._store_result(released))
+            await asyncio.shield(queue._store_result(handed_back))
             logger.warning("task %s handed back to queue %r at shutdown", task.id, queue.name)
         except BackendError as exc:
             logger.error("could not hand task %s back (%s); it returns after its lease", task.id, exc)

@@ -54,6 +54,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from sheppy_core._dependencies import is_injected
 from sheppy_core._registry import TaskDefinition
+from sheppy_core._runner import released, rescheduled
 from sheppy_core._task import _module_name, _to_json, validate_arguments
 from sheppy_core.backend import SHARED_STORE, WORKFLOWS
 from sheppy_core.exceptions import ConfigurationError, NotSupportedError, WorkflowError
@@ -631,26 +632,10 @@ async def run_engine_task(queue: Queue, task: Task[Any]) -> Task[Any]:
     wf = state.workflow if state is not None else None
     if task.spec.func == WATCH_FUNC and wf is not None and not wf.is_finished:
         interval = wf.watch_interval or DEFAULT_WATCH_INTERVAL
-        again = task.model_copy(
-            update={
-                "status": "scheduled",
-                "scheduled_at": datetime.now(UTC) + timedelta(seconds=interval),
-                "finished_at": None,
-                "claimed_by": None,
-                "lease_expires_at": None,
-                "deliveries": 0,
-            }
-        )
+        again = rescheduled(task, datetime.now(UTC) + timedelta(seconds=interval))
         await queue._store_result(again)
         return again
-    done = task.model_copy(
-        update={
-            "status": "completed",
-            "finished_at": datetime.now(UTC),
-            "claimed_by": None,
-            "lease_expires_at": None,
-        }
-    )
+    done = released(task, status="completed", finished_at=datetime.now(UTC))
     # Internal bookkeeping is not the user's data: leave no record behind. Shielded, because once the
     # outcome is stored the claim is gone and a heartbeat may cancel this job.
     await asyncio.shield(_store_and_delete(queue, done))

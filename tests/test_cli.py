@@ -272,3 +272,13 @@ def test_work_prestart_runs_once_and_a_failure_aborts(tmp_path: Path) -> None:
     )
     missing = sheppy("work", "-u", "memory://", "--burst", "--prestart", "hooks:nope", cwd=tmp_path)
     assert missing.returncode == 1 and "cannot load prestart hook" in one_error_line(missing.stderr)
+
+
+def test_status_filter_covers_every_stored_status() -> None:
+    from typing import get_args
+
+    from sheppy_core.cli._tasks import STATUSES
+    from sheppy_core.models import TaskStatus
+
+    stored = set(get_args(TaskStatus)) - {"new", "unknown"}
+    assert set(STATUSES) == stored | {"all"}

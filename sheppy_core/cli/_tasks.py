@@ -39,6 +39,8 @@ experimental_app = typer.Typer(help="Operations that may still change.", no_args
 experimental_task_app = typer.Typer(help="Cancel or delete tasks.", no_args_is_help=True)
 experimental_app.add_typer(experimental_task_app, name="task")
 
+# Every status a stored task can have, in lifecycle order (TaskStatus less "new", never stored, and
+# "unknown", never set); tests/test_cli.py checks it against the model.
 STATUSES = (
     "all",
     "pending",
