@@ -1,6 +1,7 @@
 """Ours: sheppy-core with whichever backend the case's URL names (sqlite://, redis://, postgresql://).
 
-Config keys: ``url``, ``queue``, ``max_concurrent_tasks`` (Worker; default 10, its default).
+Config keys: ``url``, ``queue``, ``max_concurrent_tasks`` (Worker; default 10, its default), ``prefetch``
+(Worker; default 0, its default).
 The worker is a plain ``Worker`` at its defaults otherwise (scheduler and cron manager on).
 """
 
@@ -60,6 +61,7 @@ def run_worker(config: dict[str, Any], ready: Callable[[], None]) -> None:
             config["queue"],
             backend,
             max_concurrent_tasks=config.get("max_concurrent_tasks", 10),
+            prefetch=config.get("prefetch", 0),
             task_modules=[__name__],
         )
         ready()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -46,8 +46,13 @@ class TaskProcessor:
     middleware: Sequence[Middleware] = ()
     ignore_delays: bool = False
 
-    async def process(self, queue: Queue, record: dict[str, Any]) -> Task[Any]:
+    async def process(
+        self, queue: Queue, record: dict[str, Any], attempt_done: Callable[[], None] | None = None
+    ) -> Task[Any]:
         """Run a claimed record to its next state and store it; returns the stored record.
+
+        ``attempt_done``: called once the task's own code has finished, before its outcome is stored,
+        so a worker can start the next task while the store is on its way.
 
         A workflow step that reached a final state (completed, failed, crashed, cancelled, timed out)
         then resumes its workflow; internal workflow tasks (watches, deferred resumes) are run by the
@@ -56,14 +61,16 @@ class TaskProcessor:
         task: Task[Any] = Task.model_validate(record)
         if is_engine_task(task):
             return await run_engine_task(queue, task)
-        outcome = await self._process(queue, task)
+        outcome = await self._process(queue, task, attempt_done)
         if outcome.workflow_id is not None and outcome.finished_at is not None:
             # Shielded: the outcome is stored and the claim released, so the worker's heartbeat may see
             # the lease as gone and cancel this job; the resume must not be cut off half-way.
             await asyncio.shield(step_finished(queue, outcome))
         return outcome
 
-    async def _process(self, queue: Queue, task: Task[Any]) -> Task[Any]:
+    async def _process(
+        self, queue: Queue, task: Task[Any], attempt_done: Callable[[], None] | None = None
+    ) -> Task[Any]:
         log = {
             "task_id": str(task.id),
             "task": task.spec.func,
@@ -105,6 +112,8 @@ class TaskProcessor:
             await queue.add(attempt.chained)
         if outcome.status == "retrying" and self.ignore_delays:
             outcome = outcome.model_copy(update={"next_retry_at": datetime.now(UTC)})
+        if attempt_done is not None:
+            attempt_done()
         await queue._store_result(outcome)
         self._log(attempt, duration, log)
         return outcome

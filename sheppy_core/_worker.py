@@ -63,6 +63,8 @@ class _Running:
     record: dict[str, Any]
     job: asyncio.Task[None]
     lost: bool = False
+    unfinished: bool = True
+    """False once the task's code has finished and only its outcome is being stored."""
 
 
 class Worker:
@@ -75,6 +77,11 @@ class Worker:
     :param allowed_modules: module prefixes ``task_modules`` must fall under (an allow-list).
     :param lease: claim lease in seconds (default: the backend's ``lease_duration``); heartbeats renew
         it every third of it, so a dead worker's tasks are redelivered within one lease.
+    :param prefetch: how many tasks to claim beyond the free slots (default 0: a claim asks only for
+        free slots, as in sheppy). Prefetched tasks wait in this worker, their leases renewed, until a
+        slot frees; the next claim's round trip then overlaps running tasks instead of following them.
+        Worth it for many short tasks; with long ones, prefetched tasks wait here while another worker
+        may be idle. At shutdown, prefetched tasks that have not started go straight back to the queue.
     """
 
     def __init__(
@@ -94,6 +101,7 @@ class Worker:
         task_modules: Sequence[str] = (),
         allowed_modules: Sequence[str] | None = None,
         lease: float | None = None,
+        prefetch: int = 0,
     ) -> None:
         if not isinstance(backend, Backend):
             raise TypeError(f"Worker needs a Backend object, got {type(backend).__name__}")
@@ -103,6 +111,8 @@ class Worker:
             )
         if max_concurrent_tasks < 1:
             raise ValueError("max_concurrent_tasks must be >= 1")
+        if prefetch < 0:
+            raise ValueError("prefetch must be >= 0")
         names = [queue_name] if isinstance(queue_name, str) else list(queue_name)
         if not names:
             raise ValueError("a Worker needs at least one queue name")
@@ -112,6 +122,7 @@ class Worker:
         self.shutdown_timeout = shutdown_timeout
         self.max_concurrent_tasks = max_concurrent_tasks
         self.max_prefetch_tasks = max_prefetch_tasks
+        self.prefetch = prefetch
         self.enable_job_processing = enable_job_processing
         self.enable_scheduler = enable_scheduler
         self.enable_cron_manager = enable_cron_manager
@@ -127,6 +138,12 @@ class Worker:
         self._scheduler_polling_interval = 1.0
         self._cron_polling_interval = 10.0
         self._running: dict[str, _Running] = {}
+        # Claims are counted on unfinished tasks (prefetched or running): a task whose outcome is being
+        # stored no longer counts, so the next claim overlaps the store. Every held claim (unfinished
+        # or storing) stays bounded. With prefetch, a task runs only once it holds one of the slots.
+        self._unfinished = 0
+        self._max_held = 2 * max_concurrent_tasks + prefetch
+        self._slots = asyncio.Semaphore(max_concurrent_tasks)
         self._slot_freed = asyncio.Event()
         # Set when this worker schedules a retry or a rate-limit deferral, so its scheduler wakes for
         # it instead of finishing a longer sleep.
@@ -230,13 +247,18 @@ class Worker:
             await job
         return None
 
+    def _capacity(self) -> int:
+        return min(
+            self.max_concurrent_tasks + self.prefetch - self._unfinished, self._max_held - len(self._running)
+        )
+
     async def _free_slots(self) -> int:
-        while len(self._running) >= self.max_concurrent_tasks:
+        while self._capacity() <= 0:
             self._slot_freed.clear()
             await self._wait_or_stop(self._slot_freed.wait())
             if self._stop is not None and self._stop.is_set():
                 return 0
-        return self.max_concurrent_tasks - len(self._running)
+        return self._capacity()
 
     async def _claim_loop(self, queue: Queue, max_tasks: int | None, oneshot: bool) -> None:
         assert self._stop is not None
@@ -300,13 +322,57 @@ class Worker:
     def _start(self, queue: Queue, record: dict[str, Any]) -> None:
         task_id = str(record["id"])
         self._awaiting[queue.name].discard(task_id)
+        previous = self._running.get(task_id)
+        if previous is not None and previous.unfinished:
+            # Its claim came back to this worker while the old job still runs (a lost lease): the
+            # counter follows the entry that is tracked.
+            previous.unfinished = False
+            self._unfinished -= 1
         job = asyncio.create_task(self._run(queue, record))
         self._running[task_id] = _Running(queue, record, job)
+        self._unfinished += 1
+
+    def _attempt_done(self, task_id: str, job: asyncio.Task[Any] | None) -> None:
+        """Stop counting ``task_id``'s job as unfinished (once) and wake the claim loop."""
+        running = self._running.get(task_id)
+        if running is not None and running.job is job and running.unfinished:
+            running.unfinished = False
+            self._unfinished -= 1
+            self._slot_freed.set()
+
+    async def _take_slot(self) -> bool:
+        """Wait for a slot to run a prefetched task; False if the worker stops first (no slot held)."""
+        assert self._stop is not None
+        if self._slots.locked():
+            if await self._wait_or_stop(self._slots.acquire()) is None:
+                return False
+        else:
+            await self._slots.acquire()  # free: returns at once
+        if self._stop.is_set():
+            self._slots.release()
+            return False
+        return True
 
     async def _run(self, queue: Queue, record: dict[str, Any]) -> None:
         task_id = str(record["id"])
+        job = asyncio.current_task()
+        holds_slot = False
+
+        def attempt_done() -> None:
+            nonlocal holds_slot
+            if holds_slot:
+                holds_slot = False
+                self._slots.release()
+            self._attempt_done(task_id, job)
+
         try:
-            outcome = await self.processor.process(queue, record)
+            if self.prefetch:
+                if not await self._take_slot():
+                    # Stopping before it started: straight back to the queue, not run, not charged.
+                    await self._release(queue, record)
+                    return
+                holds_slot = True
+            outcome = await self.processor.process(queue, record, attempt_done=attempt_done)
             if outcome.status in ("retrying", "scheduled"):
                 self._awaiting[queue.name].add(task_id)
                 self._rescheduled[queue.name].set()
@@ -324,7 +390,12 @@ class Worker:
         except Exception:
             logger.exception("unexpected error while processing task %s", task_id)
         finally:
-            self._running.pop(task_id, None)
+            attempt_done()
+            # The same id may be running again here already (handed back and claimed anew): only
+            # this job's own entry is removed.
+            running = self._running.get(task_id)
+            if running is not None and running.job is job:
+                del self._running[task_id]
             self._slot_freed.set()
 
     async def _release(self, queue: Queue, record: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from croniter import croniter
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -216,6 +217,16 @@ class TaskException(BaseModel):
         return f"{self.type}: {self.message}"
 
 
+def _assume_utc(value: datetime) -> datetime:
+    # Older writers stored naive UTC times.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+UTCDatetime = Annotated[datetime, AfterValidator(_assume_utc)]
+"""A datetime read as UTC when it comes without a zone. (An annotation rather than a field validator:
+it runs only for values present, not for the many fields that are None.)"""
+
+
 class Task(BaseModel, Generic[R]):
     """One unit of work and everything known about it. Frozen: changes make a copy."""
 
@@ -228,19 +239,19 @@ class Task(BaseModel, Generic[R]):
     spec: TaskSpec
     config: TaskConfig = Field(default_factory=TaskConfig)
 
-    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
-    finished_at: datetime | None = None
-    scheduled_at: datetime | None = None
+    created_at: UTCDatetime = Field(default_factory=lambda: datetime.now(UTC))
+    finished_at: UTCDatetime | None = None
+    scheduled_at: UTCDatetime | None = None
 
     retry_count: int = 0
-    last_retry_at: datetime | None = None
-    next_retry_at: datetime | None = None
+    last_retry_at: UTCDatetime | None = None
+    next_retry_at: UTCDatetime | None = None
 
     workflow_id: uuid.UUID | None = None
     cron_id: uuid.UUID | None = None
 
     claimed_by: str | None = None
-    lease_expires_at: datetime | None = None
+    lease_expires_at: UTCDatetime | None = None
     deliveries: int = 0
 
     @model_validator(mode="before")
@@ -254,14 +265,6 @@ class Task(BaseModel, Generic[R]):
             if error and not data.get("exception"):
                 data["exception"] = TaskException.from_error_string(str(error))
         return data
-
-    @field_validator(
-        "created_at", "finished_at", "scheduled_at", "last_retry_at", "next_retry_at", "lease_expires_at"
-    )
-    @classmethod
-    def _assume_utc(cls, value: datetime | None) -> datetime | None:
-        # Older writers stored naive UTC times.
-        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
     @model_validator(mode="after")
     def _coerce_result(self) -> Task[R]:

@@ -84,6 +84,21 @@ async def sleeper(seconds: float) -> float:
     return seconds
 
 
+running = {"now": 0, "most": 0}
+
+
+@task
+async def tracked(seconds: float) -> None:
+    """Sleeps while counting how many ``tracked`` tasks run at once (``running``)."""
+    record("tracked")
+    running["now"] += 1
+    running["most"] = max(running["most"], running["now"])
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        running["now"] -= 1
+
+
 @task
 async def wrong_return() -> int:
     return "not a number"  # type: ignore[return-value]

@@ -141,7 +141,8 @@ def test_fill_drain_inspect_retry_across_processes(project: Path, store: tuple[s
     assert produced.returncode == 0, produced.stderr
     assert as_json(sheppy(project, "queue", "list", "-u", url, "-f", "json"))[queue]["pending"] == 7
 
-    drained = sheppy(project, "work", "--burst", "-i", "jobs", "-u", url)
+    # Two slots and three prefetched claims: the same outcome as claiming only for free slots.
+    drained = sheppy(project, "work", "--burst", "-i", "jobs", "-u", url, "-c", "2", "--prefetch", "3")
     assert drained.returncode == 0, drained.stderr
     assert "burst finished: 5 done, 2 failed" in drained.stderr
 

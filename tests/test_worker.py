@@ -330,3 +330,87 @@ def test_worker_refuses_nonsense(backend: MemoryBackend) -> None:
         Worker("q", backend, enable_job_processing=False, enable_scheduler=False, enable_cron_manager=False)
     with pytest.raises(TypeError):
         Worker("q", "memory://")  # type: ignore[arg-type]
+
+
+class _HeldStores(MemoryBackend):
+    """A memory backend whose finished-record stores wait for ``gate``: a slow database, frozen."""
+
+    def __init__(self) -> None:
+        super().__init__(instant_processing=False)
+        self.gate = asyncio.Event()
+
+    async def store_result(self, queue_name: str, task_data: dict[str, Any]) -> bool:
+        if task_data.get("finished_at") is not None:
+            await self.gate.wait()
+        return await super().store_result(queue_name, task_data)
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110 - a test polling counters the tasks bump
+            await asyncio.sleep(0.01)
+
+
+async def test_next_task_starts_while_the_last_outcome_is_stored() -> None:
+    backend = _HeldStores()
+    await backend.connect()
+    queue = Queue(backend, "q")
+    worker = Worker("q", backend, max_concurrent_tasks=1, enable_cron_manager=False)
+    job = asyncio.create_task(worker.work(register_signal_handlers=False))
+    before = t.calls["tracked"]
+    tasks = [t.tracked(0) for _ in range(3)]
+    await queue.add(tasks)
+    # The first outcome is held in the store, yet the second task runs: its slot was free.
+    await _until(lambda: t.calls["tracked"] - before == 2)
+    # Claims waiting on their store stay bounded (2 x max_concurrent_tasks): the third waits.
+    await asyncio.sleep(0.2)
+    assert t.calls["tracked"] - before == 2
+    backend.gate.set()
+    done = await queue.wait_for(tasks, timeout=5)
+    assert all(task.status == "completed" for task in done.values())
+    assert t.calls["tracked"] - before == 3
+    worker.stop()
+    await asyncio.wait_for(job, 5)
+    await backend.disconnect()
+
+
+async def test_prefetch_claims_ahead_but_runs_at_most_max_concurrent(
+    queue: Queue, start_worker: Callable[..., Worker]
+) -> None:
+    t.running["most"] = 0
+    start_worker(max_concurrent_tasks=2, prefetch=3)
+    tasks = [t.tracked(0.3) for _ in range(8)]
+    await queue.add(tasks)
+    await asyncio.sleep(0.15)
+    assert (await queue.stats())["processing"] == 5  # 2 running + 3 prefetched, all under lease
+    assert t.running["now"] == 2
+    done = await queue.wait_for(tasks, timeout=10)
+    assert all(task.status == "completed" for task in done.values())
+    assert t.running["most"] == 2
+
+
+async def test_shutdown_hands_prefetched_tasks_back_without_running_them(
+    queue: Queue, backend: MemoryBackend
+) -> None:
+    worker = Worker("q", backend, max_concurrent_tasks=1, prefetch=2, shutdown_timeout=5)
+    job = asyncio.create_task(worker.work(register_signal_handlers=False))
+    before = t.calls["tracked"]
+    tasks = [t.tracked(0.3) for _ in range(3)]
+    await queue.add(tasks)
+    await _until(lambda: t.calls["tracked"] - before == 1)
+    assert (await queue.stats())["processing"] == 3
+    worker.stop()
+    await asyncio.wait_for(job, 5)
+    assert t.calls["tracked"] - before == 1  # the running one finished; the others never started
+    stored = await queue.get_task(tasks)
+    assert stored[tasks[0].id] is not None and stored[tasks[0].id].status == "completed"
+    for task in tasks[1:]:
+        back = stored[task.id]
+        assert back is not None and back.status == "pending" and back.claimed_by is None
+        assert back.deliveries == 0  # handed back, not charged as a crash
+    assert await queue.size() == 2
+
+
+def test_prefetch_must_not_be_negative(backend: MemoryBackend) -> None:
+    with pytest.raises(ValueError, match="prefetch"):
+        Worker("q", backend, prefetch=-1)

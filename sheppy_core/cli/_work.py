@@ -166,6 +166,15 @@ def work(
     max_prefetch: Annotated[
         int | None, typer.Option("--max-prefetch", min=1, help="Claim at most this many tasks at a time.")
     ] = None,
+    prefetch: Annotated[
+        int,
+        typer.Option(
+            "--prefetch",
+            min=0,
+            help="Claim this many tasks beyond the free slots, to overlap claiming with running "
+            "(many short tasks). Default 0: claim only for free slots.",
+        ),
+    ] = 0,
     oneshot: Annotated[bool, typer.Option("--oneshot", help="Exit once every queue is empty.")] = False,
     burst: Annotated[
         bool,
@@ -248,6 +257,7 @@ def work(
                 enable_cron_manager=not disable_cron_manager,
                 task_modules=list(settings.tasks),
                 lease=lease,
+                prefetch=prefetch,
             )
         except (SheppyError, ValueError) as exc:
             fail(str(exc), url)
