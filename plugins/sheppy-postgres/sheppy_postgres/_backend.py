@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -60,6 +59,7 @@ from sheppy_postgres._records import (
     encode_name,
     escape_name,
     int_or_none,
+    loads,
     notify_key,
     row_to_record,
 )
@@ -644,7 +644,7 @@ class PostgresBackend(ExtrasMixin, Backend):
             row = await conn.fetchrow(self._sql["lock_task"], queue, stored_id)
             if row is None or row["state"] not in ("queued", "scheduled"):
                 return None
-            record: dict[str, Any] = json.loads(row["data"])
+            record: dict[str, Any] = loads(row["data"])
             record["status"] = "cancelled"
             record["finished_at"] = to_iso(utcnow())
             if row["deliveries"] is not None:

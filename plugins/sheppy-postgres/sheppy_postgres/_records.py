@@ -19,10 +19,14 @@ from functools import lru_cache
 from typing import Any
 
 import asyncpg
+from pydantic_core import PydanticSerializationError, from_json, to_json
 
 from sheppy_core.backend import to_iso
 
-__all__ = ["decode_name", "dumps", "encode_name", "escape_name", "int_or_none", "notify_key", "row_to_record"]
+__all__ = [
+    "decode_name", "dumps", "encode_name", "escape_name", "int_or_none", "loads", "notify_key",
+    "row_to_record",
+]
 
 
 _MAX_KEY_BYTES = 1000
@@ -65,22 +69,33 @@ def decode_name(stored: str) -> str:
     return "".join(out)
 
 
-_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _COMPACT_ASCII = json.JSONEncoder(separators=(",", ":"))
-# One encoder each, built once: json.dumps with any non-default option builds a new JSONEncoder per
-# call, a measurable share of a 10,000-task append.
 
 
 def dumps(record: Mapping[str, Any]) -> str:
     """JSON text for the ``data`` column: compact and UTF-8, falling back to ASCII escapes when the
-    record holds lone surrogates (which have no UTF-8 form)."""
-    text = _COMPACT.encode(record)
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            text = _COMPACT_ASCII.encode(record)
-    return text
+    record holds lone surrogates (which have no UTF-8 form).
+
+    pydantic-core's encoder is about four times as fast as the standard library's on a task record; it
+    refuses lone surrogates (and anything not JSON), which the standard encoder then handles (or
+    refuses) exactly as before.
+    """
+    try:
+        return to_json(record).decode()
+    except PydanticSerializationError:
+        return _COMPACT_ASCII.encode(record)
+
+
+def loads(text: str) -> Any:
+    """The value of stored JSON text (``NaN``/``Infinity`` allowed, as :func:`dumps` may write them).
+
+    pydantic-core's parser, twice as fast as the standard library's; it rejects the escaped lone
+    surrogates :func:`dumps` writes for such records, which the standard parser then reads.
+    """
+    try:
+        return from_json(text, allow_inf_nan=True)
+    except ValueError:
+        return json.loads(text)
 
 
 def int_or_none(value: Any) -> int | None:
@@ -90,7 +105,7 @@ def int_or_none(value: Any) -> int | None:
 
 def row_to_record(row: asyncpg.Record) -> dict[str, Any]:
     """A task row (id, status, data, claimed_by, lease_expires_at, deliveries) as the record it stands for."""
-    record: dict[str, Any] = json.loads(row["data"])
+    record: dict[str, Any] = loads(row["data"])
     record["status"] = row["status"]
     if row["claimed_by"] is not None:
         record["claimed_by"] = row["claimed_by"]

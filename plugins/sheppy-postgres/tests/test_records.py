@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
-from sheppy_postgres._records import decode_name, dumps, encode_name, notify_key
+from hypothesis import given
+from hypothesis import strategies as st
+from sheppy_postgres._records import decode_name, dumps, encode_name, loads, notify_key
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
 
 
 @pytest.mark.parametrize("name", ["plain", "a\\b", "nul\x00here", "\\0", "\\\x00\\", "", "ünï ✓ {x}"])
@@ -24,6 +33,19 @@ def test_dumps_falls_back_to_ascii_for_lone_surrogates() -> None:
     text = dumps(record)
     text.encode("utf-8")
     assert json.loads(text) == record
+
+
+@given(st.dictionaries(st.text(), _json_values, max_size=6))
+def test_dumps_and_loads_round_trip_any_json_record(record: dict[str, object]) -> None:
+    text = dumps(record)
+    text.encode("utf-8")  # storable in a text column, surrogates or not
+    assert loads(text) == record
+    assert json.loads(text) == record  # and plain JSON for any other reader
+
+
+def test_loads_reads_what_the_standard_library_wrote() -> None:
+    record = {"surrogate": "\ud800", "nan": math.inf, "big": 10**40, "nested": {"x": [1.5, None]}}
+    assert loads(json.dumps(record)) == record
 
 
 def test_notify_key_is_short_and_distinct() -> None:

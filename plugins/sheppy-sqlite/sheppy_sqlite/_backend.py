@@ -44,6 +44,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Self, TypeVar
 
+from pydantic_core import PydanticSerializationError, from_json, to_json
+
 from sheppy_core.backend import (
     BLOCKING_POP,
     CONTRACT_VERSION,
@@ -79,11 +81,33 @@ _EPOCH_ISO = "1970-01-01T00:00:00Z"
 
 
 def _dumps(data: Any) -> str:
-    """Records as compact JSON. ``ensure_ascii`` keeps lone surrogates storable (UTF-8 cannot hold them)."""
+    """Records as compact JSON; NaN and infinities are refused (SQLite's JSON functions reject them).
+
+    pydantic-core's encoder is about four times as fast as the standard library's on a task record. It
+    writes UTF-8 and refuses lone surrogates (which UTF-8 cannot hold) and anything not JSON: those go
+    to the standard encoder, whose ASCII escapes keep surrogates storable (or which refuses the record).
+    """
+    try:
+        text = to_json(data).decode()
+    except PydanticSerializationError:
+        pass
+    else:
+        # A cheap test first: the tokens can only come from floats, or from inside strings.
+        if "NaN" not in text and "Infinity" not in text:
+            return text
     try:
         return json.dumps(data, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise BackendInputError(f"record is not JSON-serialisable: {exc}") from exc
+
+
+def _loads(text: str) -> Any:
+    """A stored record. pydantic-core's parser is twice as fast as the standard library's; it rejects
+    escaped lone surrogates, which the standard parser then reads."""
+    try:
+        return from_json(text)
+    except ValueError:
+        return json.loads(text)
 
 
 def _check_queue(queue_name: str) -> None:
@@ -326,7 +350,7 @@ class SQLiteBackend(Backend):
     @staticmethod
     def _claimed(rows: list[Any]) -> list[dict[str, Any]]:
         rows.sort(key=lambda row: (not row[1], row[0]))  # expired leases first, then queue order
-        return [json.loads(row[2]) for row in rows]
+        return [_loads(row[2]) for row in rows]
 
     @staticmethod
     def _claim_body(params: dict[str, Any]) -> Callable[[Conn], Awaitable[list[Any]]]:
@@ -464,7 +488,7 @@ class SQLiteBackend(Backend):
 
         async def finished() -> dict[str, dict[str, Any]]:
             rows = await self._rows("get_results", "get_results", {**params, "now": time.time()})
-            return {str(row[0]): json.loads(row[1]) for row in rows}
+            return {str(row[0]): _loads(row[1]) for row in rows}
 
         if timeout is None or timeout < 0:
             return await finished()
@@ -497,32 +521,32 @@ class SQLiteBackend(Backend):
             "queue": queue_name, "ids": json.dumps(list(dict.fromkeys(str(t) for t in task_ids))),
             "now": time.time(),
         })
-        return {str(row[0]): json.loads(row[1]) for row in rows}
+        return {str(row[0]): _loads(row[1]) for row in rows}
 
     async def get_all_tasks(self, queue_name: str) -> list[dict[str, Any]]:
         _check_queue(queue_name)
         rows = await self._rows("get_all_tasks", "get_all_tasks", {"queue": queue_name, "now": time.time()},
                                inline=False)
-        return [json.loads(row[0]) for row in rows]
+        return [_loads(row[0]) for row in rows]
 
     async def get_pending(self, queue_name: str, count: int = 1) -> list[dict[str, Any]]:
         _check_queue(queue_name)
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise BackendInputError(f"get_pending() count must be an integer >= 1, got {count!r}")
         rows = await self._rows("get_pending", "get_pending", {"queue": queue_name, "count": count})
-        return [json.loads(row[0]) for row in rows]
+        return [_loads(row[0]) for row in rows]
 
     async def get_scheduled(self, queue_name: str) -> list[dict[str, Any]]:
         _check_queue(queue_name)
         rows = await self._rows("get_scheduled", "get_scheduled", {"queue": queue_name}, inline=False)
-        return [json.loads(row[0]) for row in rows]
+        return [_loads(row[0]) for row in rows]
 
     async def next_scheduled_at(self, queue_name: str) -> datetime | None:
         """One indexed query. The time is read from the earliest record itself, not from the REAL
         column, so it equals the ``at`` it was scheduled for to the microsecond."""
         _check_queue(queue_name)
         rows = await self._rows("next_scheduled_at", "next_scheduled_at", {"queue": queue_name})
-        return due_at(json.loads(rows[0][0])) if rows else None
+        return due_at(_loads(rows[0][0])) if rows else None
 
     async def size(self, queue_name: str) -> int:
         _check_queue(queue_name)
@@ -570,7 +594,7 @@ class SQLiteBackend(Backend):
         if not rows:
             return []
         notify(self._path, queue_name)
-        return [json.loads(data) for _, data in sorted(rows, key=lambda row: int(row[0]))]
+        return [_loads(data) for _, data in sorted(rows, key=lambda row: int(row[0]))]
 
     # -- cancel / delete -------------------------------------------------------------------------
 
@@ -582,7 +606,7 @@ class SQLiteBackend(Backend):
             rows = await self._fetch(conn, "waiting_task", key)
             if not rows:
                 return None
-            record: dict[str, Any] = json.loads(rows[0][0])
+            record: dict[str, Any] = _loads(rows[0][0])
             record["status"] = "cancelled"
             record["finished_at"] = to_iso(_now())
             await self._fetch(conn, "finish_task", {
@@ -724,7 +748,7 @@ class SQLiteBackend(Backend):
         rows = await self._rows("get_workflows", "get_workflows", {
             "queue": queue_name, "ids": json.dumps([str(w) for w in workflow_ids]),
         })
-        return {str(row[0]): json.loads(row[1]) for row in rows}
+        return {str(row[0]): _loads(row[1]) for row in rows}
 
     async def get_all_workflows(self, queue_name: str) -> list[dict[str, Any]]:
         _check_queue(queue_name)
@@ -768,8 +792,8 @@ class SQLiteBackend(Backend):
         rows = await self._rows("get_workflow_results", "get_workflow_results", {
             "queue": queue_name, "workflow_id": str(workflow_id), "now": time.time(),
         }, inline=False)
-        return {str(row[0]): json.loads(row[1]) for row in rows}
+        return {str(row[0]): _loads(row[1]) for row in rows}
 
     @staticmethod
     def _records(rows: Iterable[Any]) -> list[dict[str, Any]]:
-        return [json.loads(row[0]) for row in rows]
+        return [_loads(row[0]) for row in rows]

@@ -649,3 +649,28 @@ def test_process_that_never_disconnects_still_exits(db_path: str) -> None:
     assert done.returncode == 0, done.stderr
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("SELECT count(*) FROM tasks").fetchone()[0] == 1
+
+
+# -- record JSON ---------------------------------------------------------------------------------
+
+
+async def test_records_with_lone_surrogates_and_unicode_round_trip(backend: SQLiteBackend) -> None:
+    record = rec("s", text="bad \ud800 surrogate", ok="ünï ✓", big=10**40, nested={"x": [1.5, None]})
+    assert await backend.append(Q, [record]) == [True]
+    stored = await backend.get_tasks(Q, ["s"])
+    assert {k: v for k, v in stored["s"].items() if k != "status"} == {
+        k: v for k, v in record.items() if k != "status"
+    }
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), object()])
+async def test_records_that_are_not_json_are_refused(backend: SQLiteBackend, bad: object) -> None:
+    with pytest.raises(BackendInputError, match="not JSON"):
+        await backend.append(Q, [rec("bad", value=bad)])
+    assert await backend.get_tasks(Q, ["bad"]) == {}
+
+
+async def test_strings_that_look_like_nan_are_fine(backend: SQLiteBackend) -> None:
+    record = rec("n", text="NaN and -Infinity are words here")
+    assert await backend.append(Q, [record]) == [True]
+    assert (await backend.get_tasks(Q, ["n"]))["n"]["text"] == record["text"]
