@@ -31,7 +31,12 @@ SCHEMAS = ("bench_sheppy", "bench_sheppy_tuned", "bench_pgqueuer", "bench_procra
 
 
 def cases(
-    dsn: str, tuned: int, pgq_batch: int, procrastinate_concurrency: int, procrastinate_n: int
+    dsn: str,
+    tuned: int,
+    prefetch: int,
+    pgq_batch: int,
+    procrastinate_concurrency: int,
+    procrastinate_n: int,
 ) -> list[Case]:
     def ours(schema: str) -> str:
         return f"{dsn}{'&' if '?' in dsn else '?'}schema={schema}"
@@ -46,9 +51,14 @@ def cases(
         ),
         Case(
             "sheppy-postgres",
-            f"max_concurrent_tasks={tuned}",
+            f"max_concurrent_tasks={tuned}, prefetch={prefetch}",
             "sys_sheppy_core",
-            {"url": ours("bench_sheppy_tuned"), "queue": "bench", "max_concurrent_tasks": tuned},
+            {
+                "url": ours("bench_sheppy_tuned"),
+                "queue": "bench",
+                "max_concurrent_tasks": tuned,
+                "prefetch": prefetch,
+            },
             ours=True,
         ),
         Case(
@@ -105,6 +115,7 @@ async def main() -> None:
     parser = common_arguments(__doc__ or "", samples=200, gap_ms=10.0)
     parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1/test")
     parser.add_argument("--tuned", type=int, default=50, help="max_concurrent_tasks of our tuned case")
+    parser.add_argument("--prefetch", type=int, default=50, help="Worker prefetch of our tuned case")
     parser.add_argument("--pgq-batch", type=int, default=100, help="pgqueuer batch_size of its tuned case")
     parser.add_argument("--procrastinate-concurrency", type=int, default=10)
     parser.add_argument(
@@ -118,7 +129,7 @@ async def main() -> None:
     print(f"{TITLE}\n  n={args.n}, latency samples={args.samples}, PostgreSQL {server_version}, {args.dsn}")
     try:
         all_cases = cases(
-            args.dsn, args.tuned, args.pgq_batch, args.procrastinate_concurrency, args.procrastinate_n
+            args.dsn, args.tuned, args.prefetch, args.pgq_batch, args.procrastinate_concurrency, args.procrastinate_n
         )
         results = await run_all(TITLE, selected(all_cases, args.only), args, load_driver)
     finally:

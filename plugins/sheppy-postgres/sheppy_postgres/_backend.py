@@ -359,6 +359,8 @@ class PostgresBackend(ExtrasMixin, Backend):
         )
         if not unique:
             return [True] * len(tasks)
+        if row["ids"] is None:  # every picked record was stored
+            return [chosen[task_id] == index for index, task_id in enumerate(ids)]
         stored = set(row["ids"])
         return [chosen[task_id] == index and task_id in stored for index, task_id in enumerate(ids)]
 

@@ -13,7 +13,7 @@ SELECT coalesce(max(version), 0) AS version, current_setting('server_version') A
 FROM {schema}.schema_version
 
 -- name: append
--- Store records of queue $1 (named $9; ids $2, JSON $3, deliveries $4, workflow ids $5, in list order) and queue them; $6: replace existing ones; notify $7 with $8 when any was queued.
+-- Store records of queue $1 (named $9; ids $2, JSON $3, deliveries $4, workflow ids $5, in list order) and queue them; $6: replace existing ones; notify $7 with $8 when any was queued. The ids stored, or NULL when all were (the usual case: no ids travel back).
 WITH registered AS (
     INSERT INTO {schema}.queues (queue, name) VALUES ($1, $9) ON CONFLICT DO NOTHING
 ), inserted AS (
@@ -29,7 +29,8 @@ WITH registered AS (
         WHERE $6 OR (t.expires_at IS NOT NULL AND t.expires_at <= now())
     RETURNING t.id
 )
-SELECT array(SELECT id FROM inserted) AS ids,
+SELECT CASE WHEN (SELECT count(*) FROM inserted) = cardinality($2::text[]) THEN NULL
+            ELSE array(SELECT id FROM inserted) END AS ids,
        (SELECT pg_notify($7, $8) WHERE EXISTS (SELECT 1 FROM inserted))::text AS notified
 
 -- name: schedule
@@ -49,27 +50,27 @@ WITH registered AS (
 SELECT count(*) FROM inserted
 
 -- name: claim_tasks
--- Claim up to $2 tasks of queue $1 for worker $3 and $4 seconds: expired leases first, then the queue head in FIFO order; SKIP LOCKED makes concurrent claimers take disjoint rows.
+-- Claim up to $2 tasks of queue $1 for worker $3 and $4 seconds: expired leases first, then the queue head in FIFO order; SKIP LOCKED makes concurrent claimers take disjoint rows. The rows are found again by ctid: they are locked (FOR UPDATE) from the pick to the UPDATE in this statement, so their row versions cannot move, and a TID scan is cheaper than a second primary-key lookup per row.
 WITH expired AS (
-    SELECT id, 0 AS priority FROM {schema}.tasks
+    SELECT ctid, 0 AS priority FROM {schema}.tasks
     WHERE queue = $1 AND state = 'claimed' AND lease_expires_at <= now()
     ORDER BY lease_expires_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 ), fresh AS (
-    SELECT id, 1 AS priority FROM {schema}.tasks
+    SELECT ctid, 1 AS priority FROM {schema}.tasks
     WHERE queue = $1 AND state = 'queued'
     ORDER BY seq
     LIMIT $2 - (SELECT count(*) FROM expired)
     FOR UPDATE SKIP LOCKED
 ), picked AS (
-    SELECT id, priority FROM expired UNION ALL SELECT id, priority FROM fresh
+    SELECT ctid, priority FROM expired UNION ALL SELECT ctid, priority FROM fresh
 )
 UPDATE {schema}.tasks AS t
 SET state = 'claimed', status = 'processing', claimed_by = $3,
     lease_expires_at = now() + make_interval(secs => $4), deliveries = coalesce(t.deliveries, 0) + 1
 FROM picked
-WHERE t.queue = $1 AND t.id = picked.id
+WHERE t.ctid = picked.ctid
 RETURNING t.id, t.status, t.data, t.claimed_by, t.lease_expires_at, t.deliveries, picked.priority, t.seq
 
 -- name: release_tasks
