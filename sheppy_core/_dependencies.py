@@ -139,6 +139,11 @@ def _injection_plan(function: Callable[..., Any]) -> tuple[tuple[str, Any], ...]
     return tuple(plan)
 
 
+def has_dependencies(function: Callable[..., Any]) -> bool:
+    """Whether ``function`` has a ``Depends`` parameter (one that may need an exit stack)."""
+    return any(source is not CURRENT_TASK for _, source in _injection_plan(function))
+
+
 async def resolve_dependencies(
     function: Callable[..., Any],
     overrides: Mapping[Callable[..., Any], Callable[..., Any]],

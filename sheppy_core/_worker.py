@@ -21,6 +21,7 @@ second signal cancels immediately.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import signal
@@ -57,12 +58,45 @@ class WorkerStats:
     failed: int = 0
 
 
+class _Slots:
+    """At most ``size`` holders at once; waiters are served first come, first served, each release
+    handing its slot straight to the next waiter. (``asyncio.Semaphore`` on Python 3.11 scans every
+    waiter on each acquire: quadratic with a prefetch of hundreds.)"""
+
+    def __init__(self, size: int) -> None:
+        self._free = size
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def acquire(self) -> None:
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # the slot was handed over just as the wait was cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():  # cancelled waiters are skipped
+                waiter.set_result(None)
+                return
+        self._free += 1
+
+
 @dataclass
 class _Running:
     queue: Queue
     record: dict[str, Any]
     job: asyncio.Task[None]
     lost: bool = False
+    waiting: bool = False
+    """Prefetched and not started: waiting for a slot."""
     unfinished: bool = True
     """False once the task's code has finished and only its outcome is being stored."""
 
@@ -143,7 +177,7 @@ class Worker:
         # or storing) stays bounded. With prefetch, a task runs only once it holds one of the slots.
         self._unfinished = 0
         self._max_held = 2 * max_concurrent_tasks + prefetch
-        self._slots = asyncio.Semaphore(max_concurrent_tasks)
+        self._slots = _Slots(max_concurrent_tasks)
         self._slot_freed = asyncio.Event()
         # Set when this worker schedules a retry or a rate-limit deferral, so its scheduler wakes for
         # it instead of finishing a longer sleep.
@@ -329,7 +363,7 @@ class Worker:
             previous.unfinished = False
             self._unfinished -= 1
         job = asyncio.create_task(self._run(queue, record))
-        self._running[task_id] = _Running(queue, record, job)
+        self._running[task_id] = _Running(queue, record, job, waiting=self.prefetch > 0)
         self._unfinished += 1
 
     def _attempt_done(self, task_id: str, job: asyncio.Task[Any] | None) -> None:
@@ -340,17 +374,18 @@ class Worker:
             self._unfinished -= 1
             self._slot_freed.set()
 
-    async def _take_slot(self) -> bool:
-        """Wait for a slot to run a prefetched task; False if the worker stops first (no slot held)."""
+    async def _take_slot(self, running: _Running | None) -> bool:
+        """Wait for a slot to run a prefetched task; False if the worker stopped first (no slot held).
+
+        A job still waiting when the worker stops is cancelled by :meth:`_drain` and hands its task back.
+        """
         assert self._stop is not None
-        if self._slots.locked():
-            if await self._wait_or_stop(self._slots.acquire()) is None:
-                return False
-        else:
-            await self._slots.acquire()  # free: returns at once
+        await self._slots.acquire()
         if self._stop.is_set():
             self._slots.release()
             return False
+        if running is not None:
+            running.waiting = False
         return True
 
     async def _run(self, queue: Queue, record: dict[str, Any]) -> None:
@@ -367,7 +402,8 @@ class Worker:
 
         try:
             if self.prefetch:
-                if not await self._take_slot():
+                entry = self._running.get(task_id)
+                if not await self._take_slot(entry if entry is not None and entry.job is job else None):
                     # Stopping before it started: straight back to the queue, not run, not charged.
                     await self._release(queue, record)
                     return
@@ -417,6 +453,9 @@ class Worker:
     async def _drain(self) -> None:
         if not self._running:
             return
+        for running in self._running.values():
+            if running.waiting:
+                running.job.cancel()  # prefetched, never started: it hands its task back at once
         jobs = [r.job for r in self._running.values()]
         timeout = 0.0 if self._force else self.shutdown_timeout
         logger.info("waiting up to %.1f s for %d running task(s)", timeout, len(jobs))

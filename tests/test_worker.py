@@ -414,3 +414,37 @@ async def test_shutdown_hands_prefetched_tasks_back_without_running_them(
 def test_prefetch_must_not_be_negative(backend: MemoryBackend) -> None:
     with pytest.raises(ValueError, match="prefetch"):
         Worker("q", backend, prefetch=-1)
+
+
+async def test_slots_are_handed_over_in_order_and_skip_cancelled_waiters() -> None:
+    from sheppy_core._worker import _Slots
+
+    slots = _Slots(1)
+    await slots.acquire()
+    order: list[str] = []
+
+    async def wait(name: str) -> None:
+        await slots.acquire()
+        order.append(name)
+
+    waiters = {name: asyncio.create_task(wait(name)) for name in ("a", "b", "c")}
+    await asyncio.sleep(0)
+    waiters["b"].cancel()
+    slots.release()
+    await asyncio.sleep(0)
+    assert order == ["a"]
+    slots.release()
+    await asyncio.sleep(0)
+    assert order == ["a", "c"]
+    # A waiter cancelled after the slot was handed to it passes the slot on instead of losing it.
+    late = asyncio.create_task(wait("late"))
+    after = asyncio.create_task(wait("after"))
+    await asyncio.sleep(0)
+    slots.release()  # handed to "late"...
+    late.cancel()  # ...which is cancelled before it runs
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert order == ["a", "c", "after"]
+    slots.release()
+    await slots.acquire()  # the slot is free again: no deadlock, nothing leaked
+    await asyncio.gather(*waiters.values(), late, after, return_exceptions=True)
