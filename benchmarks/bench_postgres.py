@@ -129,7 +129,12 @@ async def main() -> None:
     print(f"{TITLE}\n  n={args.n}, latency samples={args.samples}, PostgreSQL {server_version}, {args.dsn}")
     try:
         all_cases = cases(
-            args.dsn, args.tuned, args.prefetch, args.pgq_batch, args.procrastinate_concurrency, args.procrastinate_n
+            args.dsn,
+            args.tuned,
+            args.prefetch,
+            args.pgq_batch,
+            args.procrastinate_concurrency,
+            args.procrastinate_n,
         )
         results = await run_all(TITLE, selected(all_cases, args.only), args, load_driver)
     finally:
