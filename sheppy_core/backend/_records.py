@@ -5,8 +5,11 @@ Public through :mod:`sheppy_core.backend`, so a plugin never re-derives due time
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
+
+from pydantic_core import from_json
 
 from sheppy_core.exceptions import BackendInputError
 
@@ -19,6 +22,7 @@ __all__ = [
     "expires_at",
     "from_iso",
     "is_finished",
+    "record_from_json",
     "retention_seconds",
     "task_id_of",
     "to_iso",
@@ -29,6 +33,20 @@ FINISHED_STATUSES: Final = frozenset({"completed", "failed", "cancelled", "crash
 ERROR_STATUSES: Final = frozenset({"failed", "cancelled", "crashed"})
 SCHEDULED_STATUSES: Final = frozenset({"scheduled", "retrying"})
 STATS_KEYS: Final = ("pending", "processing", "scheduled", "completed", "failed", "cancelled", "crashed")
+
+
+def record_from_json(text: str | bytes) -> Any:
+    """Parse stored JSON text, e.g. a record: pydantic-core's parser, about twice as fast as the
+    standard library's on a task record, which matters on a worker's claim path.
+
+    ``NaN`` and ``Infinity`` are read as floats, as ``json.loads`` reads them. pydantic-core rejects a
+    lone surrogate escape (``"\\ud800"``, which ``json.dumps`` writes for such strings): that text is
+    read by ``json.loads`` instead, so anything the standard library wrote reads back the same.
+    """
+    try:
+        return from_json(text, allow_inf_nan=True)
+    except ValueError:
+        return json.loads(text)
 
 
 def utcnow() -> datetime:

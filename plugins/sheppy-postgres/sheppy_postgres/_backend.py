@@ -36,6 +36,7 @@ from sheppy_core.backend import (
     WORKFLOWS,
     Backend,
     due_at,
+    record_from_json,
     retention_seconds,
     task_id_of,
     to_iso,
@@ -59,7 +60,6 @@ from sheppy_postgres._records import (
     encode_name,
     escape_name,
     int_or_none,
-    loads,
     notify_key,
     row_to_record,
 )
@@ -646,7 +646,7 @@ class PostgresBackend(ExtrasMixin, Backend):
             row = await conn.fetchrow(self._sql["lock_task"], queue, stored_id)
             if row is None or row["state"] not in ("queued", "scheduled"):
                 return None
-            record: dict[str, Any] = loads(row["data"])
+            record: dict[str, Any] = record_from_json(row["data"])
             record["status"] = "cancelled"
             record["finished_at"] = to_iso(utcnow())
             if row["deliveries"] is not None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sheppy_core.backend import task_id_of
+from sheppy_core.backend import record_from_json, task_id_of
 from sheppy_core.exceptions import BackendInputError
-from sheppy_postgres._records import dumps, encode_name, int_or_none, loads, row_to_record
+from sheppy_postgres._records import dumps, encode_name, int_or_none, row_to_record
 
 if TYPE_CHECKING:
     import asyncpg
@@ -49,7 +49,7 @@ class ExtrasMixin:
 
     async def get_crons(self, queue_name: str) -> list[dict[str, Any]]:
         rows = await self._fetch("get_crons", self._queue(queue_name), retry=True)
-        return [loads(r["data"]) for r in rows]
+        return [record_from_json(r["data"]) for r in rows]
 
     # -- rate limits -----------------------------------------------------------------------------
 
@@ -98,15 +98,15 @@ class ExtrasMixin:
             return {}
         wanted = {encode_name(str(w)): str(w) for w in workflow_ids}
         rows = await self._fetch("get_workflows", queue, list(wanted), retry=True)
-        return {wanted[r["id"]]: loads(r["data"]) for r in rows}
+        return {wanted[r["id"]]: record_from_json(r["data"]) for r in rows}
 
     async def get_all_workflows(self, queue_name: str) -> list[dict[str, Any]]:
         rows = await self._fetch("get_all_workflows", self._queue(queue_name), retry=True)
-        return [loads(r["data"]) for r in rows]
+        return [record_from_json(r["data"]) for r in rows]
 
     async def get_pending_workflows(self, queue_name: str) -> list[dict[str, Any]]:
         rows = await self._fetch("get_pending_workflows", self._queue(queue_name), retry=True)
-        return [loads(r["data"]) for r in rows]
+        return [record_from_json(r["data"]) for r in rows]
 
     async def delete_workflow(self, queue_name: str, workflow_id: str) -> bool:
         queue = self._queue(queue_name)

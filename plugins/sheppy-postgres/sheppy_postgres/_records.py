@@ -19,14 +19,11 @@ from functools import lru_cache
 from typing import Any
 
 import asyncpg
-from pydantic_core import PydanticSerializationError, from_json, to_json
+from pydantic_core import PydanticSerializationError, to_json
 
-from sheppy_core.backend import to_iso
+from sheppy_core.backend import record_from_json, to_iso
 
-__all__ = [
-    "decode_name", "dumps", "encode_name", "escape_name", "int_or_none", "loads", "notify_key",
-    "row_to_record",
-]
+__all__ = ["decode_name", "dumps", "encode_name", "escape_name", "int_or_none", "notify_key", "row_to_record"]
 
 
 _MAX_KEY_BYTES = 1000
@@ -86,18 +83,6 @@ def dumps(record: Mapping[str, Any]) -> str:
         return _COMPACT_ASCII.encode(record)
 
 
-def loads(text: str) -> Any:
-    """The value of stored JSON text (``NaN``/``Infinity`` allowed, as :func:`dumps` may write them).
-
-    pydantic-core's parser, twice as fast as the standard library's; it rejects the escaped lone
-    surrogates :func:`dumps` writes for such records, which the standard parser then reads.
-    """
-    try:
-        return from_json(text, allow_inf_nan=True)
-    except ValueError:
-        return json.loads(text)
-
-
 def int_or_none(value: Any) -> int | None:
     """``value`` if it is an int (not a bool), else None: for record fields stored in int columns."""
     return value if isinstance(value, int) and not isinstance(value, bool) else None
@@ -105,7 +90,7 @@ def int_or_none(value: Any) -> int | None:
 
 def row_to_record(row: asyncpg.Record) -> dict[str, Any]:
     """A task row (id, status, data, claimed_by, lease_expires_at, deliveries) as the record it stands for."""
-    record: dict[str, Any] = loads(row["data"])
+    record: dict[str, Any] = record_from_json(row["data"])
     record["status"] = row["status"]
     if row["claimed_by"] is not None:
         record["claimed_by"] = row["claimed_by"]

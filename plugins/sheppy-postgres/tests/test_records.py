@@ -8,7 +8,9 @@ import math
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sheppy_postgres._records import decode_name, dumps, encode_name, loads, notify_key
+from sheppy_postgres._records import decode_name, dumps, encode_name, notify_key
+
+from sheppy_core.backend import record_from_json as loads
 
 _json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
