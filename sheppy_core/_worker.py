@@ -116,6 +116,9 @@ class Worker:
         slot frees; the next claim's round trip then overlaps running tasks instead of following them.
         Worth it for many short tasks; with long ones, prefetched tasks wait here while another worker
         may be idle. At shutdown, prefetched tasks that have not started go straight back to the queue.
+        A worker that dies (SIGKILL, out of memory) loses them as it loses running ones: they come
+        back after the lease and, as after a crashed run, use a retry, or end ``crashed`` with none
+        left, although they never started. Prefer it for tasks that have retries.
     """
 
     def __init__(

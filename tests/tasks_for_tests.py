@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections import Counter
@@ -75,6 +76,24 @@ async def slow_retried() -> str:
 def slow_sync() -> str:
     time.sleep(0.5)
     return "too late"
+
+
+@task(retry=1)
+async def logged_nap(seconds: float, current: Task[Any] = CURRENT_TASK) -> None:
+    """Sleeps; appends ``start <id> <pid>`` and ``end <id> <pid>`` lines to ``$SHEPPY_TEST_LOG``, so a
+    test sees which process ran what, whatever the store says. One retry: a lost claim may use it."""
+    log = os.environ["SHEPPY_TEST_LOG"]
+    _append_line(log, f"start {current.id} {os.getpid()}")
+    await asyncio.sleep(seconds)
+    _append_line(log, f"end {current.id} {os.getpid()}")
+
+
+def _append_line(path: str, line: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (line + "\n").encode())
+    finally:
+        os.close(fd)
 
 
 @task
