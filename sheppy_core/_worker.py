@@ -369,10 +369,16 @@ class Worker:
         self._running[task_id] = _Running(queue, record, job, waiting=self.prefetch > 0)
         self._unfinished += 1
 
+    def _own_entry(self, task_id: str, job: asyncio.Task[Any] | None) -> _Running | None:
+        """``job``'s entry for ``task_id``; None if the id is tracked for another job now (it was handed
+        back and claimed anew while ``job`` finished)."""
+        running = self._running.get(task_id)
+        return running if running is not None and running.job is job else None
+
     def _attempt_done(self, task_id: str, job: asyncio.Task[Any] | None) -> None:
         """Stop counting ``task_id``'s job as unfinished (once) and wake the claim loop."""
-        running = self._running.get(task_id)
-        if running is not None and running.job is job and running.unfinished:
+        running = self._own_entry(task_id, job)
+        if running is not None and running.unfinished:
             running.unfinished = False
             self._unfinished -= 1
             self._slot_freed.set()
@@ -405,8 +411,7 @@ class Worker:
 
         try:
             if self.prefetch:
-                entry = self._running.get(task_id)
-                if not await self._take_slot(entry if entry is not None and entry.job is job else None):
+                if not await self._take_slot(self._own_entry(task_id, job)):
                     # Stopping before it started: straight back to the queue, not run, not charged.
                     await self._release(queue, record)
                     return
@@ -430,10 +435,7 @@ class Worker:
             logger.exception("unexpected error while processing task %s", task_id)
         finally:
             attempt_done()
-            # The same id may be running again here already (handed back and claimed anew): only
-            # this job's own entry is removed.
-            running = self._running.get(task_id)
-            if running is not None and running.job is job:
+            if self._own_entry(task_id, job) is not None:
                 del self._running[task_id]
             self._slot_freed.set()
 
