@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import inspect
 import logging
 import signal
 import socket
@@ -170,6 +171,9 @@ class Worker:
         self.processor = task_processor or TaskProcessor(
             dependency_overrides=dict(dependency_overrides or {}), middleware=list(middleware or [])
         )
+        # A TaskProcessor subclass written before ``attempt_done`` existed still works: its tasks hold
+        # their slot until their outcome is stored.
+        self._pipelined = "attempt_done" in inspect.signature(self.processor.process).parameters
         # sheppy's tests tune these private attributes; kept with the same names and meanings.
         self._blocking_timeout = 5.0
         self._scheduler_polling_interval = 1.0
@@ -416,7 +420,10 @@ class Worker:
                     await self._release(queue, record)
                     return
                 holds_slot = True
-            outcome = await self.processor.process(queue, record, attempt_done=attempt_done)
+            if self._pipelined:
+                outcome = await self.processor.process(queue, record, attempt_done=attempt_done)
+            else:
+                outcome = await self.processor.process(queue, record)
             if outcome.status in ("retrying", "scheduled"):
                 self._awaiting[queue.name].add(task_id)
                 self._rescheduled[queue.name].set()
@@ -458,9 +465,12 @@ class Worker:
     async def _drain(self) -> None:
         if not self._running:
             return
-        for running in self._running.values():
-            if running.waiting:
-                running.job.cancel()  # prefetched, never started: it hands its task back at once
+        if self._stop is not None and self._stop.is_set():
+            # Stopping (not just done claiming after max_tasks): prefetched tasks that never started
+            # hand their tasks back at once. A stop arriving later is seen by _take_slot.
+            for running in self._running.values():
+                if running.waiting:
+                    running.job.cancel()
         jobs = [r.job for r in self._running.values()]
         timeout = 0.0 if self._force else self.shutdown_timeout
         logger.info("waiting up to %.1f s for %d running task(s)", timeout, len(jobs))

@@ -7,8 +7,10 @@ import math
 
 import pytest
 import tasks_for_tests as t
+from hypothesis import given
+from hypothesis import strategies as st
 
-from sheppy_core.backend import record_from_json
+from sheppy_core.backend import record_from_json, record_to_json
 from sheppy_core.models import Task
 
 
@@ -29,3 +31,40 @@ def test_record_from_json_reads_what_only_the_standard_library_can() -> None:
 def test_record_from_json_refuses_text_that_is_not_json() -> None:
     with pytest.raises(ValueError):  # json.JSONDecodeError is one
         record_from_json('{"unterminated": ')
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(st.dictionaries(st.text(), _json_values, max_size=6))
+def test_record_to_json_round_trips_any_json_record(record: dict[str, object]) -> None:
+    text = record_to_json(record)
+    assert record_from_json(text) == json.loads(text) == record
+
+
+def test_record_to_json_escapes_only_what_utf8_cannot_hold() -> None:
+    assert record_to_json({"a": "ünï ✓"}) == '{"a":"ünï ✓"}'
+    lone = {"a": "bad \ud800 surrogate"}
+    text = record_to_json(lone)
+    text.encode("utf-8")  # storable as UTF-8
+    assert record_from_json(text) == lone
+
+
+def test_record_to_json_refuses_what_could_not_be_read_back() -> None:
+    with pytest.raises(ValueError):
+        record_to_json({"huge": 10**4400})  # longer than Python's int/str conversion limit
+    digits = "7" * 5000  # a long digit run inside a string is fine
+    assert record_from_json(record_to_json({"s": digits})) == {"s": digits}
+    with pytest.raises(TypeError):
+        record_to_json({"x": object()})
+
+
+def test_record_to_json_nan_is_written_or_refused_as_asked() -> None:
+    assert record_to_json({"x": math.inf}) == '{"x":Infinity}'
+    with pytest.raises(ValueError):
+        record_to_json({"x": math.nan}, allow_nan=False)
+    assert record_to_json({"s": "NaN"}, allow_nan=False) == '{"s":"NaN"}'

@@ -12,6 +12,7 @@ import pytest
 import tasks_for_tests as t
 
 from sheppy_core import MemoryBackend, Queue, Task, Worker
+from sheppy_core._processing import TaskProcessor
 
 Runner = Callable[..., Awaitable[Worker]]
 
@@ -448,3 +449,25 @@ async def test_slots_are_handed_over_in_order_and_skip_cancelled_waiters() -> No
     slots.release()
     await slots.acquire()  # the slot is free again: no deadlock, nothing leaked
     await asyncio.gather(*waiters.values(), late, after, return_exceptions=True)
+
+
+async def test_max_tasks_with_prefetch_runs_every_claimed_task(queue: Queue, backend: MemoryBackend) -> None:
+    # Claiming stops at max_tasks, but prefetched claims still waiting for a slot run: it is not a stop.
+    await queue.add([t.sleeper(0.05) for _ in range(5)])
+    worker = Worker("q", backend, max_concurrent_tasks=1, prefetch=2)
+    await asyncio.wait_for(worker.work(max_tasks=3, register_signal_handlers=False), 10)
+    assert worker.stats.processed == 3 and await queue.size() == 2
+    assert (await queue.stats())["processing"] == 0
+
+
+async def test_a_task_processor_without_attempt_done_still_works(
+    queue: Queue, backend: MemoryBackend
+) -> None:
+    class OldStyle(TaskProcessor):
+        async def process(self, queue: Queue, record: dict[str, Any]) -> Task[Any]:  # type: ignore[override]
+            return await super().process(queue, record)
+
+    await queue.add([t.add(1, 2), t.add(3, 4)])
+    worker = Worker("q", backend, task_processor=OldStyle())
+    await asyncio.wait_for(worker.work(oneshot=True, register_signal_handlers=False), 10)
+    assert worker.stats.processed == 2

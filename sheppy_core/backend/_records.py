@@ -6,10 +6,14 @@ Public through :mod:`sheppy_core.backend`, so a plugin never re-derives due time
 from __future__ import annotations
 
 import json
+import re
+import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Final
 
-from pydantic_core import from_json
+from pydantic_core import PydanticSerializationError, from_json, to_json
 
 from sheppy_core.exceptions import BackendInputError
 
@@ -23,6 +27,7 @@ __all__ = [
     "from_iso",
     "is_finished",
     "record_from_json",
+    "record_to_json",
     "retention_seconds",
     "task_id_of",
     "to_iso",
@@ -33,6 +38,39 @@ FINISHED_STATUSES: Final = frozenset({"completed", "failed", "cancelled", "crash
 ERROR_STATUSES: Final = frozenset({"failed", "cancelled", "crashed"})
 SCHEDULED_STATUSES: Final = frozenset({"scheduled", "retrying"})
 STATS_KEYS: Final = ("pending", "processing", "scheduled", "completed", "failed", "cancelled", "crashed")
+
+
+def record_to_json(record: Mapping[str, Any], *, allow_nan: bool = True) -> str:
+    """Compact JSON text of a record, for a backend to store: what
+    ``json.dumps(record, separators=(",", ":"), allow_nan=allow_nan)`` would store, about four times
+    faster (pydantic-core's encoder), and UTF-8 rather than ASCII escapes where it can be.
+
+    The standard library takes over (and raises ``ValueError``/``TypeError`` as it would) for what the
+    fast encoder would write differently or what :func:`record_from_json` could not read back: lone
+    surrogates (no UTF-8 form: written as escapes), integers longer than Python's int/str conversion
+    limit (refused), ``NaN``/``Infinity`` when ``allow_nan`` is false (refused), and objects that are
+    not JSON (refused).
+    """
+    try:
+        text = to_json(record).decode()
+    except PydanticSerializationError:
+        pass
+    else:
+        # Cheap tests first: the tokens can only come from floats, or from inside strings (then the
+        # standard library writes the same text, only slower).
+        if (allow_nan or ("NaN" not in text and "Infinity" not in text)) and not _has_overlong_int(text):
+            return text
+    return json.dumps(record, separators=(",", ":"), allow_nan=allow_nan)
+
+
+def _has_overlong_int(text: str) -> bool:
+    limit = sys.get_int_max_str_digits()
+    return limit > 0 and len(text) > limit and _digit_run(limit).search(text) is not None
+
+
+@lru_cache(maxsize=4)
+def _digit_run(limit: int) -> re.Pattern[str]:
+    return re.compile(rf"\d{{{limit + 1}}}")
 
 
 def record_from_json(text: str | bytes) -> Any:

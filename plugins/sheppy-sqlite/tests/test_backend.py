@@ -663,7 +663,9 @@ async def test_records_with_lone_surrogates_and_unicode_round_trip(backend: SQLi
     }
 
 
-@pytest.mark.parametrize("bad", [float("nan"), float("inf"), object()])
+@pytest.mark.parametrize(
+    "bad", [float("nan"), float("inf"), object(), 10**4400], ids=["nan", "inf", "object", "huge-int"]
+)
 async def test_records_that_are_not_json_are_refused(backend: SQLiteBackend, bad: object) -> None:
     with pytest.raises(BackendInputError, match="not JSON"):
         await backend.append(Q, [rec("bad", value=bad)])

@@ -50,27 +50,27 @@ WITH registered AS (
 SELECT count(*) FROM inserted
 
 -- name: claim_tasks
--- Claim up to $2 tasks of queue $1 for worker $3 and $4 seconds: expired leases first, then the queue head in FIFO order; SKIP LOCKED makes concurrent claimers take disjoint rows. The rows are found again by ctid: they are locked (FOR UPDATE) from the pick to the UPDATE in this statement, so their row versions cannot move, and a TID scan is cheaper than a second primary-key lookup per row.
+-- Claim up to $2 tasks of queue $1 for worker $3 and $4 seconds: expired leases first, then the queue head in FIFO order; SKIP LOCKED makes concurrent claimers take disjoint rows. The UPDATE finds the picked rows again by key, not by ctid: a row updated by another transaction between this statement's snapshot and its lock is locked in its newest version, which a ctid from the snapshot would miss.
 WITH expired AS (
-    SELECT ctid, 0 AS priority FROM {schema}.tasks
+    SELECT id, 0 AS priority FROM {schema}.tasks
     WHERE queue = $1 AND state = 'claimed' AND lease_expires_at <= now()
     ORDER BY lease_expires_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 ), fresh AS (
-    SELECT ctid, 1 AS priority FROM {schema}.tasks
+    SELECT id, 1 AS priority FROM {schema}.tasks
     WHERE queue = $1 AND state = 'queued'
     ORDER BY seq
     LIMIT $2 - (SELECT count(*) FROM expired)
     FOR UPDATE SKIP LOCKED
 ), picked AS (
-    SELECT ctid, priority FROM expired UNION ALL SELECT ctid, priority FROM fresh
+    SELECT id, priority FROM expired UNION ALL SELECT id, priority FROM fresh
 )
 UPDATE {schema}.tasks AS t
 SET state = 'claimed', status = 'processing', claimed_by = $3,
     lease_expires_at = now() + make_interval(secs => $4), deliveries = coalesce(t.deliveries, 0) + 1
 FROM picked
-WHERE t.ctid = picked.ctid
+WHERE t.queue = $1 AND t.id = picked.id
 RETURNING t.id, t.status, t.data, t.claimed_by, t.lease_expires_at, t.deliveries, picked.priority, t.seq
 
 -- name: release_tasks
