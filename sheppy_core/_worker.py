@@ -4,7 +4,9 @@ Roles running inside :meth:`Worker.work`, all as asyncio tasks of one loop:
 
 - a **claim loop** per queue: asks the backend for at most the free slots, blocking on the backend
   (``BLOCKING_POP``) or, for a backend that cannot block, polling with a bounded backoff (10 ms doubling
-  to 1 s, reset whenever a task arrives);
+  to 1 s, reset whenever a task arrives). Each claimed task then takes one of the
+  ``max_concurrent_tasks`` slots before it runs, so the bound holds across queues too (claims of two
+  queues at the same moment may exceed the free slots; the extra tasks wait, under lease);
 - a **heartbeat** loop: extends the leases of running tasks every third of the lease; a task whose
   lease was lost (another worker reclaimed it) is cancelled here and not stored;
 - a **scheduler** per queue: moves due scheduled tasks into the queue, sleeping until the next due
@@ -181,7 +183,7 @@ class Worker:
         self._running: dict[str, _Running] = {}
         # Claims are counted on unfinished tasks (prefetched or running): a task whose outcome is being
         # stored no longer counts, so the next claim overlaps the store. Every held claim (unfinished
-        # or storing) stays bounded. With prefetch, a task runs only once it holds one of the slots.
+        # or storing) stays bounded. A task runs only once it holds one of the slots.
         self._unfinished = 0
         self._max_held = 2 * max_concurrent_tasks + prefetch
         self._slots = _Slots(max_concurrent_tasks)
@@ -370,7 +372,7 @@ class Worker:
             previous.unfinished = False
             self._unfinished -= 1
         job = asyncio.create_task(self._run(queue, record))
-        self._running[task_id] = _Running(queue, record, job, waiting=self.prefetch > 0)
+        self._running[task_id] = _Running(queue, record, job, waiting=True)
         self._unfinished += 1
 
     def _own_entry(self, task_id: str, job: asyncio.Task[Any] | None) -> _Running | None:
@@ -388,7 +390,7 @@ class Worker:
             self._slot_freed.set()
 
     async def _take_slot(self, running: _Running | None) -> bool:
-        """Wait for a slot to run a prefetched task; False if the worker stopped first (no slot held).
+        """Wait for a slot to run a claimed task; False if the worker stopped first (no slot held).
 
         A job still waiting when the worker stops is cancelled by :meth:`_drain` and hands its task back.
         """
@@ -414,12 +416,13 @@ class Worker:
             self._attempt_done(task_id, job)
 
         try:
-            if self.prefetch:
-                if not await self._take_slot(self._own_entry(task_id, job)):
-                    # Stopping before it started: straight back to the queue, not run, not charged.
-                    await self._release(queue, record)
-                    return
-                holds_slot = True
+            # Every task takes a slot, at once when one is free: claim loops of several queues may
+            # together claim more than the free slots, and prefetched tasks wait here by design.
+            if not await self._take_slot(self._own_entry(task_id, job)):
+                # Stopping before it started: straight back to the queue, not run, not charged.
+                await self._release(queue, record)
+                return
+            holds_slot = True
             if self._pipelined:
                 outcome = await self.processor.process(queue, record, attempt_done=attempt_done)
             else:

@@ -471,3 +471,17 @@ async def test_a_task_processor_without_attempt_done_still_works(
     worker = Worker("q", backend, task_processor=OldStyle())
     await asyncio.wait_for(worker.work(oneshot=True, register_signal_handlers=False), 10)
     assert worker.stats.processed == 2
+
+
+async def test_concurrency_bound_holds_across_queues(backend: MemoryBackend) -> None:
+    # Two claim loops (one per queue) each see the free slots; together they may claim more, but never
+    # more than max_concurrent_tasks tasks run at once.
+    t.running["most"] = 0
+    queues = [Queue(backend, name) for name in ("q1", "q2")]
+    tasks = {q.name: [t.tracked(0.05) for _ in range(6)] for q in queues}
+    for queue in queues:
+        await queue.add(tasks[queue.name])
+    worker = Worker(["q1", "q2"], backend, max_concurrent_tasks=2)
+    await asyncio.wait_for(worker.work(oneshot=True, register_signal_handlers=False), 10)
+    assert worker.stats.processed == 12
+    assert t.running["most"] == 2
