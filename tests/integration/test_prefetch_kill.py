@@ -1,6 +1,6 @@
 """Prefetching workers on a shared store, one SIGKILLed while it holds more claims than it runs.
 
-Three worker processes (``max_concurrent_tasks=4, prefetch=8``, lease 1 s) drain 600 short tasks; once
+Three worker processes (``max_concurrent_tasks=4, prefetch=8``, lease 3 s) drain 600 short tasks; once
 the victim holds more claims than slots (prefetched tasks waiting under its lease), it is killed. The
 tasks have one retry, which a lost claim uses (a redelivery cannot tell a prefetched task from a started
 one). Every task must end ``completed``; nothing may stay pending or claimed; the victim's claims come
@@ -33,7 +33,9 @@ TASKS = 600
 WORKERS = 3
 SLOTS = 4
 PREFETCH = 8
-LEASE = 1.0
+LEASE = 3.0
+"""Long enough that a live worker starved of CPU on a busy 2-core machine (heartbeats every lease/3)
+keeps its claims: only the killed one's come back."""
 TESTS_DIR = Path(__file__).resolve().parents[1]
 
 BACKENDS = [

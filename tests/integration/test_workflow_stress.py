@@ -31,7 +31,10 @@ from sheppy_core import Queue, get_backend
 WORKFLOWS = 200
 FAN_OUT = 10
 WORKERS = 3
-LEASE = 1.0
+LEASE = 3.0
+"""Long enough that a live worker starved of CPU on a busy 2-core machine (heartbeats every lease/3)
+keeps its claims: at 1 s, about one run in eight under load saw a live worker lose leases, and its
+steps run twice, before and after this session's worker changes alike."""
 WATCH_INTERVAL = 2.0
 TESTS_DIR = Path(__file__).resolve().parents[1]
 
