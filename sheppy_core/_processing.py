@@ -52,7 +52,7 @@ class TaskProcessor:
         """Run a claimed record to its next state and store it; returns the stored record.
 
         ``attempt_done``: called once the task's own code has finished, before its outcome is stored,
-        so a worker can start the next task while the store is on its way.
+        so a worker can start the next task while the store is on its way (not for workflow steps).
 
         A workflow step that reached a final state (completed, failed, crashed, cancelled, timed out)
         then resumes its workflow; internal workflow tasks (watches, deferred resumes) are run by the
@@ -112,7 +112,10 @@ class TaskProcessor:
             await queue.add(attempt.chained)
         if outcome.status == "retrying" and self.ignore_delays:
             outcome = outcome.model_copy(update={"next_retry_at": datetime.now(UTC)})
-        if attempt_done is not None:
+        if attempt_done is not None and outcome.workflow_id is None:
+            # A workflow step keeps its slot through storing and resuming its workflow: resumes take
+            # database connections and row locks, and letting a worker take on more steps meanwhile
+            # can starve its own heartbeats of connections.
             attempt_done()
         await queue._store_result(outcome)
         self._log(attempt, duration, log)
