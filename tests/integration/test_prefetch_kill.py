@@ -15,10 +15,8 @@ the test, never skips it.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections import defaultdict
@@ -26,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import tasks_for_tests as t
+from _worker_processes import read_events, spawn_worker, stop_workers
 
 from sheppy_core import Queue, get_backend
 
@@ -36,7 +35,6 @@ PREFETCH = 8
 LEASE = 3.0
 """Long enough that a live worker starved of CPU on a busy 2-core machine (heartbeats every lease/3)
 keeps its claims: only the killed one's come back."""
-TESTS_DIR = Path(__file__).resolve().parents[1]
 
 BACKENDS = [
     pytest.param("sqlite:///{tmp}/prefetch.db", id="sheppy_sqlite"),
@@ -60,17 +58,7 @@ asyncio.run(main())
 
 
 def _spawn(url: str, queue_name: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "SHEPPY_TEST_LOG": str(log), "PYTHONPATH": str(TESTS_DIR)}
-    return subprocess.Popen(
-        [sys.executable, "-c", WORKER_SCRIPT, url, queue_name],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def _events(log: Path) -> list[list[str]]:
-    return [line.split() for line in log.read_text().splitlines() if line.strip()]
+    return spawn_worker(WORKER_SCRIPT, url, queue_name, env={"SHEPPY_TEST_LOG": str(log)})
 
 
 @pytest.mark.timeout(300)
@@ -114,7 +102,7 @@ async def test_killed_prefetching_worker_loses_nothing(url_template: str, tmp_pa
         assert stats["pending"] == stats["processing"] == 0
 
         starts: dict[str, list[str]] = defaultdict(list)
-        for event in _events(log):
+        for event in read_events(log):
             if event[0] == "start":
                 starts[event[1]].append(event[2])
         assert set(starts) == {str(task.id) for task in tasks}
@@ -128,14 +116,6 @@ async def test_killed_prefetching_worker_loses_nothing(url_template: str, tmp_pa
         assert all(len(starts[i]) == 1 for i in never_started)
         assert all(done[uuid.UUID(i)].retry_count == 1 for i in never_started)
     finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
-        for worker in workers:
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
+        stop_workers(workers, timeout=30)
         await queue.clear()
         await queue.backend.disconnect()

@@ -16,7 +16,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -25,6 +24,7 @@ from typing import Any
 
 import pytest
 import workflows_for_tests as wf
+from _worker_processes import read_events, spawn_worker, stop_workers
 
 from sheppy_core import Queue, get_backend
 
@@ -36,7 +36,6 @@ LEASE = 3.0
 keeps its claims: at 1 s, about one run in eight under load saw a live worker lose leases, and its
 steps run twice, before and after this session's worker changes alike."""
 WATCH_INTERVAL = 2.0
-TESTS_DIR = Path(__file__).resolve().parents[1]
 
 
 def _backend(module: str, url: str) -> Any:
@@ -88,17 +87,7 @@ asyncio.run(main())
 
 
 def _spawn(url: str, queue_name: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "SHEPPY_STRESS_LOG": str(log), "PYTHONPATH": str(TESTS_DIR)}
-    return subprocess.Popen(
-        [sys.executable, "-c", WORKER_SCRIPT, url, queue_name, str(log)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def _read_log(log: Path) -> list[list[str]]:
-    return [line.split() for line in log.read_text().splitlines() if line.strip()]
+    return spawn_worker(WORKER_SCRIPT, url, queue_name, str(log), env={"SHEPPY_STRESS_LOG": str(log)})
 
 
 @pytest.mark.timeout(400)
@@ -127,7 +116,7 @@ async def test_workflows_survive_a_killed_worker(url_template: str, tmp_path: Pa
         # Kill one worker once about a third of all steps have run.
         victim = workers[0]
         total_steps = WORKFLOWS * (FAN_OUT + 1)
-        while sum(1 for e in _read_log(log) if e[0] == "end") < total_steps // 3:
+        while sum(1 for e in read_events(log) if e[0] == "end") < total_steps // 3:
             assert time.monotonic() - started_at < 120, "workers made no progress"
             await asyncio.sleep(0.05)
         victim.send_signal(signal.SIGKILL)
@@ -141,7 +130,7 @@ async def test_workflows_survive_a_killed_worker(url_template: str, tmp_path: Pa
                  if not (w.completed and w.final_result == 2 * sum(range(FAN_OUT)))}
         assert wrong == {}
 
-        events = _read_log(log)
+        events = read_events(log)
         steps = {s for w in finished.values() for s in w.task_order}
         assert len(steps) == total_steps
         stored = Counter(e[1] for e in events if e[0] == "submit" and e[2] == "1")
@@ -177,14 +166,7 @@ async def test_workflows_survive_a_killed_worker(url_template: str, tmp_path: Pa
         if repeats:
             print(f"repeated appends (step index, callers): {list(repeats.values())[:5]}")
     finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
-        for worker in workers:
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        stop_workers(workers, timeout=20)
         os.environ.pop("SHEPPY_STRESS_LOG", None)
         try:
             await queue.clear()

@@ -1,0 +1,40 @@
+"""Worker processes for the integration tests: start them, read what their tasks logged, stop them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+TESTS_DIR = Path(__file__).resolve().parent
+
+
+def spawn_worker(script: str, *args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """``python -c script args…`` with the test task modules importable and ``env`` added; its stdout
+    is a pipe (workers print a line when ready), its stderr discarded."""
+    return subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        env={**os.environ, **env, "PYTHONPATH": str(TESTS_DIR)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def read_events(log: Path) -> list[list[str]]:
+    """The whitespace-separated fields of each non-empty line the tasks appended to ``log``."""
+    return [line.split() for line in log.read_text().splitlines() if line.strip()]
+
+
+def stop_workers(workers: list[subprocess.Popen[bytes]], timeout: float) -> None:
+    """SIGTERM the live ones, wait up to ``timeout`` s each, then kill what is left."""
+    for worker in workers:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+    for worker in workers:
+        try:
+            worker.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
