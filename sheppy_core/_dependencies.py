@@ -144,6 +144,12 @@ def has_dependencies(function: Callable[..., Any]) -> bool:
     return any(source is not CURRENT_TASK for _, source in _injection_plan(function))
 
 
+@functools.lru_cache(maxsize=1024)
+def current_task_parameters(function: Callable[..., Any]) -> tuple[str, ...]:
+    """The parameters of ``function`` that receive the running task (``CURRENT_TASK``)."""
+    return tuple(name for name, source in _injection_plan(function) if source is CURRENT_TASK)
+
+
 async def resolve_dependencies(
     function: Callable[..., Any],
     overrides: Mapping[Callable[..., Any], Callable[..., Any]],

@@ -71,18 +71,16 @@ class TaskProcessor:
     async def _process(
         self, queue: Queue, task: Task[Any], attempt_done: Callable[[], None] | None = None
     ) -> Task[Any]:
-        log = {
-            "task_id": str(task.id),
-            "task": task.spec.func,
-            "queue": queue.name,
-            "attempt": task.retry_count + 1,
-        }
+        attempt_number = task.retry_count + 1
 
         if task.deliveries > 1:
             crashed = crash_outcome(task)
             if crashed is not None:
                 logger.warning(
-                    "task %s (%s) crashed: its worker lost the lease", task.id, task.spec.func, extra=log
+                    "task %s (%s) crashed: its worker lost the lease",
+                    task.id,
+                    task.spec.func,
+                    extra=_log_fields(task, queue, attempt_number),
                 )
                 await queue._store_result(crashed)
                 return crashed
@@ -93,7 +91,7 @@ class TaskProcessor:
                 task.spec.func,
                 task.retry_count,
                 task.config.retry,
-                extra=log,
+                extra=_log_fields(task, queue, attempt_number),
             )
 
         deferred = await self._rate_limited(queue, task)
@@ -118,7 +116,7 @@ class TaskProcessor:
             # can starve its own heartbeats of connections.
             attempt_done()
         await queue._store_result(outcome)
-        self._log(attempt, duration, log)
+        self._log(attempt, duration, queue, attempt_number)
         return outcome
 
     async def _rate_limited(self, queue: Queue, task: Task[Any]) -> Task[Any] | None:
@@ -147,10 +145,19 @@ class TaskProcessor:
         return deferred
 
     @staticmethod
-    def _log(attempt: Attempt, duration: float, log: dict[str, Any]) -> None:
+    def _log(attempt: Attempt, duration: float, queue: Queue, attempt_number: int) -> None:
         task = attempt.task
-        extra = {**log, "duration": duration, "status": task.status}
-        where = f"task {log['task_id']} ({log['task']}) on queue {log['queue']!r}, attempt {log['attempt']}"
+        level = (
+            logging.INFO
+            if task.status == "completed"
+            else logging.WARNING
+            if task.status == "retrying"
+            else logging.ERROR
+        )
+        if not logger.isEnabledFor(level):
+            return  # nobody listens at this level: don't build the message
+        extra = {**_log_fields(task, queue, attempt_number), "duration": duration, "status": task.status}
+        where = f"task {task.id} ({task.spec.func}) on queue {queue.name!r}, attempt {attempt_number}"
         if task.status == "completed":
             logger.info("%s completed in %.3f s", where, duration, extra=extra)
         elif task.status == "retrying":
@@ -167,3 +174,8 @@ class TaskProcessor:
             )
         else:
             logger.error("%s %s in %.3f s: %s", where, task.status, duration, task.exception, extra=extra)
+
+
+def _log_fields(task: Task[Any], queue: Queue, attempt_number: int) -> dict[str, Any]:
+    """The ``extra`` fields of a worker log record about ``task``."""
+    return {"task_id": str(task.id), "task": task.spec.func, "queue": queue.name, "attempt": attempt_number}

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from sheppy_core._dependencies import has_dependencies, resolve_dependencies
+from sheppy_core._dependencies import current_task_parameters, has_dependencies, resolve_dependencies
 from sheppy_core._registry import TaskDefinition, get_definition
 from sheppy_core._task import validate_arguments
 from sheppy_core.exceptions import (
@@ -155,13 +155,18 @@ async def _post(generator: Any, task: Task[Any], exc: BaseException | None) -> T
 
 
 async def _call(
-    definition: TaskDefinition, task: Task[Any], overrides: Mapping[Any, Any], stack: AsyncExitStack
+    definition: TaskDefinition, task: Task[Any], overrides: Mapping[Any, Any], stack: AsyncExitStack | None
 ) -> Any:
+    """Call the task's function with its stored arguments and its injected parameters: dependencies
+    (given an exit ``stack`` for their teardown) and ``CURRENT_TASK``."""
     args, kwargs = validate_arguments(definition, tuple(task.spec.args), dict(task.spec.kwargs), at_run=True)
-    injected = await resolve_dependencies(definition.function, overrides, {}, stack, task)
+    if stack is not None:
+        injected = await resolve_dependencies(definition.function, overrides, {}, stack, task)
+    else:
+        injected = dict.fromkeys(current_task_parameters(definition.function), task)
     # Injected parameters are never bound from stored arguments (validation leaves them out), so the
     # injection always wins over a stored keyword of the same name.
-    call_kwargs = {**kwargs, **injected}
+    call_kwargs = {**kwargs, **injected} if injected else kwargs
     if definition.is_async:
         coroutine = definition.function(*args, **call_kwargs)
         if task.config.timeout is not None:
@@ -178,6 +183,8 @@ async def _call(
 
 
 def _json_result(definition: TaskDefinition, value: Any) -> tuple[Any, list[Task[Any]]]:
+    if value is None and definition.return_adapter is None:
+        return None, []
     chained: list[Task[Any]] = []
     if isinstance(value, Task):
         chained = [value]
@@ -206,16 +213,17 @@ async def run_attempt(
     current = task
     outcome: Attempt
     try:
-        for mw in [*middleware, *definition.middleware]:
-            generator, current = await _pre(mw, current, queue)
-            started.append(generator)
+        if middleware or definition.middleware:
+            for mw in [*middleware, *definition.middleware]:
+                generator, current = await _pre(mw, current, queue)
+                started.append(generator)
         if has_dependencies(definition.function):
             async with AsyncExitStack() as stack:
                 value = await _call(definition, current, dependency_overrides or {}, stack)
         else:
             # Nothing to tear down: no exit stack (its enter and exit are a noticeable share of a
             # short task's cost).
-            value = await _call(definition, current, {}, AsyncExitStack())
+            value = await _call(definition, current, {}, None)
         result, chained = _json_result(definition, value)
         outcome = Attempt(completed(current, result), None, chained)
     except TimeoutError as exc:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import uuid
@@ -485,3 +486,37 @@ async def test_concurrency_bound_holds_across_queues(backend: MemoryBackend) -> 
     await asyncio.wait_for(worker.work(oneshot=True, register_signal_handlers=False), 10)
     assert worker.stats.processed == 12
     assert t.running["most"] == 2
+
+
+async def test_outcomes_are_logged_with_their_fields(
+    queue: Queue, start_worker: Callable[..., Worker], caplog: pytest.LogCaptureFixture
+) -> None:
+    start_worker()
+    plain, flaky = t.add(1, 2), t.fails_once(f"k-{uuid.uuid4()}")
+    with caplog.at_level(logging.INFO, logger="sheppy.worker"):
+        await queue.add([plain, flaky])
+        await queue.wait_for([plain, flaky], timeout=5)
+    records = [r for r in caplog.records if getattr(r, "task_id", None) in (str(plain.id), str(flaky.id))]
+    seen = {(r.task_id, r.status, r.attempt, r.levelno) for r in records}  # type: ignore[attr-defined]
+    assert seen == {
+        (str(plain.id), "completed", 1, logging.INFO),
+        (str(flaky.id), "retrying", 1, logging.WARNING),
+        (str(flaky.id), "completed", 2, logging.INFO),
+    }
+    for record in records:
+        assert record.queue == "q" and record.duration >= 0  # type: ignore[attr-defined]
+        assert record.task in (plain.spec.func, flaky.spec.func)  # type: ignore[attr-defined]
+        message = record.getMessage()
+        assert message.startswith(f"task {record.task_id} (") and f"attempt {record.attempt}" in message  # type: ignore[attr-defined]
+
+
+async def test_completions_are_not_logged_below_the_loggers_level(
+    queue: Queue, start_worker: Callable[..., Worker], caplog: pytest.LogCaptureFixture
+) -> None:
+    start_worker()
+    flaky = t.fails_once(f"k-{uuid.uuid4()}")
+    with caplog.at_level(logging.WARNING, logger="sheppy.worker"):
+        await queue.add(flaky)
+        await queue.wait_for(flaky, timeout=5)
+    mine = [r for r in caplog.records if getattr(r, "task_id", None) == str(flaky.id)]
+    assert [r.status for r in mine] == ["retrying"]  # type: ignore[attr-defined]
