@@ -52,6 +52,7 @@ from sheppy_postgres._batching import FinishedWrite, ResultBatcher
 from sheppy_postgres._config import PostgresConfig, parse_url, quote_ident
 from sheppy_postgres._errors import is_connection_problem, translate
 from sheppy_postgres._extras import ExtrasMixin
+from sheppy_postgres._lane import Lane
 from sheppy_postgres._listener import Notifier
 from sheppy_postgres._migrations import apply_migrations, latest_version
 from sheppy_postgres._records import (
@@ -126,6 +127,7 @@ class PostgresBackend(ExtrasMixin, Backend):
         self._channel = f"sheppy_{digest}"
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._notifier: Notifier | None = None
+        self._lane: Lane | None = None  # heartbeats' own connection
         self._purge_task: asyncio.Task[None] | None = None
         self._connect_lock: asyncio.Lock | None = None
         self._schema_version = 0
@@ -204,6 +206,7 @@ class PostgresBackend(ExtrasMixin, Backend):
                 )
             self._schema_version = version
             self._pool = pool
+            self._lane = Lane(self._open)
             if self._config.listen:
                 self._notifier = Notifier(self._open, self._channel)
                 await self._notifier.start()
@@ -216,6 +219,9 @@ class PostgresBackend(ExtrasMixin, Backend):
         pool, self._pool = self._pool, None
         purge, self._purge_task = self._purge_task, None
         notifier, self._notifier = self._notifier, None
+        lane, self._lane = self._lane, None
+        if lane is not None:
+            await lane.close()
         if purge is not None:
             purge.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -465,7 +471,7 @@ class PostgresBackend(ExtrasMixin, Backend):
             return []
         encoded = [encode_name(str(t)) for t in task_ids]
         worker = worker_id or self.client_id
-        rows = await self._fetch("heartbeat", queue, encoded, worker, seconds, retry=True)
+        rows = await self._heartbeat_rows(queue, encoded, worker, seconds)
         held = {r["id"] for r in rows}
         seen: set[str] = set()
         kept: list[str] = []
@@ -474,6 +480,17 @@ class PostgresBackend(ExtrasMixin, Backend):
                 seen.add(stored)
                 kept.append(task_id)
         return kept
+
+    async def _heartbeat_rows(self, *args: Any) -> list[asyncpg.Record]:
+        """Run the heartbeat statement on the lane (see :mod:`sheppy_postgres._lane`); through the pool
+        when the lane cannot run it (its connection failed: it reconnects on its next use)."""
+        lane = self._lane
+        if lane is not None:
+            try:
+                return await lane.fetch(self._sql["heartbeat"], *args)
+            except Exception as exc:
+                logger.debug("sheppy-postgres: heartbeat lane failed (%s); using the pool", exc)
+        return await self._fetch("heartbeat", *args, retry=True)
 
     # -- results ---------------------------------------------------------------------------------
 
