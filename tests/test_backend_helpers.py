@@ -68,3 +68,41 @@ def test_record_to_json_nan_is_written_or_refused_as_asked() -> None:
     with pytest.raises(ValueError):
         record_to_json({"x": math.nan}, allow_nan=False)
     assert record_to_json({"s": "NaN"}, allow_nan=False) == '{"s":"NaN"}'
+
+
+_digit_runs = st.lists(
+    st.tuples(
+        st.integers(min_value=0, max_value=1500),
+        st.sampled_from(["0", "7", "\u0663"]),  # ASCII and Arabic-Indic decimal digits
+        st.text(alphabet=st.sampled_from(['"', ",", "a", "-", "\u00b2"]), min_size=1, max_size=3),
+    ),
+    max_size=8,
+)
+
+
+@given(_digit_runs)
+def test_overlong_digit_runs_are_found_exactly_where_a_regex_finds_them(
+    runs: list[tuple[int, str, str]],
+) -> None:
+    # The windowed search must agree with the plain regex it replaces; 640 is Python's lowest limit.
+    import re
+    import sys
+
+    from sheppy_core.backend._records import _has_overlong_int
+
+    text = "".join(digit * length + gap for length, digit, gap in runs)
+    before = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(640)
+    try:
+        expected = len(text) > 640 and re.search(r"\d{641}", text) is not None
+        assert _has_overlong_int(text) == expected
+    finally:
+        sys.set_int_max_str_digits(before)
+
+
+def test_a_large_batch_with_a_huge_integer_anywhere_is_refused() -> None:
+    rows = [[f"id-{i}", "x" * 40, i] for i in range(2000)]
+    assert record_from_json(record_to_json(rows)) == rows
+    rows[1234][2] = 10**4400
+    with pytest.raises(ValueError):
+        record_to_json(rows)

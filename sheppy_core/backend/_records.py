@@ -64,8 +64,26 @@ def record_to_json(record: Mapping[str, Any], *, allow_nan: bool = True) -> str:
 
 
 def _has_overlong_int(text: str) -> bool:
+    """Whether ``text`` has a run of more decimal digits than Python's int/str conversion limit.
+
+    A plain regex search for such a run costs ~12 ns a character (it retries at every digit), which
+    made checking a 10,000-row batch cost more than encoding it. A run of ``limit + 1`` digits covers
+    at least one whole window of half that length starting at a multiple of it, so only windows
+    found all-decimal (``str.isdecimal`` is the same class as the regex's ``\\d``) are searched,
+    each in the span that any such run through it must overlap.
+    """
     limit = sys.get_int_max_str_digits()
-    return limit > 0 and len(text) > limit and _digit_run(limit).search(text) is not None
+    if limit <= 0 or len(text) <= limit:
+        return False
+    run = limit + 1
+    step = run // 2
+    pattern = _digit_run(limit)
+    for start in range(0, len(text) - step + 1, step):
+        if text[start : start + step].isdecimal() and pattern.search(
+            text, max(0, start - run), start + step + run
+        ):
+            return True
+    return False
 
 
 @lru_cache(maxsize=4)
