@@ -52,7 +52,7 @@ from sheppy_postgres._batching import FinishedWrite, ResultBatcher
 from sheppy_postgres._config import PostgresConfig, parse_url, quote_ident
 from sheppy_postgres._errors import is_connection_problem, translate
 from sheppy_postgres._extras import ExtrasMixin
-from sheppy_postgres._lane import Lane
+from sheppy_postgres._lane import Lane, LaneUnavailable
 from sheppy_postgres._listener import Notifier
 from sheppy_postgres._migrations import apply_migrations, latest_version
 from sheppy_postgres._records import (
@@ -221,7 +221,7 @@ class PostgresBackend(ExtrasMixin, Backend):
         notifier, self._notifier = self._notifier, None
         lane, self._lane = self._lane, None
         if lane is not None:
-            await lane.close()
+            await lane.close()  # bounded: a heartbeat in flight is cut off, not waited for
         if purge is not None:
             purge.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -481,15 +481,21 @@ class PostgresBackend(ExtrasMixin, Backend):
                 kept.append(task_id)
         return kept
 
-    async def _heartbeat_rows(self, *args: Any) -> list[asyncpg.Record]:
-        """Run the heartbeat statement on the lane (see :mod:`sheppy_postgres._lane`); through the pool
-        when the lane cannot run it (its connection failed: it reconnects on its next use)."""
+    async def _heartbeat_rows(
+        self, queue: str, ids: list[str], worker: str, seconds: float
+    ) -> list[asyncpg.Record]:
+        """Run the heartbeat statement on the lane (:mod:`sheppy_postgres._lane`), within a third of the
+        lease; through the pool whenever the lane cannot take it at once or fails."""
+        args = (queue, ids, worker, seconds)
         lane = self._lane
         if lane is not None:
+            timeout = max(0.5, min(seconds / 3, 5.0))
             try:
-                return await lane.fetch(self._sql["heartbeat"], *args)
-            except Exception as exc:
-                logger.debug("sheppy-postgres: heartbeat lane failed (%s); using the pool", exc)
+                return await lane.fetch(self._sql["heartbeat"], *args, timeout=timeout)
+            except LaneUnavailable:
+                pass
+            except Exception as exc:  # refused by the server: the pool says it again, translated
+                logger.debug("sheppy-postgres: heartbeat connection failed (%s); using the pool", exc)
         return await self._fetch("heartbeat", *args, retry=True)
 
     # -- results ---------------------------------------------------------------------------------
