@@ -106,3 +106,24 @@ def test_a_large_batch_with_a_huge_integer_anywhere_is_refused() -> None:
     rows[1234][2] = 10**4400
     with pytest.raises(ValueError):
         record_to_json(rows)
+
+
+def test_digit_runs_at_the_limit_are_judged_right_at_every_offset() -> None:
+    import sys
+
+    from sheppy_core.backend._records import _has_overlong_int
+
+    before = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(640)
+    try:
+        step = 641 // 2
+        for offset in range(step + 2):
+            for length, digit in ((640, "5"), (641, "5"), (642, "\u0665"), (700, "9")):
+                text = "a" * offset + digit * length + "a" * (offset % 7)
+                assert _has_overlong_int(text) == (length > 640), (offset, length)
+        mixed = "x" + "1\u0661" * 321 + "x"  # 642 digits, ASCII and Arabic-Indic alternating
+        assert _has_overlong_int(mixed)
+        assert not _has_overlong_int("x" + "1\u0661" * 320 + "x")  # 640
+        assert not _has_overlong_int(("7" * 640 + "\u00b2") * 3)  # superscript two is not decimal
+    finally:
+        sys.set_int_max_str_digits(before)

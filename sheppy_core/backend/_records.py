@@ -10,7 +10,6 @@ import re
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from typing import Any, Final
 
 from pydantic_core import PydanticSerializationError, from_json, to_json
@@ -66,29 +65,25 @@ def record_to_json(record: Mapping[str, Any], *, allow_nan: bool = True) -> str:
 def _has_overlong_int(text: str) -> bool:
     """Whether ``text`` has a run of more decimal digits than Python's int/str conversion limit.
 
-    A plain regex search for such a run costs ~12 ns a character (it retries at every digit), which
-    made checking a 10,000-row batch cost more than encoding it. A run of ``limit + 1`` digits covers
-    at least one whole window of half that length starting at a multiple of it, so only windows
-    found all-decimal (``str.isdecimal`` is the same class as the regex's ``\\d``) are searched,
-    each in the span that any such run through it must overlap.
+    A regex search for such a run over the whole text costs ~12 ns a character (it retries at every
+    digit), which made checking a 10,000-row batch cost more than encoding it. A run of ``limit + 1``
+    digits covers at least one whole window of half that length starting at a multiple of it, so only
+    windows found all-decimal (``str.isdecimal`` is the same class as the regex's ``\\d``) are looked
+    at, and only in the span that any such run through them must overlap by ``limit + 1`` digits.
     """
     limit = sys.get_int_max_str_digits()
     if limit <= 0 or len(text) <= limit:
         return False
-    run = limit + 1
-    step = run // 2
-    pattern = _digit_run(limit)
+    step = (limit + 1) // 2
     for start in range(0, len(text) - step + 1, step):
-        if text[start : start + step].isdecimal() and pattern.search(
-            text, max(0, start - run), start + step + run
-        ):
-            return True
+        if text[start : start + step].isdecimal():
+            span = (max(0, start - limit - 1), start + step + limit + 1)
+            if any(run.end() - run.start() > limit for run in _DIGITS.finditer(text, *span)):
+                return True
     return False
 
 
-@lru_cache(maxsize=4)
-def _digit_run(limit: int) -> re.Pattern[str]:
-    return re.compile(rf"\d{{{limit + 1}}}")
+_DIGITS: Final = re.compile(r"\d+")
 
 
 def record_from_json(text: str | bytes) -> Any:
