@@ -85,6 +85,7 @@ class TaskProcessor:
                 await queue._store_result(crashed)
                 return crashed
             task = charge_crash_retry(task)
+            attempt_number = task.retry_count + 1  # the lost run counted as one
             logger.warning(
                 "task %s (%s) redelivered after a lost lease; retry %d of %d",
                 task.id,
@@ -116,7 +117,7 @@ class TaskProcessor:
             # can starve its own heartbeats of connections.
             attempt_done()
         await queue._store_result(outcome)
-        self._log(attempt, duration, queue, attempt_number)
+        self._log(attempt, duration, task, queue, attempt_number)
         return outcome
 
     async def _rate_limited(self, queue: Queue, task: Task[Any]) -> Task[Any] | None:
@@ -145,7 +146,8 @@ class TaskProcessor:
         return deferred
 
     @staticmethod
-    def _log(attempt: Attempt, duration: float, queue: Queue, attempt_number: int) -> None:
+    def _log(attempt: Attempt, duration: float, ran: Task[Any], queue: Queue, attempt_number: int) -> None:
+        """Log the outcome of ``attempt`` of task ``ran`` (named as claimed, whatever middleware did)."""
         task = attempt.task
         level = (
             logging.INFO
@@ -156,8 +158,8 @@ class TaskProcessor:
         )
         if not logger.isEnabledFor(level):
             return  # nobody listens at this level: don't build the message
-        extra = {**_log_fields(task, queue, attempt_number), "duration": duration, "status": task.status}
-        where = f"task {task.id} ({task.spec.func}) on queue {queue.name!r}, attempt {attempt_number}"
+        extra = {**_log_fields(ran, queue, attempt_number), "duration": duration, "status": task.status}
+        where = f"task {ran.id} ({ran.spec.func}) on queue {queue.name!r}, attempt {attempt_number}"
         if task.status == "completed":
             logger.info("%s completed in %.3f s", where, duration, extra=extra)
         elif task.status == "retrying":

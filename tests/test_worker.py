@@ -520,3 +520,25 @@ async def test_completions_are_not_logged_below_the_loggers_level(
         await queue.wait_for(flaky, timeout=5)
     mine = [r for r in caplog.records if getattr(r, "task_id", None) == str(flaky.id)]
     assert [r.status for r in mine] == ["retrying"]  # type: ignore[attr-defined]
+
+
+async def test_a_redelivered_task_logs_the_attempt_it_really_is(
+    queue: Queue,
+    backend: MemoryBackend,
+    start_worker: Callable[..., Worker],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    flaky = t.fails_once(f"relog-{uuid.uuid4()}")
+    await queue.add(flaky)
+    await backend.pop("q", worker_id="dead-worker", lease=0.05)  # attempt 1, lost with its worker
+    await asyncio.sleep(0.1)
+    with caplog.at_level(logging.INFO, logger="sheppy.worker"):
+        start_worker()
+        done = await queue.wait_for(flaky, timeout=5)
+    assert done is not None and done.status == "completed" and done.retry_count == 2
+    mine = [r for r in caplog.records if getattr(r, "task_id", None) == str(flaky.id)]
+    assert [(r.status if hasattr(r, "status") else "redelivered", r.attempt) for r in mine] == [  # type: ignore[attr-defined]
+        ("redelivered", 2),
+        ("retrying", 2),
+        ("completed", 3),
+    ]
