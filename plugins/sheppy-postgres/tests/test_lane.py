@@ -132,12 +132,17 @@ async def test_a_terminated_lane_session_is_replaced(small_pool: PostgresBackend
     assert lane.server_pid is not None and lane.server_pid != old_pid
 
 
-async def server_has_session(pid: int) -> bool:
+async def session_ends(pid: int) -> None:
+    """Fail unless the server session ``pid`` is gone within 2.5 s."""
     admin = await asyncpg.connect(SERVER_URL)
     try:
-        return bool(await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid))
+        for _ in range(50):
+            if not await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid):
+                return
+            await asyncio.sleep(0.05)
     finally:
         await admin.close()
+    pytest.fail(f"the lane's session {pid} is still open after disconnect()")
 
 
 async def test_disconnect_closes_the_lane(schema: str, queue: str) -> None:
@@ -149,12 +154,7 @@ async def test_disconnect_closes_the_lane(schema: str, queue: str) -> None:
     pid = backend._lane.server_pid
     assert pid is not None
     await backend.disconnect()
-    for _ in range(50):
-        if not await server_has_session(pid):
-            break
-        await asyncio.sleep(0.05)
-    else:
-        pytest.fail(f"the lane's session {pid} is still open after disconnect()")
+    await session_ends(pid)
     with pytest.raises(BackendConnectionError):
         await backend.heartbeat(queue, [task_id], worker_id="w", lease=60)
 
@@ -175,12 +175,7 @@ async def test_disconnect_does_not_wait_for_a_heartbeat_stuck_on_the_lane(schema
         assert not backend.is_connected
         with pytest.raises(BackendConnectionError):
             await asyncio.wait_for(stuck, 5)  # cut off; the pool it would fall back to is closed
-    for _ in range(50):
-        if not await server_has_session(pid):
-            break
-        await asyncio.sleep(0.05)
-    else:
-        pytest.fail(f"the lane's session {pid} is still open after disconnect()")
+    await session_ends(pid)
 
 
 async def test_a_lane_that_cannot_connect_rests_instead_of_trying_every_time() -> None:
