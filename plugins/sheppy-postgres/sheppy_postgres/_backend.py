@@ -37,6 +37,7 @@ from sheppy_core.backend import (
     Backend,
     due_at,
     record_from_json,
+    record_to_json,
     retention_seconds,
     task_id_of,
     to_iso,
@@ -57,7 +58,6 @@ from sheppy_postgres._listener import Notifier
 from sheppy_postgres._migrations import apply_migrations, latest_version
 from sheppy_postgres._records import (
     decode_name,
-    dumps,
     encode_name,
     escape_name,
     int_or_none,
@@ -356,7 +356,7 @@ class PostgresBackend(ExtrasMixin, Backend):
         for index in picks:
             record = dict(tasks[index])
             record["status"] = "pending"
-            datas.append(dumps(record))
+            datas.append(record_to_json(record))
             deliveries.append(int_or_none(record.get("deliveries")))
             workflows.append(_workflow_key(record))
         row = await self._fetchrow(
@@ -388,7 +388,7 @@ class PostgresBackend(ExtrasMixin, Backend):
         record["status"] = "scheduled"
         record["scheduled_at"] = to_iso(at)
         count = await self._fetchval(
-            "schedule", queue, task_id, dumps(record), at, int_or_none(record.get("deliveries")),
+            "schedule", queue, task_id, record_to_json(record), at, int_or_none(record.get("deliveries")),
             _workflow_key(record), not unique, escape_name(queue_name), conn=connection,
         )
         return bool(count)
@@ -512,17 +512,17 @@ class PostgresBackend(ExtrasMixin, Backend):
             status = str(record.get("status") or "completed")
             keep = retention_seconds(record, self.ttl, self.error_ttl)
             self._require()
-            write = FinishedWrite(task_id, status, dumps(record), deliveries, workflow, keep)
+            write = FinishedWrite(task_id, status, record_to_json(record), deliveries, workflow, keep)
             return await self._results.store(queue, write)
         if record.get("status") in ("retrying", "scheduled"):
             rows = await self._fetch(
-                "store_rescheduled", queue, task_id, record["status"], dumps(record), due_at(record),
+                "store_rescheduled", queue, task_id, record["status"], record_to_json(record), due_at(record),
                 deliveries, workflow,
             )
             return bool(rows)
         record["status"] = "pending"
         row = await self._fetchrow(
-            "store_requeued", queue, task_id, dumps(record), deliveries, workflow,
+            "store_requeued", queue, task_id, record_to_json(record), deliveries, workflow,
             self._channel, notify_key("q", queue),
         )
         return bool(row["stored"])
@@ -675,7 +675,7 @@ class PostgresBackend(ExtrasMixin, Backend):
             if row["deliveries"] is not None:
                 record["deliveries"] = row["deliveries"]
             keep = retention_seconds(record, self.ttl, self.error_ttl)
-            await conn.execute(self._sql["store_cancelled"], queue, stored_id, dumps(record), keep)
+            await conn.execute(self._sql["store_cancelled"], queue, stored_id, record_to_json(record), keep)
             await conn.fetch(self._sql["notify_results"], queue, self._channel, notify_key("r", queue))
         return record
 

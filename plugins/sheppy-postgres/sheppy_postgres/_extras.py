@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sheppy_core.backend import record_from_json, task_id_of
+from sheppy_core.backend import record_from_json, record_to_json, task_id_of
 from sheppy_core.exceptions import BackendInputError
-from sheppy_postgres._records import dumps, encode_name, int_or_none, row_to_record
+from sheppy_postgres._records import encode_name, int_or_none, row_to_record
 
 if TYPE_CHECKING:
     import asyncpg
@@ -40,7 +40,8 @@ class ExtrasMixin:
     async def add_cron(self, queue_name: str, deterministic_id: str, task_cron: dict[str, Any]) -> bool:
         queue = self._queue(queue_name)
         # Crons alone do not make a queue known ([list_queues.known]): only appended or scheduled tasks do.
-        rows = await self._fetch("add_cron", queue, encode_name(str(deterministic_id)), dumps(task_cron))
+        cron_id = encode_name(str(deterministic_id))
+        rows = await self._fetch("add_cron", queue, cron_id, record_to_json(task_cron))
         return bool(rows)
 
     async def delete_cron(self, queue_name: str, deterministic_id: str) -> bool:
@@ -88,7 +89,14 @@ class ExtrasMixin:
         finished = workflow_data.get("finished_at") is not None or workflow_data.get("completed") is True
         pending = [encode_name(str(t)) for t in workflow_data.get("pending_task_ids") or ()]
         stored = await self._fetchval(
-            "store_workflow", queue, workflow_id, dumps(workflow_data), version, if_version, finished, pending
+            "store_workflow",
+            queue,
+            workflow_id,
+            record_to_json(workflow_data),
+            version,
+            if_version,
+            finished,
+            pending,
         )
         return bool(stored)
 

@@ -13,15 +13,14 @@ exists, ``deliveries`` once known. That keeps claims and heartbeats from rewriti
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
 import asyncpg
 
-from sheppy_core.backend import record_from_json, record_to_json, to_iso
+from sheppy_core.backend import record_from_json, to_iso
 
-__all__ = ["decode_name", "dumps", "encode_name", "escape_name", "int_or_none", "notify_key", "row_to_record"]
+__all__ = ["decode_name", "encode_name", "escape_name", "int_or_none", "notify_key", "row_to_record"]
 
 
 _MAX_KEY_BYTES = 1000
@@ -62,12 +61,6 @@ def decode_name(stored: str) -> str:
         else:
             out.append(ch)
     return "".join(out)
-
-
-def dumps(record: Mapping[str, Any]) -> str:
-    """JSON text for the ``data`` column: compact, UTF-8, with ASCII escapes only where a record holds
-    lone surrogates (which have no UTF-8 form); see :func:`sheppy_core.backend.record_to_json`."""
-    return record_to_json(record)
 
 
 def int_or_none(value: Any) -> int | None:
