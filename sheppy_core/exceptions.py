@@ -22,6 +22,7 @@ __all__ = [
     "BackendInputError",
     "ConfigurationError",
     "ContractVersionError",
+    "CorruptRecordError",
     "DuplicateSchemeError",
     "MiddlewareError",
     "NotSupportedError",
@@ -69,6 +70,22 @@ class BackendInputError(BackendError, ValueError):
 
 class TaskStateError(BackendInputError):
     """The task is not in a state that allows this operation (e.g. deleting a task that is not finished)."""
+
+
+class CorruptRecordError(BackendError):
+    """A stored record cannot be read as a task; it was quarantined (moved aside, its text kept)."""
+
+    def __init__(self, queue_name: str = "", task_id: str = "", reason: str = "") -> None:
+        self.queue_name = queue_name
+        self.task_id = task_id
+        self.reason = reason
+        if not (queue_name or task_id):
+            super().__init__()
+            return
+        super().__init__(
+            f"queue {queue_name!r}: record {task_id!r} cannot be read as a task ({reason}); it was "
+            f"quarantined: see `sheppy task list --status quarantined`, `sheppy task info {task_id}`"
+        )
 
 
 class NotSupportedError(BackendError, NotImplementedError):

@@ -12,8 +12,10 @@ reference implementation, not plugins.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
+import time
 from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
@@ -240,6 +242,94 @@ class DeleteUnfinished(_Mutant):
         return True
 
 
+class SurrogatePassNames(_Mutant):
+    """Keys a queue by its name's bytes with ``surrogatepass`` (as a key builder might), so a name that
+    has no UTF-8 form is stored instead of refused."""
+
+    def _queue(self, queue_name: str, *, create: bool = False) -> Any:
+        try:
+            queue_name.encode("utf-8")
+        except (AttributeError, UnicodeEncodeError):
+            if isinstance(queue_name, str):
+                queue_name = queue_name.encode("utf-8", "surrogatepass").decode("latin-1")
+        return super()._queue(queue_name, create=create)
+
+
+class HandOffDropped(_Mutant):
+    """Blocked ``pop`` calls get one wake-up per change (one token, as with one LPUSH per append), and a
+    woken pop that leaves tasks behind does not pass it on: the other idle pops sleep out their timeout."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._idle_pops: list[asyncio.Event] = []
+
+    def _notify(self) -> None:
+        if self._idle_pops:
+            self._idle_pops.pop(0).set()
+        super()._notify()
+
+    async def pop(self, queue_name: str, limit: int = 1, timeout: float | None = None, *,
+                  worker_id: str | None = None, lease: float | None = None) -> list[dict[str, Any]]:
+        if limit < 1 or timeout is None or timeout <= 0:
+            return await super().pop(queue_name, limit, timeout, worker_id=worker_id, lease=lease)
+        owner = worker_id or self.client_id
+        duration = self.lease_duration if lease is None else lease
+        deadline = time.monotonic() + timeout
+        while True:
+            queue = self._queue(queue_name)
+            claimed = self._claim(queue, limit, owner, duration)
+            remaining = deadline - time.monotonic()
+            if claimed or remaining <= 0:
+                return claimed
+            if queue.claimed:
+                soonest = min(queue.claimed.values())
+                remaining = min(remaining, max(0.001, (soonest - utcnow()).total_seconds()))
+            woken = asyncio.Event()
+            self._idle_pops.append(woken)
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), remaining)
+            finally:
+                if woken in self._idle_pops:
+                    self._idle_pops.remove(woken)
+
+
+class ClaimLostOnCancel(_Mutant):
+    """Claims, then awaits the reply (a round trip) with nothing to undo the claim if the caller is
+    cancelled meanwhile: the tasks stay claimed by nobody until their lease expires."""
+
+    async def pop(self, queue_name: str, limit: int = 1, timeout: float | None = None, *,
+                  worker_id: str | None = None, lease: float | None = None) -> list[dict[str, Any]]:
+        claimed = await super().pop(queue_name, limit, timeout, worker_id=worker_id, lease=lease)
+        if claimed:
+            await asyncio.sleep(0)  # the reply on its way back
+        return claimed
+
+
+class HandBackCountsDelivery(_Mutant):
+    """Hands a claim whose caller was cancelled back to the head of the queue, but leaves the delivery
+    counted: the next claimant sees ``deliveries=2`` and takes the task for a crashed earlier run."""
+
+    async def pop(self, queue_name: str, limit: int = 1, timeout: float | None = None, *,
+                  worker_id: str | None = None, lease: float | None = None) -> list[dict[str, Any]]:
+        claimed = await super().pop(queue_name, limit, timeout, worker_id=worker_id, lease=lease)
+        if claimed:
+            try:
+                await asyncio.sleep(0)  # the reply on its way back
+            except asyncio.CancelledError:
+                queue = self._queue(queue_name)
+                for record in reversed(claimed):
+                    task_id = record["id"]
+                    queue.claimed.pop(task_id, None)
+                    queue.queued = {task_id: None, **queue.queued}
+                    stored = queue.records[task_id]
+                    stored["status"] = "pending"
+                    stored.pop("claimed_by", None)
+                    stored.pop("lease_expires_at", None)
+                raise
+        return claimed
+
+
 MUTANTS: dict[str, tuple[type[_Mutant], str]] = {
     cls.__name__: (cls, expected)
     for cls, expected in [
@@ -260,6 +350,10 @@ MUTANTS: dict[str, tuple[type[_Mutant], str]] = {
         (AckKeepsClaim, "ack.releases"),
         (HeartbeatDoesNotExtend, "lease.heartbeat_extends"),
         (DeleteUnfinished, "delete.unfinished"),
+        (SurrogatePassNames, "input.unencodable"),
+        (HandOffDropped, "pop.wakes_all"),
+        (ClaimLostOnCancel, "pop.cancel_mid_claim"),
+        (HandBackCountsDelivery, "pop.cancel_mid_claim"),
     ]
 }
 """Mutant name -> (class, the clause designed to catch it)."""
@@ -275,3 +369,46 @@ async def drop_and_log(backend: MemoryBackend) -> None:
     log.write_text(previous + f"{type(backend).__name__}\n", encoding="utf-8")  # noqa: ASYNC240
     await backend.disconnect()
     await backend.connect()
+
+
+class EagerPurge(_Mutant):
+    """Purges "ahead" on each write (finished records due to expire within the next 1.5 s go now, to save
+    a later pass): a finished record disappears before its TTL whenever other clients keep writing."""
+
+    async def append(self, queue_name: str, tasks: list[dict[str, Any]], unique: bool = True) -> list[bool]:
+        import time
+
+        queue = self._queue(queue_name, create=True)
+        soon = time.time() + 1.5
+        for task_id in [t for t, at in queue.expires.items() if at <= soon]:
+            del queue.expires[task_id]
+            queue.records.pop(task_id, None)
+        return await super().append(queue_name, tasks, unique)
+
+
+class CronDeleteKeepsOccurrences(_Mutant):
+    """``delete_cron`` removes the definition only (HDEL): the occurrences already scheduled still run,
+    and the cron added back finds their ids taken."""
+
+    async def delete_cron(self, queue_name: str, deterministic_id: str) -> bool:
+        return self._queue(queue_name).crons.pop(deterministic_id, None) is not None
+
+
+MUTANTS[EagerPurge.__name__] = (EagerPurge, "ttl.readable_until")
+MUTANTS[CronDeleteKeepsOccurrences.__name__] = (CronDeleteKeepsOccurrences, "cron.delete")
+
+
+class CorruptRecordBlocksQueue(_Mutant):
+    """Decodes each claimed record with the JSON library and lets its error escape: one corrupt record
+    at the head of a queue fails every ``pop`` after it (as sheppy-redis and sheppy-postgres did)."""
+
+    def _claim(self, queue: Any, limit: int, worker_id: str, lease: float) -> list[dict[str, Any]]:
+        head = [*queue.queued][:limit]
+        for task_id in head:
+            record = queue.records[task_id]
+            if record.get("status") == "quarantined":
+                json.loads(record["quarantine"]["raw"] or "")  # raises JSONDecodeError, not BackendError
+        return super()._claim(queue, limit, worker_id, lease)
+
+
+MUTANTS[CorruptRecordBlocksQueue.__name__] = (CorruptRecordBlocksQueue, "robust.corrupt_record")

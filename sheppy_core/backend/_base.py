@@ -7,15 +7,24 @@ it, and its report lists them.
 Vocabulary
 ----------
 queue
-    A name (any non-empty string, including ``:``, ``*``, ``{``, quotes, spaces, ``%``, ``_`` and any
-    unicode). Queues never see each other's tasks, crons, rate limits or workflows
+    A name (any non-empty string, including ``:``, ``*``, ``{``, quotes, spaces, ``%``, ``_``, NUL and
+    any unicode). Queues never see each other's tasks, crons, rate limits or workflows
     ``[isolation.queue_names]``. Task ids are unique *within* a queue.
+    ``[input.unencodable]`` What no store can hold is refused with ``BackendInputError`` naming the
+    problem, before anything is sent to the store (nothing of the call is stored; the backend stays
+    usable): a queue name without a UTF-8 form (a lone surrogate such as ``"\\ud800"``), by every
+    method; a task id containing NUL or without a UTF-8 form, in a record given to ``append``,
+    ``schedule`` or ``store_result`` and as an argument of ``get_tasks``, ``get_results``,
+    ``heartbeat``, ``acknowledge``, ``cancel`` or ``delete_task``.
+    :func:`~sheppy_core.backend.check_queue_name`, :func:`~sheppy_core.backend.check_task_id` and
+    :func:`~sheppy_core.backend.task_id_of` make these checks.
 task record
     A JSON object (``dict``) as produced by ``Task.model_dump(mode="json")``. A backend stores it as JSON
     and hands it back equal, except for the fields the contract says the backend writes. Payloads may be
     large (1 MB) and hold any unicode ``[payload.large]`` ``[payload.unicode]``. The backend reads only:
     ``id`` (str), ``status``, ``finished_at``, ``scheduled_at``, ``next_retry_at``, ``workflow_id``,
-    ``config.ttl`` and ``config.error_ttl``. Times are ISO 8601 strings with a UTC offset; use
+    ``cron_id`` (the cron an occurrence belongs to, see ``delete_cron``), ``config.ttl`` and
+    ``config.error_ttl``. Times are ISO 8601 strings with a UTC offset; use
     :func:`sheppy_core.backend.to_iso` / :func:`~sheppy_core.backend.from_iso`.
 where a task is
     At any moment a stored task is in exactly one place: **queued** (waiting to be claimed, status
@@ -43,6 +52,17 @@ without ``id``, an empty queue name, ``limit < 1``), :class:`~sheppy_core.except
 for an optional capability the backend does not declare. A driver's own exception never escapes.
 Calling a storage method before :meth:`Backend.connect` (or after :meth:`Backend.disconnect`) raises
 ``BackendConnectionError``.
+
+Corrupt records ``[robust.corrupt_record]``: a stored record that cannot be read back as a JSON
+object with its own ``id`` (written by a bug, a manual edit, a disk fault) never fails a call nor blocks
+its queue. Every read (``get_tasks``, ``get_all_tasks``, ``get_results``, ``get_pending``,
+``get_scheduled``, ``cancel``) hands out :func:`~sheppy_core.backend.quarantine_record` in its place
+(:func:`~sheppy_core.backend.decode_record` does it); ``pop`` stores that stand-in — a finished record
+with status ``quarantined`` that keeps the stored text — instead of claiming it, logs a warning naming
+queue and id (a :class:`~sheppy_core.exceptions.CorruptRecordError` message) and claims the good tasks
+behind it. ``get_stats`` counts such records under ``quarantined``, ``delete_task`` deletes them. A
+record that is valid JSON but not a task is the caller's to find: sheppy-core's worker stores its
+quarantine record through ``store_result``.
 
 Reconnection ``[reconnect.recovers]``: when a connection is dropped between calls, the next call
 either succeeds on a new connection or raises ``BackendConnectionError``; it never loses a task that an
@@ -225,7 +245,14 @@ class Backend(ABC):
           next call.) Without ``BLOCKING_POP`` the backend may return ``[]`` at once.
         - ``[pop.no_scheduled]`` A scheduled task is never returned by ``pop`` before it has been moved to
           the queue by ``pop_scheduled`` (backends may move due tasks themselves; never early ones).
-        - Cancelling the awaiting coroutine while it blocks claims nothing.
+        - ``[pop.wakes_all]`` With ``BLOCKING_POP``, when ``n`` tasks arrive in one ``append`` while ``n``
+          ``pop`` calls block (on any objects on the same store), every one of them returns promptly
+          with a task; a woken ``pop`` that leaves work behind must not leave the other waiters asleep.
+        - ``[pop.cancel_mid_claim]`` Cancelling the awaiting coroutine, while it blocks or at any other
+          point, claims nothing: a claim the caller never received (made in the store while the
+          cancellation arrived, its reply still on the way) is handed back before or soon after the
+          cancellation completes, so every task stays claimable, each exactly once, with
+          ``deliveries`` not counting the cancelled claim.
         """
 
     @abstractmethod
@@ -284,6 +311,11 @@ class Backend(ABC):
           new claimant's next ``heartbeat`` then reports the claim lost.
         - ``[ttl.expires]`` With ``TTL``, a finished record expires after its retention time
           (:func:`sheppy_core.backend.retention_seconds`); unfinished records never expire.
+          ``[ttl.readable_until]`` Until then it is readable by ``get_tasks``, listed by
+          ``get_all_tasks`` and counted by ``get_stats``, whatever purges run in between (other
+          writes, expiring neighbours); after it, none of them shows it. A backend's default retention
+          (no ``ttl`` option given) is :data:`~sheppy_core.backend.DEFAULT_TTL_SECONDS` (30 days), for
+          error records too.
         """
 
     @abstractmethod
@@ -329,10 +361,11 @@ class Backend(ABC):
         Lets the worker's scheduler sleep until then. The default derives it from ``get_scheduled``;
         backends should override it with one cheap query.
         """
-        from sheppy_core.backend._records import due_at
+        from sheppy_core.backend._records import due_at, is_quarantined
 
         scheduled = await self.get_scheduled(queue_name)
-        return min((due_at(t) for t in scheduled), default=None)
+        # A corrupt record's stand-in has no time of its own: not "due now" (schedulers would spin).
+        return min((due_at(t) for t in scheduled if not is_quarantined(t)), default=None)
 
     @abstractmethod
     async def size(self, queue_name: str) -> int:
@@ -344,8 +377,8 @@ class Backend(ABC):
         """Counts of the queue's stored tasks ``[stats.counts]``, with at least these keys:
 
         ``pending`` (queued, = ``size``), ``processing`` (claimed), ``scheduled`` (status scheduled or
-        retrying), ``completed``, ``failed``, ``cancelled``, ``crashed`` (finished records by status,
-        until they expire or are deleted). All zero for an unknown queue.
+        retrying), ``completed``, ``failed``, ``cancelled``, ``crashed``, ``quarantined`` (finished
+        records by status, until they expire or are deleted). All zero for an unknown queue.
         """
 
     @abstractmethod
@@ -398,7 +431,15 @@ class Backend(ABC):
         raise NotSupportedError(f"{type(self).__name__} does not declare capability 'cron'")
 
     async def delete_cron(self, queue_name: str, deterministic_id: str) -> bool:
-        """Remove a cron definition ``[cron.delete]``: True if it existed."""
+        """Remove a cron definition and, in the same atomic step, its waiting occurrences
+        ``[cron.delete]``.
+
+        An occurrence is a task record whose ``cron_id`` equals ``deterministic_id``; the waiting ones
+        are those scheduled with status ``scheduled`` (not yet due-moved, claimed or run). They are
+        deleted, not cancelled: nothing of them stays, so the same ids can be scheduled again when the
+        cron is added back. Occurrences that are queued, claimed, retrying or finished, and every other
+        record, are left as they are. Returns True if the definition existed; False changes nothing.
+        """
         raise NotSupportedError(f"{type(self).__name__} does not declare capability 'cron'")
 
     async def get_crons(self, queue_name: str) -> list[dict[str, Any]]:

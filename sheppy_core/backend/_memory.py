@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import json
+import logging
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -32,10 +34,14 @@ from sheppy_core.backend._capabilities import (
     TTL,
     WORKFLOWS,
 )
+from sheppy_core.backend._checks import check_queue_name, check_task_id, check_task_ids
 from sheppy_core.backend._records import (
+    DEFAULT_TTL_SECONDS,
     STATS_KEYS,
+    decode_record,
     due_at,
     is_finished,
+    is_quarantined,
     retention_seconds,
     task_id_of,
     to_iso,
@@ -45,10 +51,13 @@ from sheppy_core.exceptions import (
     BackendConnectionError,
     BackendInputError,
     ConfigurationError,
+    CorruptRecordError,
     TaskStateError,
 )
 
 __all__ = ["MemoryBackend"]
+
+logger = logging.getLogger("sheppy.backend")
 
 
 @dataclass
@@ -60,6 +69,9 @@ class _Queue:
     claimed: dict[str, datetime] = field(default_factory=dict)  # id -> lease expiry
     scheduled: dict[str, datetime] = field(default_factory=dict)  # id -> due time
     expires: dict[str, float] = field(default_factory=dict)  # id -> time.time() of expiry
+    # (expiry, id) for every expiry set, soonest first: a purge looks at the due ones only. Entries
+    # whose id was stored again or deleted since no longer match ``expires`` and are dropped unseen.
+    expiry_order: list[tuple[float, str]] = field(default_factory=list)
     crons: dict[str, dict[str, Any]] = field(default_factory=dict)
     sliding: dict[str, dict[str, float]] = field(default_factory=dict)  # key -> {task_id: grant time}
     fixed: dict[str, tuple[int, int]] = field(default_factory=dict)  # key -> (window index, grants)
@@ -77,8 +89,20 @@ def _copy(data: Any) -> Any:
 
 
 def _check_queue(queue_name: str) -> None:
-    if not isinstance(queue_name, str) or not queue_name:
-        raise BackendInputError(f"queue name must be a non-empty string, got {queue_name!r}")
+    check_queue_name(queue_name)
+
+
+def _ttl_option(raw: str, name: str = "ttl") -> float | None:
+    """A ``ttl``/``error_ttl`` URL option: seconds (> 0), or ``none`` to keep finished records for ever."""
+    if raw.strip().lower() in ("none", "forever"):
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not seconds > 0 or math.isinf(seconds):
+        raise ValueError(f"{name} must be seconds > 0 or 'none', got {raw!r}")
+    return seconds
 
 
 class MemoryBackend(Backend):
@@ -87,7 +111,8 @@ class MemoryBackend(Backend):
     :param instant_processing: when True, ``Queue.add``/``Queue.schedule`` run tasks immediately inside
         the caller (sheppy's default for ``memory://``); False makes it a real queue a ``Worker`` drains.
     :param dependency_overrides: used by inline processing, as ``Worker(dependency_overrides=...)``.
-    :param ttl: default retention of finished records in seconds (None: for ever).
+    :param ttl: default retention of finished records in seconds (None: for ever); by default
+        :data:`~sheppy_core.backend.DEFAULT_TTL_SECONDS` (30 days), as every bundled backend.
     :param error_ttl: retention of failed/cancelled/crashed records; ``"inherit"`` uses ``ttl``.
     :param lease: default claim lease in seconds.
     """
@@ -103,7 +128,7 @@ class MemoryBackend(Backend):
         *,
         instant_processing: bool = True,
         dependency_overrides: Mapping[Callable[..., Any], Callable[..., Any]] | None = None,
-        ttl: float | None = None,
+        ttl: float | None = DEFAULT_TTL_SECONDS,
         error_ttl: float | str | None = "inherit",
         lease: float | None = None,
     ) -> None:
@@ -120,19 +145,26 @@ class MemoryBackend(Backend):
 
     @classmethod
     def from_url(cls, url: str) -> Self:
-        """``memory://`` with optional ``?instant_processing=false&lease=5&ttl=60``."""
+        """``memory://`` with optional ``?instant_processing=false&lease=5&ttl=60&error_ttl=inherit``
+        (``ttl``: seconds, or ``none`` to keep finished records for ever, default 30 days; ``error_ttl``
+        the same for failed/cancelled/crashed records, or ``inherit``, the default)."""
         options = dict(parse_qsl(urlsplit(url).query))
-        known = {"instant_processing", "lease", "ttl"}
+        known = {"instant_processing", "lease", "ttl", "error_ttl"}
         unknown = set(options) - known
         if unknown:
             raise ConfigurationError(f"unknown memory:// option(s) {sorted(unknown)}; known: {sorted(known)}")
         try:
             instant = options.get("instant_processing", "true").lower() not in ("0", "false", "no", "off")
             lease = float(options["lease"]) if "lease" in options else None
-            ttl = float(options["ttl"]) if "ttl" in options else None
+            raw_ttl = options.get("ttl")
+            ttl = DEFAULT_TTL_SECONDS if raw_ttl is None else _ttl_option(raw_ttl)
+            raw_error_ttl = options.get("error_ttl", "inherit")
+            error_ttl: float | str | None = "inherit"
+            if raw_error_ttl.strip().lower() != "inherit":
+                error_ttl = _ttl_option(raw_error_ttl, "error_ttl")
         except ValueError as exc:
             raise ConfigurationError(f"invalid memory:// option value: {exc}") from exc
-        return cls(instant_processing=instant, lease=lease, ttl=ttl)
+        return cls(instant_processing=instant, lease=lease, ttl=ttl, error_ttl=error_ttl)
 
     def __repr__(self) -> str:
         return f"<MemoryBackend instant_processing={self.instant_processing}>"
@@ -169,12 +201,15 @@ class MemoryBackend(Backend):
 
     @staticmethod
     def _purge_expired(queue: _Queue) -> None:
-        if not queue.expires:
+        order = queue.expiry_order
+        if not order:
             return
         now = time.time()
-        for task_id in [t for t, at in queue.expires.items() if at <= now]:
-            del queue.expires[task_id]
-            queue.records.pop(task_id, None)
+        while order and order[0][0] <= now:
+            at, task_id = heapq.heappop(order)
+            if queue.expires.get(task_id) == at:
+                del queue.expires[task_id]
+                queue.records.pop(task_id, None)
 
     def _notify(self) -> None:
         # One event for every waiter; each change wakes them all and they re-check. Waiters are few
@@ -192,6 +227,9 @@ class MemoryBackend(Backend):
             async with asyncio.timeout(timeout):
                 await self._changed.wait()
 
+    def _name_of(self, queue: _Queue) -> str:
+        return next((name for name, q in self._queues.items() if q is queue), "?")
+
     def _forget_position(self, queue: _Queue, task_id: str) -> None:
         queue.queued.pop(task_id, None)
         queue.claimed.pop(task_id, None)
@@ -204,7 +242,12 @@ class MemoryBackend(Backend):
         if is_finished(record):
             seconds = retention_seconds(record, self.ttl, self.error_ttl)
             if seconds is not None:
-                queue.expires[task_id] = time.time() + seconds
+                at = queue.expires[task_id] = time.time() + seconds
+                heapq.heappush(queue.expiry_order, (at, task_id))
+                if len(queue.expiry_order) > 2 * len(queue.expires) + 1024:
+                    # Mostly entries of records stored again since: rebuild from what is current.
+                    queue.expiry_order = [(when, t) for t, when in queue.expires.items()]
+                    heapq.heapify(queue.expiry_order)
 
     # -- enqueue ---------------------------------------------------------------------------------
 
@@ -250,16 +293,35 @@ class MemoryBackend(Backend):
 
     # -- claim -----------------------------------------------------------------------------------
 
+    def inject_stored_text(self, queue_name: str, task_id: str, text: str) -> None:
+        """Test hook: queue a task whose stored record is ``text`` as it would be read back from a
+        store (for the ``robust.corrupt_record`` clause: text that is not a task record). Memory keeps
+        records as objects, so what a read of that text gives is kept instead."""
+        queue = self._queue(queue_name, create=True)
+        queue.listed = True
+        self._forget_position(queue, task_id)
+        queue.records[task_id] = decode_record(text, task_id)
+        queue.queued[task_id] = None
+        self._notify()
+
     def _claim(self, queue: _Queue, limit: int, worker_id: str, lease: float) -> list[dict[str, Any]]:
         now = utcnow()
         expired = [t for t, until in queue.claimed.items() if until <= now]
-        candidates = (expired + list(queue.queued))[:limit]
         expiry = now + timedelta(seconds=lease)
         claimed: list[dict[str, Any]] = []
-        for task_id in candidates:
+        for task_id in [*expired, *queue.queued]:
+            if len(claimed) >= limit:
+                break
+            record = queue.records[task_id]
+            if is_quarantined(record):
+                # Moved aside for good (finished, counted as quarantined), never claimed.
+                self._forget_position(queue, task_id)
+                self._store(queue, record)
+                reason = record["quarantine"]["reason"]
+                logger.warning("%s", CorruptRecordError(self._name_of(queue), task_id, reason))
+                continue
             queue.queued.pop(task_id, None)
             queue.claimed[task_id] = expiry
-            record = queue.records[task_id]
             record["status"] = "processing"
             record["claimed_by"] = worker_id
             record["lease_expires_at"] = to_iso(expiry)
@@ -296,6 +358,7 @@ class MemoryBackend(Backend):
             await self._wait_for_change(remaining)
 
     async def acknowledge(self, queue_name: str, task_id: str) -> bool:
+        task_id = check_task_id(task_id)
         queue = self._queue(queue_name)
         if task_id not in queue.claimed:
             return False
@@ -314,6 +377,7 @@ class MemoryBackend(Backend):
         worker_id: str | None = None,
         lease: float | None = None,
     ) -> list[str]:
+        task_ids = check_task_ids(task_ids)
         queue = self._queue(queue_name)
         owner = worker_id or self.client_id
         expiry = utcnow() + timedelta(seconds=self.lease_duration if lease is None else lease)
@@ -350,6 +414,7 @@ class MemoryBackend(Backend):
     async def get_results(
         self, queue_name: str, task_ids: list[str], timeout: float | None = None
     ) -> dict[str, dict[str, Any]]:
+        task_ids = check_task_ids(task_ids)
         if not task_ids:
             return {}
         deadline = (
@@ -376,6 +441,7 @@ class MemoryBackend(Backend):
     # -- inspection ------------------------------------------------------------------------------
 
     async def get_tasks(self, queue_name: str, task_ids: list[str]) -> dict[str, dict[str, Any]]:
+        task_ids = check_task_ids(task_ids)
         queue = self._queue(queue_name)
         return {t: _copy(queue.records[t]) for t in task_ids if t in queue.records}
 
@@ -445,6 +511,7 @@ class MemoryBackend(Backend):
     # -- cancel / delete -------------------------------------------------------------------------
 
     async def cancel(self, queue_name: str, task_id: str) -> dict[str, Any] | None:
+        task_id = check_task_id(task_id)
         queue = self._queue(queue_name)
         if task_id not in queue.queued and task_id not in queue.scheduled:
             return None
@@ -458,6 +525,7 @@ class MemoryBackend(Backend):
         return cancelled
 
     async def delete_task(self, queue_name: str, task_id: str) -> bool:
+        task_id = check_task_id(task_id)
         queue = self._queue(queue_name)
         record = queue.records.get(task_id)
         if record is None:
@@ -469,6 +537,8 @@ class MemoryBackend(Backend):
             )
         del queue.records[task_id]
         queue.expires.pop(task_id, None)
+        # A corrupt record reads as finished (quarantined) while it still waits in the queue.
+        self._forget_position(queue, task_id)
         return True
 
     # -- cron ------------------------------------------------------------------------------------
@@ -481,7 +551,17 @@ class MemoryBackend(Backend):
         return True
 
     async def delete_cron(self, queue_name: str, deterministic_id: str) -> bool:
-        return self._queue(queue_name).crons.pop(deterministic_id, None) is not None
+        queue = self._queue(queue_name)
+        if queue.crons.pop(deterministic_id, None) is None:
+            return False
+        for task_id in list(queue.scheduled):
+            record = queue.records[task_id]
+            cron_id = record.get("cron_id")
+            occurrence = cron_id is not None and str(cron_id) == deterministic_id
+            if occurrence and record.get("status") == "scheduled":
+                del queue.scheduled[task_id]
+                del queue.records[task_id]
+        return True
 
     async def get_crons(self, queue_name: str) -> list[dict[str, Any]]:
         return [_copy(c) for c in self._queue(queue_name).crons.values()]

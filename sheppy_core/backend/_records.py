@@ -14,17 +14,23 @@ from typing import Any, Final
 
 from pydantic_core import PydanticSerializationError, from_json, to_json
 
+from sheppy_core.backend._checks import check_task_id
 from sheppy_core.exceptions import BackendInputError
 
 __all__ = [
+    "DEFAULT_TTL_SECONDS",
     "ERROR_STATUSES",
     "FINISHED_STATUSES",
+    "QUARANTINED",
     "SCHEDULED_STATUSES",
     "STATS_KEYS",
+    "decode_record",
     "due_at",
     "expires_at",
     "from_iso",
     "is_finished",
+    "is_quarantined",
+    "quarantine_record",
     "record_from_json",
     "record_to_json",
     "retention_seconds",
@@ -33,10 +39,19 @@ __all__ = [
     "utcnow",
 ]
 
-FINISHED_STATUSES: Final = frozenset({"completed", "failed", "cancelled", "crashed"})
-ERROR_STATUSES: Final = frozenset({"failed", "cancelled", "crashed"})
+DEFAULT_TTL_SECONDS: Final = 30 * 24 * 60 * 60.0
+"""How long every bundled backend keeps a finished record (any final status, failed ones too) unless
+the backend's ``ttl``/``error_ttl`` options or the task's ``ttl``/``error_ttl`` say otherwise: 30 days,
+as sheppy 0.0.7's Redis backend. Third-party backends declaring ``TTL`` should default to it as well."""
+
+QUARANTINED: Final = "quarantined"
+"""Status of a record set aside because it cannot be read as a task (see :func:`quarantine_record`)."""
+FINISHED_STATUSES: Final = frozenset({"completed", "failed", "cancelled", "crashed", QUARANTINED})
+ERROR_STATUSES: Final = frozenset({"failed", "cancelled", "crashed", QUARANTINED})
 SCHEDULED_STATUSES: Final = frozenset({"scheduled", "retrying"})
-STATS_KEYS: Final = ("pending", "processing", "scheduled", "completed", "failed", "cancelled", "crashed")
+STATS_KEYS: Final = (
+    "pending", "processing", "scheduled", "completed", "failed", "cancelled", "crashed", QUARANTINED
+)
 
 
 def record_to_json(record: Mapping[str, Any], *, allow_nan: bool = True) -> str:
@@ -100,6 +115,55 @@ def record_from_json(text: str | bytes) -> Any:
         return json.loads(text)
 
 
+def quarantine_record(
+    task_id: str, raw: str | bytes | None, reason: str, *, at: datetime | None = None
+) -> dict[str, Any]:
+    """The record that stands in for a stored one that cannot be read as a task.
+
+    A finished record with ``status="quarantined"``: it leaves the queue, schedule and claims for good,
+    is counted under ``quarantined`` by ``get_stats``, can be read by id and deleted like any finished
+    record, and keeps the stored text as it was (``quarantine.raw``) so an operator can inspect or
+    repair it. ``raw`` bytes that are not UTF-8 are kept with backslash escapes.
+    """
+    text = raw.decode("utf-8", "backslashreplace") if isinstance(raw, bytes) else raw
+    moment = to_iso(at or utcnow())
+    return {
+        "id": task_id,
+        "status": QUARANTINED,
+        "finished_at": moment,
+        "quarantine": {"reason": reason, "raw": text, "quarantined_at": moment},
+    }
+
+
+def is_quarantined(record: Mapping[str, Any]) -> bool:
+    return record.get("status") == QUARANTINED
+
+
+def decode_record(text: str | bytes | None, task_id: str) -> dict[str, Any]:
+    """Read a stored record's JSON text without ever failing: the record, or — for text that is not
+    a JSON object whose ``id`` is ``task_id`` — the :func:`quarantine_record` that stands in for it.
+
+    Backends use it on every read path (``get_tasks``, ``get_all_tasks``, ``get_results``, ...), so one
+    corrupt record never fails a listing; ``pop`` additionally stores the stand-in (see the contract's
+    ``[robust.corrupt_record]``). Check with :func:`is_quarantined`.
+    """
+    if text is None:
+        return quarantine_record(task_id, None, "the stored record is empty")
+    try:
+        record = record_from_json(text)
+    except (ValueError, RecursionError) as exc:
+        return quarantine_record(task_id, text, f"the stored record is not JSON: {exc}")
+    if not isinstance(record, dict):
+        return quarantine_record(
+            task_id, text, f"the stored record is JSON {type(record).__name__}, not an object"
+        )
+    if str(record.get("id")) != task_id:
+        return quarantine_record(
+            task_id, text, f"the stored record's id is {record.get('id')!r}, not its key {task_id!r}"
+        )
+    return record
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -118,11 +182,12 @@ def from_iso(value: str | datetime) -> datetime:
 
 
 def task_id_of(record: dict[str, Any]) -> str:
-    """The record's ``id`` as a string, or ``BackendInputError`` for a record without one."""
+    """The record's ``id`` as a string, or ``BackendInputError`` for a record without one or with an
+    id no backend can store (NUL, no UTF-8 form: :func:`~sheppy_core.backend.check_task_id`)."""
     task_id = record.get("id") if isinstance(record, dict) else None
     if not task_id:
         raise BackendInputError(f"task record has no 'id': {str(record)[:200]}")
-    return str(task_id)
+    return check_task_id(task_id)
 
 
 def is_finished(record: dict[str, Any]) -> bool:

@@ -9,13 +9,18 @@ from collections.abc import Awaitable, Callable
 
 from sheppy_core.backend import SHARED_STORE, Backend
 
-__all__ = ["BackendFactory", "DropConnection", "Env", "describe_backend"]
+__all__ = ["BackendFactory", "DropConnection", "Env", "WriteStoredText", "describe_backend"]
 
 BackendFactory = Callable[[], Backend]
 """Zero-argument callable returning a new, unconnected backend object on the same store."""
 
 DropConnection = Callable[[Backend], Awaitable[None]]
 """Async hook that breaks a backend object's connection behind its back (reconnect clauses)."""
+
+WriteStoredText = Callable[[Backend, str, str, str], Awaitable[None]]
+"""Async hook ``(backend, queue_name, task_id, text)`` that writes ``text`` straight into the store as
+the stored record of a queued task ``task_id`` (behind the backend's back, as a bug or a manual edit
+would), queued behind the tasks already there (``robust.corrupt_record``)."""
 
 _CLEANUP_SECONDS = 5.0
 
@@ -28,10 +33,17 @@ class Env:
     (concurrent coroutines on one object). Every queue name from :meth:`queue` is cleared afterwards.
     """
 
-    def __init__(self, factory: BackendFactory, backend: Backend, drop_connection: DropConnection) -> None:
+    def __init__(
+        self,
+        factory: BackendFactory,
+        backend: Backend,
+        drop_connection: DropConnection,
+        write_stored_text: WriteStoredText | None = None,
+    ) -> None:
         self.factory = factory
         self.backend = backend
         self.drop_connection = drop_connection
+        self.write_stored_text = write_stored_text
         self.capabilities = frozenset(type(backend).capabilities)
         self.shared = SHARED_STORE in self.capabilities
         self._queues: list[str] = []

@@ -10,6 +10,8 @@ Options::
                                          Backend on the same store at each call)
     --sheppy-drop-connection MOD:FUNC    async hook ``func(backend)`` that breaks the backend's connection
                                          (for the reconnect clauses); default: disconnect() + connect()
+    --sheppy-write-stored-text MOD:FUNC  async hook ``func(backend, queue, task_id, text)`` writing raw text
+                                         into the store as a queued task (robust.corrupt_record)
     --sheppy-known-failure CLAUSE=REASON declare a known failure (repeatable); ini: ``sheppy_known_failures``
     --sheppy-report PATH                 write PATH.json and PATH.md with the per-clause results
     --sheppy-no-shrink                   report a failing model.stateful sequence without shrinking it
@@ -26,9 +28,12 @@ import pytest
 from sheppy_conformance._clause import CLAUSE_MARK, clause_of, required_capability
 from sheppy_conformance._report import ClauseResults, SessionResults
 
-__all__ = ["RESULTS_KEY", "known_failures_for", "load_callable", "suite_key"]
+__all__ = ["NO_HOOK_PREFIX", "RESULTS_KEY", "known_failures_for", "load_callable", "suite_key"]
 
 RESULTS_KEY = pytest.StashKey[SessionResults]()
+NO_HOOK_PREFIX = "no test hook"
+"""A required clause may skip only with a reason starting so: the adopter did not supply the hook
+(e.g. ``write_stored_text``) the clause needs to set the store up; the report shows it."""
 _CLI_SUITE_MARK = "sheppy_cli_suite"
 
 
@@ -40,6 +45,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="zero-argument callable returning a new unconnected Backend on the same store")
     group.addoption("--sheppy-drop-connection", metavar="MODULE:CALLABLE", default=None,
                     help="async callable(backend) that breaks the backend's connection (reconnect clauses)")
+    group.addoption("--sheppy-write-stored-text", metavar="MODULE:CALLABLE", default=None,
+                    help="async callable(backend, queue, task_id, text) writing raw text into the store "
+                         "as a queued task's record (robust.corrupt_record)")
     group.addoption("--sheppy-known-failure", metavar="CLAUSE=REASON", action="append", default=[],
                     help="declare a known failure: the clause becomes an expected failure (repeatable)")
     group.addoption("--sheppy-no-shrink", action="store_true", default=False,
@@ -127,8 +135,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if clause_id is None:
         return report
     if report.skipped and not hasattr(report, "wasxfail") and required_capability(item) is None:
-        # Only capability-dependent clauses may skip; anything skipping a required clause is a failure.
+        # Only capability-dependent clauses may skip, and clauses whose test hook the adopter did not
+        # supply (the report says which); anything else skipping a required clause is a failure.
         reason = _skip_reason(report)
+        if reason.startswith(NO_HOOK_PREFIX):
+            _record(item.config.stash[RESULTS_KEY].suite(suite_key(item)), clause_id, report)
+            return report
         report.outcome = "failed"
         report.longrepr = f"required clause {clause_id} cannot be skipped (skip reason: {reason})"
     _record(item.config.stash[RESULTS_KEY].suite(suite_key(item)), clause_id, report)

@@ -24,7 +24,7 @@ import pytest
 import pytest_asyncio
 
 from sheppy_conformance._clause import required_capability
-from sheppy_conformance._env import BackendFactory, DropConnection, Env, describe_backend
+from sheppy_conformance._env import BackendFactory, DropConnection, Env, WriteStoredText, describe_backend
 from sheppy_conformance.clauses.behaviour import BehaviourClauses
 from sheppy_conformance.clauses.claim import ClaimClauses
 from sheppy_conformance.clauses.enqueue import EnqueueClauses
@@ -73,6 +73,12 @@ class BackendConformance(
         await backend.disconnect()
         await backend.connect()
 
+    write_stored_text: WriteStoredText | None = None
+    """Override with an async method ``(backend, queue_name, task_id, text)`` that writes ``text`` into
+    the store as the stored record of a queued task, behind the backend's back (a row, hash or file
+    entry whose data is ``text``), for ``robust.corrupt_record``. Without it that clause is skipped,
+    except for backends offering ``inject_stored_text(queue_name, task_id, text)`` (the memory one)."""
+
     @pytest.fixture
     def backend_factory(self) -> BackendFactory:
         if type(self).make_backend is BackendConformance.make_backend:
@@ -82,6 +88,10 @@ class BackendConformance(
     @pytest.fixture
     def sheppy_drop_connection(self) -> DropConnection:
         return self.drop_connection
+
+    @pytest.fixture
+    def sheppy_write_stored_text(self) -> WriteStoredText | None:
+        return self.write_stored_text
 
     @pytest.fixture(autouse=True)
     def _sheppy_capability_gate(
@@ -99,10 +109,13 @@ class BackendConformance(
 
     @pytest_asyncio.fixture
     async def env(
-        self, backend_factory: BackendFactory, sheppy_drop_connection: DropConnection
+        self,
+        backend_factory: BackendFactory,
+        sheppy_drop_connection: DropConnection,
+        sheppy_write_stored_text: WriteStoredText | None,
     ) -> AsyncIterator[Env]:
         backend = backend_factory()
         await asyncio.wait_for(backend.connect(), _CONNECT_SECONDS)
-        environment = Env(backend_factory, backend, sheppy_drop_connection)
+        environment = Env(backend_factory, backend, sheppy_drop_connection, sheppy_write_stored_text)
         yield environment
         await environment.close()

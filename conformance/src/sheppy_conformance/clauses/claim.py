@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from datetime import timedelta
@@ -11,7 +12,16 @@ import pytest
 
 from sheppy_conformance._clause import clause
 from sheppy_conformance._env import Env
-from sheppy_conformance.records import LEASE, finished, future, ids, requeued, task_record, within
+from sheppy_conformance.records import (
+    LEASE,
+    eventually,
+    finished,
+    future,
+    ids,
+    requeued,
+    task_record,
+    within,
+)
 from sheppy_core.backend import BLOCKING_POP, Backend, BackendInputError, from_iso, utcnow
 
 __all__ = ["ClaimClauses"]
@@ -173,6 +183,75 @@ class ClaimClauses:
         assert ids(got) == [record["id"]]
         assert got[0]["deliveries"] == 1
 
+    @clause("pop.wakes_all", requires=BLOCKING_POP, timeout=20)
+    async def test_pop_wakes_all(self, env: Env) -> None:
+        q = env.queue()
+        count = 5
+        consumers = await env.peers(count)
+        producer = await env.peer()
+        waiters = [
+            asyncio.create_task(c.pop(q, timeout=8, lease=30, worker_id=f"idle-{i}"))
+            for i, c in enumerate(consumers)
+        ]
+        await asyncio.sleep(0.3)  # let them block (one that has not blocked yet claims at once anyway)
+        assert not any(w.done() for w in waiters), "pop(timeout=8) returned before anything was appended"
+        records = [task_record(i) for i in range(count)]
+        started = time.monotonic()
+        await producer.append(q, records)
+        got = await within(12, asyncio.gather(*waiters))
+        elapsed = time.monotonic() - started
+        assert elapsed < 3, (
+            f"{count} blocked pops took {elapsed:.1f} s to get {count} tasks appended at once: "
+            "an append (or the pop it woke) did not wake the other idle pops"
+        )
+        assert [len(batch) for batch in got] == [1] * count
+        assert sorted(ids([r for batch in got for r in batch])) == sorted(ids(records))
+
+    @clause("pop.cancel_mid_claim", timeout=60)
+    async def test_pop_cancel_mid_claim(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        producer = await env.peer()
+        blocking = BLOCKING_POP in env.capabilities
+        rng = random.Random(4711)
+        appended: list[str] = []
+        delivered: list[dict[str, object]] = []
+        for round_no in range(120):
+            batch = [task_record(round_no * 10 + i) for i in range(rng.randint(0, 3))]
+            appended.extend(ids(batch))
+            timeout = rng.choice([None, 2.0]) if blocking else None
+            pop = asyncio.create_task(
+                b.pop(q, limit=rng.randint(1, 4), timeout=timeout, worker_id="cancelled", lease=60)
+            )
+            adding = asyncio.create_task(producer.append(q, batch))
+            # Cancel at a varying point: after a few event-loop turns, or after up to 3 ms (a round
+            # trip), so that some cancels land while a claim is on its way or its reply is.
+            if rng.random() < 0.5:
+                for _ in range(rng.randint(0, 8)):
+                    await asyncio.sleep(0)
+            else:
+                await asyncio.sleep(rng.uniform(0, 0.003))
+            pop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                delivered.extend(await within(10, pop))  # it finished first: a claim like any other
+            await within(10, adding)
+        # A backend may finish handing cancelled claims back just after the cancel.
+        expected = len(appended) - len(delivered)
+        await eventually(lambda: _size_is(b, q, expected), timeout=5)
+        claimable: list[dict[str, object]] = []
+        while batch := await within(10, b.pop(q, limit=100, worker_id="checker", lease=60)):
+            claimable.extend(batch)
+        seen = ids(delivered) + ids(claimable)
+        missing = sorted(set(appended) - set(seen))
+        assert not missing, (
+            f"{len(missing)} task(s) stayed claimed by a cancelled pop (not claimable): {missing[:3]}"
+        )
+        twice = sorted({t for t in seen if seen.count(t) > 1})
+        assert not twice, f"{len(twice)} task(s) claimed twice: {twice[:3]}"
+        recounted = [r["id"] for r in [*delivered, *claimable] if r["deliveries"] != 1]
+        assert not recounted, (
+            f"{len(recounted)} task(s) had a cancelled claim counted in 'deliveries': {recounted[:3]}"
+        )
+
     @clause("pop.no_scheduled")
     async def test_pop_no_scheduled(self, env: Env) -> None:
         q, b = env.queue(), env.backend
@@ -256,3 +335,7 @@ class ClaimClauses:
         assert stored[theirs["id"]]["claimed_by"] == "them"
         assert stored[queued["id"]]["status"] == "pending"
         assert await b.size(q) == 1
+
+
+async def _size_is(backend: Backend, queue: str, expected: int) -> bool:
+    return await backend.size(queue) == expected

@@ -11,7 +11,15 @@ import pytest
 from sheppy_conformance._clause import clause
 from sheppy_conformance._env import Env
 from sheppy_conformance.records import FUNC, LEASE, finished, future, ids, task_record
-from sheppy_core.backend import CRON, RATE_LIMIT, STATS_KEYS, WORKFLOWS, BackendInputError, to_iso
+from sheppy_core.backend import (
+    CRON,
+    RATE_LIMIT,
+    STATS_KEYS,
+    WORKFLOWS,
+    BackendInputError,
+    quarantine_record,
+    to_iso,
+)
 from sheppy_core.models import TaskCron, TaskSpec
 
 __all__ = ["InspectionClauses", "one_of_each"]
@@ -21,12 +29,14 @@ async def one_of_each(env: Env, q: str) -> dict[str, dict[str, Any]]:
     """Put one task in every place: queued, claimed, scheduled, and finished with each final status."""
     b = env.backend
     made = {name: task_record(i) for i, name in enumerate(
-        ("queued", "claimed", "scheduled", "completed", "failed", "cancelled", "crashed"))}
-    finals = [made[s] for s in ("completed", "failed", "crashed")]
+        ("queued", "claimed", "scheduled", "completed", "failed", "cancelled", "crashed", "quarantined"))}
+    finals = [made[s] for s in ("completed", "failed", "crashed", "quarantined")]
     await b.append(q, [made["claimed"], *finals])
-    claimed = await b.pop(q, limit=4, lease=30)
-    for record, status in zip(claimed[1:], ("completed", "failed", "crashed"), strict=True):
+    claimed = await b.pop(q, limit=5, lease=30)
+    for record, status in zip(claimed[1:4], ("completed", "failed", "crashed"), strict=True):
         await b.store_result(q, finished(record, status=status))
+    # What sheppy-core's worker stores for a claimed record that is not a task.
+    await b.store_result(q, quarantine_record(claimed[4]["id"], "{}", "not a task"))
     await b.append(q, [made["cancelled"]])
     await b.cancel(q, made["cancelled"]["id"])
     await b.append(q, [made["queued"]])
@@ -44,7 +54,7 @@ class InspectionClauses:
         assert sorted(got) == sorted(wanted)
         assert {name: got[r["id"]]["status"] for name, r in made.items()} == {
             "queued": "pending", "claimed": "processing", "scheduled": "scheduled", "completed": "completed",
-            "failed": "failed", "cancelled": "cancelled", "crashed": "crashed"}
+            "failed": "failed", "cancelled": "cancelled", "crashed": "crashed", "quarantined": "quarantined"}
         assert await b.get_tasks(q, []) == {}
 
     @clause("get_all_tasks.all")
@@ -195,7 +205,7 @@ class InspectionClauses:
             await b.add_cron(q, "cron-1", _cron())
             await b.add_cron(q, "cron-2", _cron("*/5 * * * *"))
             crons = 2
-        assert await b.clear(q) == 7 + crons
+        assert await b.clear(q) == 8 + crons
         assert await b.clear(q) == 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from sheppy_conformance._clause import clause
 from sheppy_conformance._env import Env
 from sheppy_conformance.clauses.inspect import _cron
-from sheppy_conformance.records import finished, task_record, within
+from sheppy_conformance.records import FAR_FUTURE, finished, future, requeued, task_record, within
 from sheppy_core.backend import CRON, RATE_LIMIT, WORKFLOWS, BackendInputError
 
 __all__ = ["OptionalClauses"]
@@ -55,6 +56,59 @@ class OptionalClauses:
         assert await b.delete_cron(q, "unknown") is False
         assert await b.get_crons(q) == [_cron("*/5 * * * *")]
         assert await b.add_cron(q, "det-1", _cron()) is True
+
+    @clause("cron.delete", requires=CRON)
+    async def test_cron_delete_takes_its_waiting_occurrences(self, env: Env) -> None:
+        """Deleting a cron deletes, in the same step, its occurrences still scheduled; its queued,
+        claimed, retrying and finished occurrences, other crons' and other tasks are left alone."""
+        q, b = env.queue(), env.backend
+        cron_id, other_cron = str(uuid.uuid4()), str(uuid.uuid4())
+        await b.add_cron(q, cron_id, _cron())
+        await b.add_cron(q, other_cron, _cron("*/5 * * * *"))
+        waiting = [task_record(i, cron_id=cron_id) for i in range(3)]
+        for record in waiting:
+            assert await b.schedule(q, record, FAR_FUTURE)
+        claimed, retrying, done = (task_record(i, cron_id=cron_id) for i in (10, 11, 12))
+        for record in (claimed, retrying, done):
+            await b.append(q, [record])
+            (taken,) = await b.pop(q, lease=30)
+            assert taken["id"] == record["id"]
+            if record is retrying:
+                await b.store_result(q, requeued(taken, status="retrying"))
+            elif record is done:
+                await b.store_result(q, finished(taken))
+        queued = task_record(13, cron_id=cron_id)
+        await b.schedule(q, queued, future(-60))
+        assert [r["id"] for r in await b.pop_scheduled(q)] == [queued["id"]]
+        others = [task_record(20, cron_id=other_cron), task_record(21)]
+        for record in others:
+            await b.schedule(q, record, FAR_FUTURE)
+
+        assert await b.delete_cron(q, cron_id) is True
+        gone = [r["id"] for r in waiting]
+        assert await b.get_tasks(q, gone) == {}, "a deleted cron's scheduled occurrences are still stored"
+        kept = {r["id"]: r for r in (claimed, retrying, done, queued, *others)}
+        statuses = {t: r["status"] for t, r in (await b.get_tasks(q, list(kept))).items()}
+        assert statuses == {
+            claimed["id"]: "processing", retrying["id"]: "retrying", done["id"]: "completed",
+            queued["id"]: "pending", others[0]["id"]: "scheduled", others[1]["id"]: "scheduled",
+        }
+        assert sorted(r["id"] for r in await b.get_scheduled(q)) == sorted(
+            [retrying["id"], *(r["id"] for r in others)]
+        )
+        assert (await b.get_stats(q))["scheduled"] == 3
+        assert await b.get_crons(q) == [_cron("*/5 * * * *")]
+        # Deleted, not kept as cancelled: the cron added back schedules the same slots again.
+        assert await b.add_cron(q, cron_id, _cron()) is True
+        assert await b.schedule(q, waiting[0], FAR_FUTURE) is True
+
+    @clause("cron.delete", requires=CRON)
+    async def test_cron_delete_of_an_unknown_cron_changes_nothing(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        orphan = task_record(1, cron_id=str(uuid.uuid4()))
+        await b.schedule(q, orphan, FAR_FUTURE)
+        assert await b.delete_cron(q, orphan["cron_id"]) is False
+        assert [r["id"] for r in await b.get_scheduled(q)] == [orphan["id"]]
 
     @clause("cron.list", requires=CRON)
     async def test_cron_list(self, env: Env) -> None:

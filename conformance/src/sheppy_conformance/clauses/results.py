@@ -195,3 +195,50 @@ class ResultClauses:
         got = await b.get_tasks(q, [record["id"]])
         assert record["id"] in got, "a finished record with ttl=3 expired after 1 s"
         assert from_iso(got[record["id"]]["finished_at"]) <= utcnow()
+
+    @clause("ttl.readable_until", requires=TTL, timeout=20)
+    async def test_ttl_readable_until(self, env: Env) -> None:
+        """A finished record with ttl=2 is read, listed and counted for (nearly) 2 s while other
+        clients write and a neighbour with ttl=1 expires (whatever purges those run), then gone."""
+        q, b = env.queue(), env.backend
+        writer = await env.peer()
+        config = task_record()["config"]
+        record = task_record(1, config={**config, "ttl": 2})
+        neighbour = task_record(2, config={**config, "ttl": 1})
+        await b.append(q, [neighbour, record])
+        claimed = {r["id"]: r for r in await b.pop(q, limit=2, lease=30)}
+        started = time.monotonic()  # the record's TTL runs from its store_result, which is later
+        await b.store_result(q, finished(claimed[neighbour["id"]]))
+        await b.store_result(q, finished(claimed[record["id"]]))
+        extra = 0
+
+        async def write_around() -> None:
+            # Writes of every kind a backend may hang a purge on.
+            nonlocal extra
+            extra += 1
+            spare = task_record(100 + extra)
+            await writer.append(q, [spare])
+            await writer.pop_scheduled(q)
+            await writer.cancel(q, spare["id"])
+
+        while time.monotonic() - started < 1.4:
+            await write_around()
+            found = record["id"] in await b.get_tasks(q, [record["id"]])
+            listed = record["id"] in ids(await b.get_all_tasks(q))
+            counted = (await b.get_stats(q))["completed"] >= 1
+            elapsed = time.monotonic() - started
+            if elapsed < 1.9:  # well within the 2 s it must be kept (however slow this loop ran)
+                assert found, f"a finished record with ttl=2 could not be read after {elapsed:.2f} s"
+                assert listed, f"a finished record with ttl=2 was not listed after {elapsed:.2f} s"
+                assert counted, f"a finished record with ttl=2 was not counted after {elapsed:.2f} s"
+            await asyncio.sleep(0.05)
+
+        async def gone() -> bool:
+            await write_around()
+            return (
+                record["id"] not in await b.get_tasks(q, [record["id"]])
+                and record["id"] not in ids(await b.get_all_tasks(q))
+                and (await b.get_stats(q))["completed"] == 0
+            )
+
+        assert await eventually(gone, timeout=6), "a finished record with ttl=2 was still there after 8 s"
