@@ -9,8 +9,8 @@ Every key of a queue starts with ``<prefix>:{<tag>}:`` (``<tag>``: base64url of 
 key                 type    holds
 ==================  ======  =====================================================================
 ``t:<id>``          HASH    the record: ``r`` = JSON as given; backend-written fields (status, claim,
-                            deliveries, ...) as JSON values; ``_fin``/``_rc`` internal. A finished
-                            record gets a PEXPIRE of its retention time (TTL).
+                            deliveries, ...) as JSON values; ``_fin``/``_rc``/``_undo`` internal. A
+                            finished record gets a PEXPIRE of its retention time (TTL).
 ``ids``             SET     every task id with a record (get_all_tasks, clear)
 ``q``               ZSET    queued tasks, score = per-queue sequence number (``seq``): append order
 ``lease``           ZSET    claimed tasks, score = lease expiry (ms, server clock)
@@ -18,6 +18,8 @@ key                 type    holds
 ``fin:<status>``    ZSET    finished tasks per status, score = expiry (ms; +inf kept for ever)
 ``wake``            LIST    wake-up tokens for workers blocked in ``pop`` (BLPOP)
 ``cron``            HASH    cron id -> JSON
+``co:<cid>``        SET     ids of occurrences of cron ``cid`` scheduled (pruned as they leave the
+                            schedule); ``crok`` SET: which ``co`` sets exist
 ``wf`` / ``wfv``    HASH    workflow id -> JSON / version (compare-and-set without parsing JSON)
 ``wfp:<wid>``       SET     pending task ids of an unfinished workflow; ``wfo`` SET: unfinished ids
 ``wft:<wid>``       SET     task ids carrying that workflow_id (``wftk``: which ``wft`` sets exist)
@@ -39,6 +41,17 @@ claim script moves ids and writes the record in one atomic step. Blocking stays 
 ``pop`` waits in ``BLPOP`` on the ``wake`` list, which the append/re-queue scripts feed (one token per
 queued task, at most 64) and the claim script passes on while work is left.
 
+Cancelled pops (a worker's graceful stop): when the caller is cancelled, the claim script may already
+have run on the server with its reply still on the way. The script call is therefore shielded; once its
+reply is in, what it claimed is handed back (``hand_back.lua``: each task to where it was, its claim
+fields and ``deliveries`` as before, from the ``_undo`` field the claim wrote), before the cancellation
+goes on. A cancelled ``BLPOP`` may have taken a wake-up token nobody uses, so the tokens are topped up.
+
+Blocking waits and socket timeouts: ``BLPOP`` runs on a client of its own whose connections have no
+socket timeout (redis-py's default of 5 s would race a 5 s wait); the wait bounds its read itself, to
+the blocking time plus the socket timeout in force (the user's ``socket_timeout`` or redis-py's
+default, at least ``_MIN_REPLY_GRACE``), so a server that stops answering is still reported.
+
 Time: leases, retention and rate-limit windows use the Redis server's clock (``TIME`` inside the
 scripts), so workers on hosts with skewed clocks agree. Due times of scheduled tasks are the callers'.
 
@@ -52,13 +65,17 @@ lie about what happened; the pool still replaces connections that went stale (e.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
 import json
+import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Self
 
 from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import connection as redis_connection
 from redis.asyncio.cluster import RedisCluster
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -67,14 +84,21 @@ from sheppy_core.backend import (
     BLOCKING_POP,
     CONTRACT_VERSION,
     CRON,
+    DEFAULT_TTL_SECONDS,
     RATE_LIMIT,
     RESULT_NOTIFY,
     SHARED_STORE,
+    STATS_KEYS,
     TTL,
     WORKFLOWS,
     Backend,
+    check_task_id,
+    check_task_ids,
+    decode_record,
     from_iso,
     is_finished,
+    is_quarantined,
+    record_to_json,
     redact_url,
     to_iso,
 )
@@ -82,26 +106,41 @@ from sheppy_core.exceptions import (
     BackendConnectionError,
     BackendInputError,
     ConfigurationError,
+    CorruptRecordError,
     TaskStateError,
 )
 from sheppy_redis._batching import ScriptBatcher
-from sheppy_redis._config import RedisSettings, check_prefix, parse_redis_url
+from sheppy_redis._config import RedisSettings, check_prefix, parse_redis_url, without_option
 from sheppy_redis._errors import translate_errors
 from sheppy_redis._extras import OptionalCapabilities
 from sheppy_redis._keys import QueueKeys
 from sheppy_redis._listener import ResultListener
-from sheppy_redis._records import decode_record, encode_record, epoch_ms, retention_ms
+from sheppy_redis._records import encode_record, epoch_ms, read_record, retention_ms
 from sheppy_redis._scripts import script
 
 __all__ = ["RedisBackend"]
 
-DEFAULT_TTL = 30 * 24 * 60 * 60
-"""Retention of finished records when nothing else is said: 30 days, as in sheppy 0.0.7."""
+DEFAULT_TTL = DEFAULT_TTL_SECONDS
+"""Retention of finished records when nothing else is said: 30 days, as in sheppy 0.0.7 and as every
+bundled backend (:data:`sheppy_core.backend.DEFAULT_TTL_SECONDS`)."""
 
 _APPEND_CHUNK_RECORDS = 1000  # append.lua unpacks 2 values per record: Lua allows ~8000 at once
 _APPEND_CHUNK_BYTES = 16 * 1024 * 1024
 _MOVE_BATCH = 1000
 _FETCH_BATCH = 500
+_MIN_REPLY_GRACE = 1.0
+"""Seconds a blocking wait's reply may take beyond the blocking time, at the least (a loaded host)."""
+
+logger = logging.getLogger(__name__)
+_records_logger = logging.getLogger("sheppy.backend")
+"""Where a record set aside as unreadable is reported ([robust.corrupt_record])."""
+
+
+def _redis_default_socket_timeout() -> float | None:
+    """redis-py's own default ``socket_timeout`` (5 s in redis-py 5 to 8), read from its signature."""
+    default = inspect.signature(redis_connection.AbstractConnection.__init__).parameters["socket_timeout"]
+    value = default.default
+    return float(value) if isinstance(value, int | float) else None
 
 
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
@@ -158,6 +197,8 @@ class RedisBackend(OptionalCapabilities, Backend):
         self.redis_kwargs = redis_kwargs
         self._settings = settings
         self._client: Any = None
+        self._waits_client: Any = None  # BLPOP only: connections without a socket timeout
+        self._background: set[asyncio.Task[Any]] = set()
         self._listener: ResultListener | None = None
         self._pubsub_pool: ConnectionPool | None = None  # cluster only: the pub/sub node's pool
         self._batcher: ScriptBatcher | None = None
@@ -177,12 +218,17 @@ class RedisBackend(OptionalCapabilities, Backend):
     def is_connected(self) -> bool:
         return self._client is not None
 
-    def _build_client(self, settings: RedisSettings) -> Any:
+    def _build_client(self, settings: RedisSettings, *, for_waits: bool = False) -> Any:
         kwargs: dict[str, Any] = {"retry": Retry(NoBackoff(), 0), **self.redis_kwargs}
         kwargs["decode_responses"] = False  # records are read as bytes and parsed by json
+        url = settings.redis_url
+        if for_waits:
+            # The blocking wait bounds its read itself (_block_on_wake); a socket timeout would cut it.
+            kwargs["socket_timeout"] = None
+            url = without_option(url, "socket_timeout")  # the URL's options win over keywords
         if self.cluster:
-            return RedisCluster.from_url(settings.redis_url, **kwargs)
-        return Redis.from_url(settings.redis_url, **kwargs)
+            return RedisCluster.from_url(url, **kwargs)
+        return Redis.from_url(url, **kwargs)
 
     def _make_pubsub(self) -> Any:
         if isinstance(self._client, RedisCluster):
@@ -209,11 +255,16 @@ class RedisBackend(OptionalCapabilities, Backend):
                 await _close_quietly(client)
             raise
         self._client = client
+        self._waits_client = self._build_client(self._settings, for_waits=True)  # connects when used
         self._listener = ResultListener(self._make_pubsub)
         self._batcher = ScriptBatcher(client, cluster=isinstance(client, RedisCluster))
 
     async def disconnect(self) -> None:
+        if self._background:
+            # Hand-backs of cancelled pops still on their way: let them land first.
+            await asyncio.gather(*self._background, return_exceptions=True)
         client, self._client = self._client, None
+        waits_client, self._waits_client = self._waits_client, None
         listener, self._listener = self._listener, None
         batcher, self._batcher = self._batcher, None
         if batcher is not None:
@@ -223,6 +274,8 @@ class RedisBackend(OptionalCapabilities, Backend):
         pool, self._pubsub_pool = self._pubsub_pool, None
         if pool is not None:
             await pool.disconnect()
+        if waits_client is not None:
+            await _close_quietly(waits_client)
         if client is not None:
             await _close_quietly(client)
 
@@ -312,7 +365,10 @@ class RedisBackend(OptionalCapabilities, Backend):
         item = encode_record(task_data, self.ttl, self.error_ttl)
         script_keys, head = self._registry_args(keys)
         due = [epoch_ms(at), json.dumps(to_iso(at))]
-        args = [head[0], "1" if unique else "0", *head[1:], *item.args(), *due]
+        # A cron occurrence is indexed under its cron, so delete_cron finds it without a scan.
+        cron_id = item.record.get("cron_id")
+        args = [head[0], "1" if unique else "0", *head[1:], *item.args(), *due,
+                "" if cron_id is None else str(cron_id)]
         with translate_errors("schedule", self.safe_url):
             await self._register(client, keys)
             stored = await script("schedule").run(client, script_keys, args)
@@ -335,12 +391,25 @@ class RedisBackend(OptionalCapabilities, Backend):
         duration = self.lease_duration if lease is None else lease
         if duration < 0:
             raise BackendInputError(f"lease must be >= 0 seconds, got {duration}")
-        claim_args = [limit, json.dumps(worker_id or self.client_id), int(duration * 1_000_000)]
+        owner = json.dumps(worker_id or self.client_id)
+        claim_args: list[Any] = [limit, owner, int(duration * 1_000_000)]
         deadline = None if timeout is None or timeout <= 0 else time.monotonic() + timeout
         while True:
-            reply = await self._run("pop", "pop", keys, claim_args)
-            wait_ms, _, claimed = reply.partition(b"\n")
-            records: list[dict[str, Any]] = json.loads(claimed)
+            reply = await self._claim(keys, claim_args)
+            wait_ms, ids, claimed = _split_claim(reply)
+            read = _read_claimed(ids, claimed)
+            records: list[dict[str, Any]] = [] if read is None else read
+            if read is None:
+                # Some record cannot be read as a task (rare): set it aside, keep the good ones.
+                # Shielded like the claim: a caller cancelled meanwhile gets the good ones handed back.
+                sorting = asyncio.ensure_future(self._sort_claimed(keys, ids, owner))
+                try:
+                    records, set_aside = await asyncio.shield(sorting)
+                except asyncio.CancelledError:
+                    await self._settle(self._hand_back_sorted(keys, sorting, owner))
+                    raise
+                if set_aside and not records:
+                    continue  # good tasks may wait behind it: claim on at once
             if records or deadline is None:
                 return records
             remaining = deadline - time.monotonic()
@@ -352,22 +421,181 @@ class RedisBackend(OptionalCapabilities, Backend):
             block = remaining if lease_wait < 0 else min(remaining, lease_wait + 0.001)
             await self._block_on_wake(keys, block)
 
+    async def _claim(self, keys: QueueKeys, claim_args: list[Any]) -> bytes:
+        """Run the claim script; if the caller is cancelled meanwhile, hand back what it claimed."""
+        attempt = asyncio.ensure_future(self._run("pop", "pop", keys, claim_args))
+        try:
+            reply: bytes = await asyncio.shield(attempt)
+        except asyncio.CancelledError:
+            # The script may have run (or still run) on the server with nobody left to read its reply.
+            await self._settle(self._hand_back(keys, attempt, claim_args[1]))
+            raise
+        return reply
+
+    async def _hand_back(self, keys: QueueKeys, attempt: asyncio.Future[bytes], owner: str) -> None:
+        try:
+            reply = await attempt
+        except Exception:
+            # No reply (the connection broke): whatever the script claimed returns after its lease.
+            return
+        _, ids, claimed = _split_claim(reply)
+        records = _read_claimed(ids, claimed)
+        if records is None:
+            # A record that cannot be read as a task among them: set it aside, hand back the rest.
+            records, _ = await self._sort_claimed(keys, ids, owner)
+        await self._give_back(keys, records, owner)
+
+    async def _hand_back_sorted(
+        self, keys: QueueKeys, sorting: asyncio.Future[tuple[list[dict[str, Any]], int]], owner: str
+    ) -> None:
+        try:
+            records, _ = await sorting
+        except Exception:
+            return  # no reply: what was claimed returns after its lease
+        await self._give_back(keys, records, owner)
+
+    async def _give_back(self, keys: QueueKeys, records: list[dict[str, Any]], owner: str) -> None:
+        """Undo this claim of ``records`` exactly (position, status, delivery count): nobody got them."""
+        if not records:
+            return
+        args: list[Any] = [owner, json.dumps(records[0]["lease_expires_at"])]
+        for record in records:
+            args += [record["id"], record["deliveries"]]
+        try:
+            await self._run("pop", "hand_back", keys, args)
+        except Exception as exc:
+            logger.warning(
+                "could not hand back %d task(s) of queue %r claimed by a cancelled pop (%s); "
+                "they return after their lease", len(records), keys.name, exc,
+            )
+
+    async def _sort_claimed(
+        self, keys: QueueKeys, ids: list[str], owner: str
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The records a claim returned when some cannot be read as tasks: the good ones, and how many
+        others were quarantined ([robust.corrupt_record]: stored as their quarantine records, finished,
+        out of the claims, each logged). A record no longer held by this claim is left to its holder."""
+        reply = await self._run("pop", "get_tasks", keys, ids)
+        good: list[dict[str, Any]] = []
+        unreadable: dict[str, bytes] = {}
+        for task_id, text in zip(ids, reply, strict=True):
+            if text is None:
+                continue  # deleted since the claim
+            record = read_record(text, task_id)
+            if record is None:
+                unreadable[task_id] = text
+            else:
+                good.append(record)
+        if not unreadable:
+            return good, 0
+        stand_ins = await self._stand_ins(keys, unreadable)
+        args: list[Any] = [owner]
+        for task_id, stand_in in stand_ins.items():
+            args += [task_id, record_to_json(stand_in), retention_ms(stand_in, self.ttl, self.error_ttl)]
+        flags = await self._run("pop", "quarantine", keys, args)
+        for (task_id, stand_in), flag in zip(stand_ins.items(), flags, strict=True):
+            if flag == 0x31:
+                reason = stand_in["quarantine"]["reason"]
+                _records_logger.warning("%s", CorruptRecordError(keys.name, task_id, reason))
+        return good, len(stand_ins)
+
+    async def _read_records(
+        self, keys: QueueKeys, pairs: Iterable[tuple[str, bytes | None]]
+    ) -> dict[str, dict[str, Any]]:
+        """Records by id from (id, record JSON or None) pairs of a script's reply, missing ones left
+        out. One that cannot be read as a task is handed out as its quarantine record, built from the
+        stored body (one more round trip, only then: [robust.corrupt_record])."""
+        found: dict[str, dict[str, Any]] = {}
+        unreadable: dict[str, bytes] = {}
+        for task_id, text in pairs:
+            if text is None:
+                continue
+            record = read_record(text, task_id)
+            if record is None:
+                unreadable[task_id] = text
+                found[task_id] = {}  # keeps its place in the order; replaced below
+            else:
+                found[task_id] = record
+        if unreadable:
+            found.update(await self._stand_ins(keys, unreadable))
+        return found
+
+    async def _stand_ins(self, keys: QueueKeys, unreadable: dict[str, bytes]) -> dict[str, dict[str, Any]]:
+        """Quarantine records of records that could not be read, keeping their stored bodies."""
+        stand_ins: dict[str, dict[str, Any]] = {}
+        ids = list(unreadable)
+        for chunk in _chunks(ids, _FETCH_BATCH):
+            bodies = await self._run("get_tasks", "get_raw", keys, chunk)
+            for task_id, body in zip(chunk, bodies, strict=True):
+                stand_in = decode_record(body, task_id)
+                if not is_quarantined(stand_in):
+                    # The body reads well but a field the backend keeps next to it does not.
+                    stand_in = decode_record(unreadable[task_id], task_id)
+                stand_ins[task_id] = stand_in
+        return stand_ins
+
+    async def _corrupt_body(self, keys: QueueKeys, task_id: str) -> bytes | None:
+        """The stored body of ``task_id`` if its record cannot be read as a task (b"" for none)."""
+        (text,) = await self._run("delete_task", "get_tasks", keys, [task_id])
+        if text is None or read_record(text, task_id) is not None:
+            return None
+        (body,) = await self._run("delete_task", "get_raw", keys, [task_id])
+        return b"" if body is None else bytes(body)
+
+    async def _settle(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run clean-up after a cancellation to its end, even if the caller is cancelled once more
+        (then it finishes in the background; ``disconnect`` waits for it)."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        with contextlib.suppress(Exception):
+            await asyncio.shield(task)
+
     async def _block_on_wake(self, keys: QueueKeys, seconds: float) -> None:
-        client = self._require()
-        socket_timeout = self._socket_timeout()
-        if socket_timeout is not None:
-            seconds = min(seconds, max(socket_timeout - 0.1, 0.01))
-        with translate_errors("pop", self.safe_url):
-            # BLPOP takes a connection of its own from the pool for as long as it blocks. Its timeout
-            # is in seconds with decimals (Redis >= 6); 0 would mean "for ever", hence the floor.
-            await client.blpop([keys.wake], timeout=max(seconds, 0.001))
+        self._require()
+        waits_client = self._waits_client
+        # BLPOP's timeout is in seconds with decimals (Redis >= 6); 0 would mean "for ever", hence the
+        # floor. Its read may take the blocking time plus the socket timeout, never less.
+        seconds = max(seconds, 0.001)
+        grace = self._socket_timeout()
+        bound = None if grace is None else seconds + max(grace, _MIN_REPLY_GRACE)
+        try:
+            async with asyncio.timeout(bound):
+                with translate_errors("pop", self.safe_url):
+                    # BLPOP takes a connection of its own from the pool for as long as it blocks.
+                    await waits_client.blpop([keys.wake], timeout=seconds)
+        except asyncio.CancelledError:
+            # The server may have popped a token for this wait just before the cancel: top the tokens
+            # up, or another idle worker could sleep through a task that is waiting.
+            await self._settle(self._rewake(keys))
+            raise
+        except TimeoutError:
+            if bound is None:  # not this wait's own bound
+                raise
+            raise BackendConnectionError(
+                f"Redis at {self.safe_url} unreachable during pop: no reply to a {seconds:.3g} s "
+                f"blocking wait within {bound:.3g} s"
+            ) from None
+
+    async def _rewake(self, keys: QueueKeys) -> None:
+        with contextlib.suppress(Exception):
+            await self._run("pop", "wake", keys, [])
 
     def _socket_timeout(self) -> float | None:
-        value = self.redis_kwargs.get("socket_timeout", self._settings.redis_options.get("socket_timeout"))
+        """The socket timeout the connections use: the URL's (it wins in redis-py), the keyword's, or
+        redis-py's default; None for no timeout."""
+        options = self._settings.redis_options
+        if "socket_timeout" in options:
+            value = options["socket_timeout"]
+        elif "socket_timeout" in self.redis_kwargs:
+            value = self.redis_kwargs["socket_timeout"]
+        else:
+            return _redis_default_socket_timeout()
         return float(value) if value is not None else None
 
     async def acknowledge(self, queue_name: str, task_id: str) -> bool:
-        return bool(await self._run("acknowledge", "acknowledge", self._keys(queue_name), [task_id]))
+        keys, task_id = self._keys(queue_name), check_task_id(task_id)
+        return bool(await self._run("acknowledge", "acknowledge", keys, [task_id]))
 
     async def heartbeat(
         self,
@@ -378,6 +606,7 @@ class RedisBackend(OptionalCapabilities, Backend):
         lease: float | None = None,
     ) -> list[str]:
         keys = self._keys(queue_name)
+        task_ids = check_task_ids(task_ids)
         if not task_ids:
             self._require()
             return []
@@ -414,7 +643,7 @@ class RedisBackend(OptionalCapabilities, Backend):
         self._require()
         if not task_ids:
             return {}
-        wanted = list(dict.fromkeys(task_ids))
+        wanted = list(dict.fromkeys(check_task_ids(task_ids)))
         done_now = await self._finished(keys, wanted)
         if timeout is None or timeout < 0 or len(done_now) == len(wanted):
             return done_now
@@ -448,10 +677,7 @@ class RedisBackend(OptionalCapabilities, Backend):
         found: dict[str, dict[str, Any]] = {}
         for chunk in _chunks(list(dict.fromkeys(ids)), _FETCH_BATCH):
             reply = await self._run("get_tasks", "get_tasks", keys, chunk)
-            for task_id, flat in zip(chunk, reply, strict=True):
-                record = decode_record(flat)
-                if record is not None:
-                    found[task_id] = record
+            found.update(await self._read_records(keys, zip(chunk, reply, strict=True)))
         return found
 
     # -- inspection ------------------------------------------------------------------------------
@@ -459,7 +685,7 @@ class RedisBackend(OptionalCapabilities, Backend):
     async def get_tasks(self, queue_name: str, task_ids: list[str]) -> dict[str, dict[str, Any]]:
         keys = self._keys(queue_name)
         self._require()
-        return await self._fetch(keys, [str(t) for t in task_ids])
+        return await self._fetch(keys, check_task_ids(task_ids))
 
     async def get_all_tasks(self, queue_name: str) -> list[dict[str, Any]]:
         keys = self._keys(queue_name)
@@ -470,12 +696,14 @@ class RedisBackend(OptionalCapabilities, Backend):
     async def get_pending(self, queue_name: str, count: int = 1) -> list[dict[str, Any]]:
         if count < 1:
             raise BackendInputError(f"get_pending() count must be >= 1, got {count}")
-        reply = await self._run("get_pending", "get_range", self._keys(queue_name), ["q", count])
-        return [r for r in map(decode_record, reply) if r is not None]
+        keys = self._keys(queue_name)
+        reply = await self._run("get_pending", "get_range", keys, ["q", count])
+        return list((await self._read_records(keys, _pairs(reply))).values())
 
     async def get_scheduled(self, queue_name: str) -> list[dict[str, Any]]:
-        reply = await self._run("get_scheduled", "get_range", self._keys(queue_name), ["sched", -1])
-        return [r for r in map(decode_record, reply) if r is not None]
+        keys = self._keys(queue_name)
+        reply = await self._run("get_scheduled", "get_range", keys, ["sched", -1])
+        return list((await self._read_records(keys, _pairs(reply))).values())
 
     async def next_scheduled_at(self, queue_name: str) -> datetime | None:
         keys = self._keys(queue_name)
@@ -501,8 +729,7 @@ class RedisBackend(OptionalCapabilities, Backend):
 
     async def get_stats(self, queue_name: str) -> dict[str, int]:
         counts = await self._run("get_stats", "stats", self._keys(queue_name), [])
-        names = ("pending", "processing", "scheduled", "completed", "failed", "cancelled", "crashed")
-        return {name: int(count) for name, count in zip(names, counts, strict=True)}
+        return {name: int(count) for name, count in zip(STATS_KEYS, counts, strict=True)}
 
     async def list_queues(self) -> dict[str, int]:
         client = self._require()
@@ -535,25 +762,61 @@ class RedisBackend(OptionalCapabilities, Backend):
         moment = "" if now is None else epoch_ms(now)
         moved: list[dict[str, Any]] = []
         while True:
-            reply = await self._run("pop_scheduled", "pop_scheduled", keys, [moment, _MOVE_BATCH])
-            moved.extend(r for r in map(decode_record, reply) if r is not None)
-            if len(reply) < _MOVE_BATCH:
+            taken, reply = await self._run("pop_scheduled", "pop_scheduled", keys, [moment, _MOVE_BATCH])
+            moved.extend((await self._read_records(keys, _pairs(reply))).values())
+            if int(taken) < _MOVE_BATCH:
                 return moved
 
     # -- cancel / delete -------------------------------------------------------------------------
 
     async def cancel(self, queue_name: str, task_id: str) -> dict[str, Any] | None:
-        reply = await self._run("cancel", "cancel", self._keys(queue_name), [str(task_id)])
-        return decode_record(reply)
+        keys, task_id = self._keys(queue_name), check_task_id(task_id)
+        reply = await self._run("cancel", "cancel", keys, [task_id])
+        if reply is None:
+            return None
+        return (await self._read_records(keys, [(task_id, reply)]))[task_id]
 
     async def delete_task(self, queue_name: str, task_id: str) -> bool:
-        reply = await self._run("delete_task", "delete_task", self._keys(queue_name), [str(task_id)])
+        keys, task_id = self._keys(queue_name), check_task_id(task_id)
+        reply = await self._run("delete_task", "delete_task", keys, [task_id])
+        if isinstance(reply, bytes):
+            # A record that cannot be read as a task reads as quarantined, so finished: it goes too.
+            body = await self._corrupt_body(keys, task_id)
+            if body is not None:
+                reply = await self._run("delete_task", "delete_task", keys, [task_id, body])
         if isinstance(reply, bytes):
             raise TaskStateError(
                 f"task {task_id} is not finished (status {json.loads(reply)!r}); "
                 "only finished tasks can be deleted"
             )
         return bool(reply)
+
+
+def _pairs(flat: list[Any]) -> Iterable[tuple[str, bytes | None]]:
+    """(id, record) pairs of a script reply that lists id, record, id, record, ..."""
+    for i in range(0, len(flat), 2):
+        yield flat[i].decode("utf-8", "surrogatepass"), flat[i + 1]
+
+
+def _split_claim(reply: bytes) -> tuple[bytes, list[str], bytes]:
+    """``pop.lua``'s reply: wait ms, the claimed ids, and the JSON array of the claimed records."""
+    wait_ms, _, rest = reply.partition(b"\n")
+    ids, _, claimed = rest.partition(b"\n")
+    return wait_ms, json.loads(ids), claimed
+
+
+def _read_claimed(ids: list[str], claimed: bytes) -> list[dict[str, Any]] | None:
+    """The claimed records, or None if one of them cannot be read as the task of its key."""
+    try:
+        records: list[dict[str, Any]] = json.loads(claimed)
+    except (ValueError, RecursionError):
+        return None
+    if len(records) != len(ids):
+        return None
+    for record, task_id in zip(records, ids, strict=True):
+        if not (isinstance(record, dict) and record.get("id") == task_id):
+            return None
+    return records
 
 
 async def _close_quietly(client: Any) -> None:

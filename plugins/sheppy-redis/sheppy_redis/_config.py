@@ -23,12 +23,17 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from redis.asyncio import connection as redis_connection
 
-from sheppy_core.backend import redact_url
+from sheppy_core.backend import redact_secrets, redact_url
 from sheppy_core.exceptions import ConfigurationError
 
-__all__ = ["DEFAULT_PREFIX", "RedisSettings", "check_prefix", "parse_redis_url", "parse_ttl"]
+__all__ = [
+    "DEFAULT_PREFIX", "RedisSettings", "check_prefix", "parse_redis_url", "parse_ttl", "without_option",
+]
 
 DEFAULT_PREFIX = "sheppy"
+_ENCODE = (
+    "; percent-encode '/', '?', '#' and '@' in a user name, password or option value (%2F, %3F, %23, %40)"
+)
 OUR_OPTIONS = frozenset({"lease", "ttl", "error_ttl", "prefix", "cluster"})
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -90,6 +95,13 @@ def check_prefix(prefix: str) -> str:
     return prefix
 
 
+def without_option(url: str, name: str) -> str:
+    """``url`` with every ``name=...`` pair taken out of its query string (the rest kept as it is)."""
+    parts = urlsplit(url)
+    kept = [(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True) if key != name]
+    return urlunsplit(parts._replace(query=urlencode(kept)))
+
+
 def parse_redis_url(url: str) -> RedisSettings:
     """Split ``url`` into redis-py's URL and our options; ``ConfigurationError`` names what is wrong.
 
@@ -99,7 +111,12 @@ def parse_redis_url(url: str) -> RedisSettings:
     try:
         parts = urlsplit(url)
     except ValueError as exc:
-        raise ConfigurationError(f"cannot parse Redis URL {safe}: {exc}") from None
+        detail = redact_secrets(str(exc), url)
+        raise ConfigurationError(f"cannot parse Redis URL {safe}: {detail}{_ENCODE}") from None
+    if "@" in parts.path + parts.query + parts.fragment:
+        # Most likely an unencoded '/', '?' or '#' in the password cut the user info short: redis-py
+        # would take part of the password for the host or port (and print it in its errors).
+        raise ConfigurationError(f"Redis URL {safe} has an '@' after its host{_ENCODE}")
     if parts.scheme not in ("redis", "rediss", "unix"):
         raise ConfigurationError(f"unsupported scheme in {safe}: use redis://, rediss:// or unix://")
     ours: dict[str, str] = {}
@@ -110,7 +127,7 @@ def parse_redis_url(url: str) -> RedisSettings:
     try:
         parsed: dict[str, Any] = dict(redis_connection.parse_url(redis_url))
     except ValueError as exc:
-        raise ConfigurationError(f"invalid Redis URL {safe}: {exc}") from None
+        raise ConfigurationError(f"invalid Redis URL {safe}: {redact_secrets(str(exc), url)}") from None
     unknown = sorted({name for name, _ in theirs} - _accepted_redis_options())
     if unknown:
         raise ConfigurationError(

@@ -27,6 +27,10 @@ def translate_errors(operation: str, safe_url: str) -> Iterator[None]:
         yield
     except SheppyError:
         raise
+    except UnicodeError as exc:
+        # redis-py encodes str arguments as UTF-8; a lone surrogate has no such form (the kit's checks
+        # refuse such queue names and ids first; this covers any other string, e.g. a rate-limit key).
+        raise BackendInputError(f"{operation}: Redis cannot store text without a UTF-8 form: {exc}") from None
     except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
         # BusyLoadingError (server still loading its data) is a ConnectionError: retry later.
         raise BackendConnectionError(f"Redis at {safe_url} unreachable during {operation}: {exc}") from None

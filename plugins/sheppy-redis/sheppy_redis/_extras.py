@@ -7,13 +7,13 @@ themselves), multi-key ones are Lua scripts like everything else.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from sheppy_core.backend import is_finished, task_id_of
 from sheppy_core.exceptions import BackendInputError
 from sheppy_redis._errors import translate_errors
 from sheppy_redis._keys import QueueKeys
-from sheppy_redis._records import decode_record
 
 __all__ = ["OptionalCapabilities"]
 
@@ -32,6 +32,11 @@ class OptionalCapabilities:
     async def _run(self, operation: str, name: str, keys: QueueKeys, args: list[Any]) -> Any:
         raise NotImplementedError
 
+    async def _read_records(
+        self, keys: QueueKeys, pairs: Iterable[tuple[str, bytes | None]]
+    ) -> dict[str, dict[str, Any]]:
+        raise NotImplementedError
+
     # -- cron ------------------------------------------------------------------------------------
 
     async def add_cron(self, queue_name: str, deterministic_id: str, task_cron: dict[str, Any]) -> bool:
@@ -42,10 +47,9 @@ class OptionalCapabilities:
             return bool(await client.hsetnx(keys.crons, str(deterministic_id), body))
 
     async def delete_cron(self, queue_name: str, deterministic_id: str) -> bool:
+        """The definition and its waiting occurrences, in one script (``lua/delete_cron.lua``)."""
         keys = self._keys(queue_name)
-        client = self._require()
-        with translate_errors("delete_cron", self.safe_url):
-            return bool(await client.hdel(keys.crons, str(deterministic_id)))
+        return bool(await self._run("delete_cron", "delete_cron", keys, [str(deterministic_id)]))
 
     async def get_crons(self, queue_name: str) -> list[dict[str, Any]]:
         keys = self._keys(queue_name)
@@ -135,9 +139,10 @@ class OptionalCapabilities:
     async def get_workflow_results(self, queue_name: str, workflow_id: str) -> dict[str, dict[str, Any]]:
         keys = self._keys(queue_name)
         reply = await self._run("get_workflow_results", "workflow_results", keys, [str(workflow_id)])
+        pairs = ((reply[i].decode("utf-8", "surrogatepass"), reply[i + 1]) for i in range(0, len(reply), 2))
         results: dict[str, dict[str, Any]] = {}
-        for record in map(decode_record, reply):
-            if record is None or not is_finished(record):
+        for record in (await self._read_records(keys, pairs)).values():
+            if not is_finished(record):
                 continue
             if str(record.get("workflow_id")) == str(workflow_id):
                 results[str(record["id"])] = record

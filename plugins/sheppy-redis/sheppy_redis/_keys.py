@@ -16,16 +16,15 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 
-from sheppy_core.exceptions import BackendInputError
+from sheppy_core.backend import check_queue_name
 
 __all__ = ["QueueKeys", "queue_tag"]
 
 
 def queue_tag(queue_name: str) -> str:
-    """The hash tag of a queue: URL-safe base64 of the name's UTF-8 (lone surrogates kept as-is)."""
-    if not isinstance(queue_name, str) or not queue_name:
-        raise BackendInputError(f"queue name must be a non-empty string, got {queue_name!r}")
-    raw = queue_name.encode("utf-8", "surrogatepass")
+    """The hash tag of a queue: URL-safe base64 of the name's UTF-8. A name without a UTF-8 form (a
+    lone surrogate) raises ``BackendInputError``: the registry of queue names could not hold it."""
+    raw = check_queue_name(queue_name).encode("utf-8")
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 

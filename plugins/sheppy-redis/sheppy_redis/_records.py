@@ -26,7 +26,7 @@ from sheppy_core.backend import (
 )
 from sheppy_core.exceptions import BackendInputError
 
-__all__ = ["Encoded", "decode_record", "encode_record", "epoch_ms", "retention_ms"]
+__all__ = ["Encoded", "decode_record", "encode_record", "epoch_ms", "read_record", "retention_ms"]
 
 
 def epoch_ms(moment: datetime) -> float:
@@ -114,6 +114,19 @@ def encode_record(
         workflow_id=str(workflow) if workflow else "",
         record=record,
     )
+
+
+def read_record(text: bytes, task_id: str) -> dict[str, Any] | None:
+    """The record of key ``task_id`` from a script's reply, or None when it cannot be read as a task
+    (not JSON, not an object, or another ``id``): the caller sets it aside (see
+    :func:`sheppy_core.backend.decode_record`, which it then applies to the stored body)."""
+    try:
+        record = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(record, dict) and (record.get("id") == task_id or str(record.get("id")) == task_id):
+        return record
+    return None
 
 
 def decode_record(text: bytes | None) -> dict[str, Any] | None:

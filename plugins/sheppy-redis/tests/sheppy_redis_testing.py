@@ -16,6 +16,7 @@ import redis
 import redis.asyncio as redis_asyncio
 
 from sheppy_core import task
+from sheppy_core.backend import Backend
 
 __all__ = [
     "REDIS_URL",
@@ -26,6 +27,7 @@ __all__ = [
     "fail_once",
     "free_cluster_port",
     "free_port",
+    "write_stored_text",
 ]
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -40,6 +42,27 @@ async def delete_prefix(url: str, prefix: str) -> None:
             await client.unlink(*keys)
     finally:
         await client.aclose()
+
+
+async def write_stored_text(backend: Backend, queue_name: str, task_id: str, text: str) -> None:
+    """Store ``text`` as the record of a task queued at the tail of ``queue_name``, with plain Redis
+    commands behind the backend's back: the hash and index entries ``append`` writes, but a body
+    (field ``r``) that a bug or a manual ``HSET`` left behind (the conformance hook for
+    ``robust.corrupt_record``, and the fault tests')."""
+    from sheppy_redis import RedisBackend
+    from sheppy_redis._keys import QueueKeys
+
+    assert isinstance(backend, RedisBackend)
+    client = backend._client
+    base = QueueKeys.for_queue(backend.prefix, queue_name).base
+    await client.hset(
+        f"{base}t:{task_id}",
+        mapping={"r": text, "deliveries": "0", "_rc": "-1", "status": '"pending"'},
+    )
+    await client.sadd(f"{base}ids", task_id)
+    await client.zadd(f"{base}q", {task_id: await client.incr(f"{base}seq")})
+    await client.rpush(f"{base}wake", "1")
+    await client.hset(f"{backend.prefix}:queues", queue_name, "1")
 
 
 def free_port() -> int:

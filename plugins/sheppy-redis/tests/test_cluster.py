@@ -16,7 +16,7 @@ from redis.crc import key_slot
 from sheppy_conformance import BackendConformance
 from sheppy_redis import RedisBackend
 from sheppy_redis._keys import QueueKeys
-from sheppy_redis_testing import RedisClusterNodes
+from sheppy_redis_testing import RedisClusterNodes, write_stored_text
 
 from sheppy_core.backend import Backend
 
@@ -83,6 +83,9 @@ class TestClusterConformance(BackendConformance):
             return RedisBackend.from_url(cluster.url)
 
         return make
+
+    async def write_stored_text(self, backend: Backend, queue_name: str, task_id: str, text: str) -> None:
+        await write_stored_text(backend, queue_name, task_id, text)
 
 
 async def test_large_batch_on_a_cluster_keeps_order(cluster: RedisClusterNodes) -> None:

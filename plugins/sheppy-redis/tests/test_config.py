@@ -8,7 +8,7 @@ from sheppy_redis._config import parse_redis_url
 from sheppy_redis._keys import QueueKeys, queue_tag
 
 from sheppy_core import get_backend
-from sheppy_core.exceptions import BackendConnectionError, ConfigurationError
+from sheppy_core.exceptions import BackendConnectionError, BackendInputError, ConfigurationError
 
 
 def test_registered_for_its_schemes() -> None:
@@ -101,7 +101,7 @@ async def test_calls_before_connect_raise_connection_error() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["q", "a:b", "{x}", "}{", "*", "with space", "ünïcødé", "日本語", "%_'\"", "a" * 300, "\ud800"]
+    "name", ["q", "a:b", "{x}", "}{", "*", "with space", "ünïcødé", "日本語", "%_'\"", "a" * 300, "nul\x00"]
 )
 def test_queue_tag_is_brace_free_and_reversible(name: str) -> None:
     import base64
@@ -109,7 +109,13 @@ def test_queue_tag_is_brace_free_and_reversible(name: str) -> None:
     tag = queue_tag(name)
     assert "{" not in tag and "}" not in tag
     padded = tag + "=" * (-len(tag) % 4)
-    assert base64.urlsafe_b64decode(padded).decode("utf-8", "surrogatepass") == name
+    assert base64.urlsafe_b64decode(padded).decode("utf-8") == name
+
+
+def test_queue_tag_refuses_a_name_without_a_utf8_form() -> None:
+    # The registry of queue names (a hash field) could not hold it: refused before any key is built.
+    with pytest.raises(BackendInputError, match="cannot be encoded as UTF-8"):
+        queue_tag("\ud800")
 
 
 def test_keys_of_different_queues_never_collide_and_share_one_slot() -> None:

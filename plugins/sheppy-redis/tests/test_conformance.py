@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sheppy_conformance import BackendConformance
 from sheppy_redis import RedisBackend
-from sheppy_redis_testing import REDIS_URL, delete_prefix
+from sheppy_redis_testing import REDIS_URL, delete_prefix, write_stored_text
 
 from sheppy_core.backend import Backend
 
@@ -43,6 +43,9 @@ def abort_sockets(backend: RedisBackend) -> int:
 class TestRedisConformance(BackendConformance):
     def make_backend(self) -> Backend:
         return RedisBackend.from_url(f"{REDIS_URL}?prefix={PREFIX}")
+
+    async def write_stored_text(self, backend: Backend, queue_name: str, task_id: str, text: str) -> None:
+        await write_stored_text(backend, queue_name, task_id, text)
 
     async def drop_connection(self, backend: Backend) -> None:
         assert isinstance(backend, RedisBackend)

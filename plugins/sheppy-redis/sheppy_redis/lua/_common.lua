@@ -10,7 +10,7 @@
 -- are internal and never shown. Lua never decodes or re-encodes "r": cjson would turn [] into {} and
 -- round large numbers.
 
-local FINISHED_BUCKETS = {'completed', 'failed', 'cancelled', 'crashed', 'other'}
+local FINISHED_BUCKETS = {'completed', 'failed', 'cancelled', 'crashed', 'quarantined', 'other'}
 
 -- Server time in microseconds: every lease, expiry and rate-limit window uses the server clock, so
 -- workers with skewed clocks still agree on when a lease has expired.

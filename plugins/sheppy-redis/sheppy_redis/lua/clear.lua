@@ -9,7 +9,8 @@ removed = removed + redis.call('HLEN', base .. 'cron')
 for _, wid in ipairs(redis.call('HKEYS', base .. 'wf')) do redis.call('UNLINK', base .. 'wfp:' .. wid) end
 for _, wid in ipairs(redis.call('SMEMBERS', base .. 'wftk')) do redis.call('UNLINK', base .. 'wft:' .. wid) end
 for _, key in ipairs(redis.call('SMEMBERS', base .. 'rlk')) do redis.call('UNLINK', key) end
-local fixed = {'ids', 'q', 'seq', 'lease', 'sched', 'wake', 'cron', 'wf', 'wfv', 'wfo', 'wftk', 'rlk'}
+for _, cid in ipairs(redis.call('SMEMBERS', base .. 'crok')) do redis.call('UNLINK', base .. 'co:' .. cid) end
+local fixed = {'ids', 'q', 'seq', 'lease', 'sched', 'wake', 'cron', 'crok', 'wf', 'wfv', 'wfo', 'wftk', 'rlk'}
 for _, bucket in ipairs(FINISHED_BUCKETS) do fixed[#fixed + 1] = 'fin:' .. bucket end
 for _, name in ipairs(fixed) do redis.call('UNLINK', base .. name) end
 if registry ~= '' then redis.call('HDEL', registry, queue_name) end

@@ -1,6 +1,6 @@
 -- pop_scheduled: move scheduled tasks due by `now` into the queue, earliest first, atomically.
 -- ARGV: base, now (ms since the epoch, '' for the server's clock), max tasks moved by this call.
--- Returns the moved records (JSON texts).
+-- Returns {how many ids left the schedule, {id, record (JSON text), ... of the moved tasks}}.
 local base, batch = ARGV[1], tonumber(ARGV[3])
 local nowms = ARGV[2]
 if nowms == '' then nowms = now_us() / 1000 end
@@ -12,8 +12,9 @@ for _, id in ipairs(ids) do
   if redis.call('EXISTS', tkey) == 1 then
     redis.call('HSET', tkey, 'status', '"pending"')
     enqueue(base, id)
+    out[#out + 1] = id
     out[#out + 1] = record_json(tkey)
   end
 end
 if #out > 0 then wake(base) end
-return out
+return {#ids, out}
