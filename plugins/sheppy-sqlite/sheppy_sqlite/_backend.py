@@ -11,6 +11,11 @@ How it keeps the contract
   workflows, sliding-window rate limits, migrations) run inside ``BEGIN IMMEDIATE``, which takes the
   write lock before reading. No operation reads in a deferred transaction and then writes, which is what
   produces the unretryable ``SQLITE_BUSY_SNAPSHOT``.
+* **Corrupt rows** (robust.corrupt_record): reads decode with ``decode_record``, so a row whose data is
+  not a JSON object with its own id reads as its quarantine record. The claim statement sets such rows
+  aside in the same statement (``json_valid`` and an id check per candidate row); :meth:`_claim_on` then
+  stores their quarantine records and claims the rest of ``limit``. Nothing extra runs when no row is
+  corrupt.
 * **FIFO** by ``seq``, the rowid key: appends get ``max(seq) + 1``, and re-queues (``store_result``,
   ``pop_scheduled``) move the row to ``max(seq) + 1``. Expired leases are claimed before queued tasks.
 * **SQLITE_BUSY** is waited out by SQLite's busy handler (``busy_timeout``, 5 s by default). The few busy
@@ -36,11 +41,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import os
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Self, TypeVar
 
@@ -48,16 +55,26 @@ from sheppy_core.backend import (
     BLOCKING_POP,
     CONTRACT_VERSION,
     CRON,
+    DEFAULT_TTL_SECONDS,
+    QUARANTINED,
     RATE_LIMIT,
     SHARED_STORE,
     STATS_KEYS,
     TTL,
     WORKFLOWS,
     Backend,
+    BackendError,
     BackendInputError,
+    CorruptRecordError,
     TaskStateError,
+    check_queue_name,
+    check_task_id,
+    check_task_ids,
+    decode_record,
     due_at,
     is_finished,
+    is_quarantined,
+    quarantine_record,
     record_from_json,
     record_to_json,
     retention_seconds,
@@ -75,6 +92,8 @@ __all__ = ["SQLiteBackend"]
 
 T = TypeVar("T")
 
+logger = logging.getLogger("sheppy.backend")
+
 _INLINE_BATCH = 256  # larger append batches are stored off the event loop
 _MAX_WAIT_SLICE = 3600.0  # asyncio timeouts are re-armed at least hourly (timeout == 0 waits for ever)
 _EPOCH_ISO = "1970-01-01T00:00:00Z"
@@ -90,8 +109,7 @@ def _dumps(data: Any) -> str:
 
 
 def _check_queue(queue_name: str) -> None:
-    if not isinstance(queue_name, str) or not queue_name:
-        raise BackendInputError(f"queue name must be a non-empty string, got {queue_name!r}")
+    check_queue_name(queue_name)
 
 
 def _now() -> datetime:
@@ -107,6 +125,47 @@ def _workflow_finished(record: dict[str, Any]) -> bool:
     return record.get("finished_at") is not None or record.get("completed") is True
 
 
+def _decoded(rows: Iterable[Any]) -> list[dict[str, Any]]:
+    """The records of ``(id, data)`` rows; data that is not a task record reads as its quarantine
+    record (robust.corrupt_record), so one bad row never fails a listing."""
+    return [decode_record(data, str(task_id)) for task_id, data in rows]
+
+
+def _decoded_by_id(rows: Iterable[Any]) -> dict[str, dict[str, Any]]:
+    """:func:`_decoded` as ``{id: record}``."""
+    return {str(task_id): decode_record(data, str(task_id)) for task_id, data in rows}
+
+
+@dataclass
+class _Claim:
+    """What claim statements did: the tasks claimed (their ``seq`` and records, in claim order), and
+    the quarantine records of rows set aside instead (robust.corrupt_record), by ``seq``."""
+
+    seqs: list[int] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    set_aside: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+
+
+def _read_claim(rows: list[Any]) -> _Claim:
+    """Sort the ``claim`` statement's rows ``(seq, redelivered, data, id, state)`` into a :class:`_Claim`.
+
+    The statement set aside (state ``finished``) the rows SQLite cannot read as a task of their id; a
+    claimed row Python cannot read (:func:`~sheppy_core.backend.decode_record`) is set aside too.
+    """
+    rows.sort(key=lambda row: (not row[1], row[0]))  # expired leases first, then queue order
+    claim = _Claim()
+    for seq, _, data, task_id, state in rows:
+        record = decode_record(data, str(task_id))
+        if state == "claimed" and not is_quarantined(record):
+            claim.seqs.append(int(seq))
+            claim.records.append(record)
+            continue
+        if not is_quarantined(record):  # SQLite's JSON reader refused what Python's reads (NaN, ...)
+            record = quarantine_record(str(task_id), data, "SQLite cannot read the stored record as JSON")
+        claim.set_aside.append((int(seq), record))
+    return claim
+
+
 class SQLiteBackend(Backend):
     """Task queues in a SQLite file (``sqlite:///relative.db``, ``sqlite:////absolute/path.db``).
 
@@ -115,7 +174,8 @@ class SQLiteBackend(Backend):
     :param busy_timeout: milliseconds a call waits for another connection's lock before raising
         ``BackendError``.
     :param lease: default claim lease in seconds (``Backend.lease_duration``).
-    :param ttl: retention of finished records in seconds (None: for ever).
+    :param ttl: retention of finished records in seconds (None: for ever); by default
+        :data:`~sheppy_core.backend.DEFAULT_TTL_SECONDS` (30 days), as every bundled backend.
     :param error_ttl: retention of failed/cancelled/crashed records; ``"inherit"`` uses ``ttl``.
     :param journal_mode: ``wal`` (default, lets readers and the writer work at once), ``delete``,
         ``truncate`` or ``persist``.
@@ -142,7 +202,7 @@ class SQLiteBackend(Backend):
         *,
         busy_timeout: int = DEFAULT_BUSY_TIMEOUT_MS,
         lease: float | None = None,
-        ttl: float | None = None,
+        ttl: float | None = DEFAULT_TTL_SECONDS,
         error_ttl: float | str | None = "inherit",
         journal_mode: str = "wal",
         synchronous: str = "normal",
@@ -312,24 +372,63 @@ class SQLiteBackend(Backend):
         params = {
             "queue": queue_name, "limit": limit, "worker": worker, "now": now.timestamp(),
             "lease_until": now.timestamp() + lease, "lease_iso": to_iso(now + timedelta(seconds=lease)),
+            "quarantine_expires": self._retention_deadline({"status": QUARANTINED}),
         }
         # On the loop, a claim cannot be interrupted between its commit and its return.
         fast_rows = self._store.try_fast("pop", "claim", params)
-        if fast_rows is not None:
-            return self._claimed(fast_rows)
-        task = asyncio.ensure_future(self._store.locked("pop", self._claim_body(params)))
+        first = None if fast_rows is None else _read_claim(fast_rows)
+        if first is not None and not first.set_aside:
+            return first.records
+        task = asyncio.ensure_future(self._claim_on(params, first))
         try:
-            rows = await asyncio.shield(task)
+            claim = await asyncio.shield(task)
         except asyncio.CancelledError:
             # The claim may commit after the caller gave up: hand such tasks back, claiming nothing.
             self._store.keep(asyncio.ensure_future(self._undo_claim(task, queue_name, worker)))
             raise
-        return self._claimed(rows)
+        return claim.records
 
-    @staticmethod
-    def _claimed(rows: list[Any]) -> list[dict[str, Any]]:
-        rows.sort(key=lambda row: (not row[1], row[0]))  # expired leases first, then queue order
-        return [record_from_json(row[2]) for row in rows]
+    async def _claim_on(self, params: dict[str, Any], first: _Claim | None) -> _Claim:
+        """Claim through the thread (``first`` is None), and as long as a claim statement sets rows aside
+        (robust.corrupt_record), store their quarantine records and claim the rest of ``limit``: one more
+        statement per round that found any, none when nothing is corrupt."""
+        queue_name, worker, limit = params["queue"], params["worker"], params["limit"]
+        claimed = _Claim()
+        claim = first
+        while True:
+            if claim is None:
+                try:
+                    claim = _read_claim(await self._store.locked("pop", self._claim_body(params)))
+                except BackendError:
+                    if not claimed.records:
+                        raise
+                    return claimed  # what is claimed already is the caller's, not lost
+            claimed.seqs += claim.seqs
+            claimed.records += claim.records
+            if not claim.set_aside:
+                return claimed
+            await self._quarantine(queue_name, worker, claim.set_aside)
+            if len(claimed.records) >= limit:
+                return claimed
+            params = {**params, "limit": limit - len(claimed.records)}
+            claim = None
+
+    async def _quarantine(
+        self, queue_name: str, worker: str, set_aside: list[tuple[int, dict[str, Any]]]
+    ) -> None:
+        """Log each record a claim set aside, and store its quarantine record (keeping the stored text) in
+        place of the data. The rows are out of the queue already, so a failed write only leaves reads to
+        show the record as quarantined from the stored text (:func:`~sheppy_core.backend.decode_record`)."""
+        for _, record in set_aside:
+            reason = record["quarantine"]["reason"]
+            logger.warning("%s", CorruptRecordError(queue_name, record["id"], reason))
+        try:
+            await self._store.rows_many("pop", [("quarantine_task", {
+                "queue": queue_name, "id": record["id"], "seq": seq, "worker": worker,
+                "data": _dumps(record), "expires_at": self._retention_deadline(record),
+            }) for seq, record in set_aside])
+        except BackendError as exc:
+            logger.warning("sheppy-sqlite: queue %r: storing quarantine records failed: %s", queue_name, exc)
 
     @staticmethod
     def _claim_body(params: dict[str, Any]) -> Callable[[Conn], Awaitable[list[Any]]]:
@@ -340,17 +439,15 @@ class SQLiteBackend(Backend):
 
         return body
 
-    async def _undo_claim(
-        self, task: asyncio.Future[list[Any]], queue_name: str, worker: str
-    ) -> None:
+    async def _undo_claim(self, task: asyncio.Future[_Claim], queue_name: str, worker: str) -> None:
         try:
-            rows = await task
+            claim = await task
         except BaseException:
             return
-        if rows:
+        if claim.seqs:
             await self._rows("pop", "unclaim", {
                 "queue": queue_name, "worker": worker, "epoch_iso": _EPOCH_ISO,
-                "seqs": json.dumps([row[0] for row in rows]),
+                "seqs": json.dumps(claim.seqs),
             })
             notify(self._path, queue_name)
 
@@ -403,7 +500,8 @@ class SQLiteBackend(Backend):
 
     async def acknowledge(self, queue_name: str, task_id: str) -> bool:
         _check_queue(queue_name)
-        rows = await self._rows("acknowledge", "acknowledge", {"queue": queue_name, "id": str(task_id)})
+        key = {"queue": queue_name, "id": check_task_id(task_id)}
+        rows = await self._rows("acknowledge", "acknowledge", key)
         return bool(rows)
 
     async def heartbeat(
@@ -415,6 +513,7 @@ class SQLiteBackend(Backend):
         lease: float | None = None,
     ) -> list[str]:
         _check_queue(queue_name)
+        task_ids = check_task_ids(task_ids)
         if not task_ids:
             return []
         now = _now()
@@ -462,12 +561,12 @@ class SQLiteBackend(Backend):
         _check_queue(queue_name)
         if not task_ids:
             return {}
-        wanted = list(dict.fromkeys(str(t) for t in task_ids))
+        wanted = list(dict.fromkeys(check_task_ids(task_ids)))
         params = {"queue": queue_name, "ids": json.dumps(wanted)}
 
         async def finished() -> dict[str, dict[str, Any]]:
             rows = await self._rows("get_results", "get_results", {**params, "now": time.time()})
-            return {str(row[0]): record_from_json(row[1]) for row in rows}
+            return _decoded_by_id(rows)
 
         if timeout is None or timeout < 0:
             return await finished()
@@ -497,35 +596,43 @@ class SQLiteBackend(Backend):
         if not task_ids:
             return {}
         rows = await self._rows("get_tasks", "get_tasks", {
-            "queue": queue_name, "ids": json.dumps(list(dict.fromkeys(str(t) for t in task_ids))),
+            "queue": queue_name, "ids": json.dumps(list(dict.fromkeys(check_task_ids(task_ids)))),
             "now": time.time(),
         })
-        return {str(row[0]): record_from_json(row[1]) for row in rows}
+        return _decoded_by_id(rows)
 
     async def get_all_tasks(self, queue_name: str) -> list[dict[str, Any]]:
         _check_queue(queue_name)
         rows = await self._rows("get_all_tasks", "get_all_tasks", {"queue": queue_name, "now": time.time()},
                                inline=False)
-        return [record_from_json(row[0]) for row in rows]
+        return _decoded(rows)
 
     async def get_pending(self, queue_name: str, count: int = 1) -> list[dict[str, Any]]:
         _check_queue(queue_name)
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise BackendInputError(f"get_pending() count must be an integer >= 1, got {count!r}")
         rows = await self._rows("get_pending", "get_pending", {"queue": queue_name, "count": count})
-        return [record_from_json(row[0]) for row in rows]
+        return _decoded(rows)
 
     async def get_scheduled(self, queue_name: str) -> list[dict[str, Any]]:
         _check_queue(queue_name)
         rows = await self._rows("get_scheduled", "get_scheduled", {"queue": queue_name}, inline=False)
-        return [record_from_json(row[0]) for row in rows]
+        return _decoded(rows)
 
     async def next_scheduled_at(self, queue_name: str) -> datetime | None:
         """One indexed query. The time is read from the earliest record itself, not from the REAL
         column, so it equals the ``at`` it was scheduled for to the microsecond."""
         _check_queue(queue_name)
         rows = await self._rows("next_scheduled_at", "next_scheduled_at", {"queue": queue_name})
-        return due_at(record_from_json(rows[0][0])) if rows else None
+        if not rows:
+            return None
+        task_id, data, due = rows[0]
+        record = decode_record(data, str(task_id))
+        if is_quarantined(record):
+            # A corrupt row has no time field to read: its column says when pop_scheduled moves it
+            # (a stand-in's "due now" would have every scheduler spin until then).
+            return datetime.fromtimestamp(due, UTC)
+        return due_at(record)
 
     async def size(self, queue_name: str) -> int:
         _check_queue(queue_name)
@@ -573,19 +680,19 @@ class SQLiteBackend(Backend):
         if not rows:
             return []
         notify(self._path, queue_name)
-        return [record_from_json(data) for _, data in sorted(rows, key=lambda row: int(row[0]))]
+        return _decoded((task_id, data) for _, task_id, data in sorted(rows, key=lambda row: int(row[0])))
 
     # -- cancel / delete -------------------------------------------------------------------------
 
     async def cancel(self, queue_name: str, task_id: str) -> dict[str, Any] | None:
         _check_queue(queue_name)
-        key = {"queue": queue_name, "id": str(task_id)}
+        key = {"queue": queue_name, "id": check_task_id(task_id)}
 
         async def body(conn: Conn) -> dict[str, Any] | None:
             rows = await self._fetch(conn, "waiting_task", key)
             if not rows:
                 return None
-            record: dict[str, Any] = record_from_json(rows[0][0])
+            record = decode_record(rows[0][0], key["id"])
             record["status"] = "cancelled"
             record["finished_at"] = to_iso(_now())
             await self._fetch(conn, "finish_task", {
@@ -601,7 +708,7 @@ class SQLiteBackend(Backend):
 
     async def delete_task(self, queue_name: str, task_id: str) -> bool:
         _check_queue(queue_name)
-        key = {"queue": queue_name, "id": str(task_id), "now": time.time()}
+        key = {"queue": queue_name, "id": check_task_id(task_id), "now": time.time()}
         if await self._rows("delete_task", "delete_finished", key):
             return True
         state = await self._rows("delete_task", "task_state", key)
@@ -622,9 +729,17 @@ class SQLiteBackend(Backend):
         return bool(rows)
 
     async def delete_cron(self, queue_name: str, deterministic_id: str) -> bool:
+        """The definition and its waiting occurrences, in one ``BEGIN IMMEDIATE`` transaction."""
         _check_queue(queue_name)
-        return bool(await self._rows("delete_cron", "delete_cron",
-                                     {"queue": queue_name, "id": str(deterministic_id)}))
+        key = {"queue": queue_name, "id": str(deterministic_id)}
+
+        async def body(conn: Conn) -> bool:
+            if not await self._fetch(conn, "delete_cron", key):
+                return False
+            await self._fetch(conn, "delete_cron_occurrences", key)
+            return True
+
+        return await self._transaction("delete_cron", body)
 
     async def get_crons(self, queue_name: str) -> list[dict[str, Any]]:
         _check_queue(queue_name)
@@ -771,7 +886,7 @@ class SQLiteBackend(Backend):
         rows = await self._rows("get_workflow_results", "get_workflow_results", {
             "queue": queue_name, "workflow_id": str(workflow_id), "now": time.time(),
         }, inline=False)
-        return {str(row[0]): record_from_json(row[1]) for row in rows}
+        return _decoded_by_id(rows)
 
     @staticmethod
     def _records(rows: Iterable[Any]) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from sheppy_core.backend import redact_url
+from sheppy_core.backend import DEFAULT_TTL_SECONDS, redact_secrets, redact_url
 from sheppy_core.exceptions import ConfigurationError
 
 __all__ = [
@@ -43,7 +43,7 @@ OPTION_HELP: Final[dict[str, str]] = {
     "journal_mode": f"one of {', '.join(JOURNAL_MODES)} (default wal)",
     "synchronous": f"one of {', '.join(SYNCHRONOUS_MODES)} (default normal)",
     "lease": "default claim lease in seconds (default 15)",
-    "ttl": "retention of finished records in seconds, or 'none' to keep them (default none)",
+    "ttl": "retention of finished records in seconds, or 'none' to keep them (default 2592000: 30 days)",
     "error_ttl": "retention of failed/cancelled/crashed records: seconds, 'none' or 'inherit' (default)",
     "poll_interval": "longest pause in seconds between looks for other processes' changes (default 0.01)",
     "purge_interval": "seconds between purges of expired records (default 60)",
@@ -60,7 +60,7 @@ class SQLiteOptions:
     journal_mode: str = "wal"
     synchronous: str = "normal"
     lease: float | None = None
-    ttl: float | None = None
+    ttl: float | None = DEFAULT_TTL_SECONDS
     error_ttl: float | str | None = "inherit"
     poll_interval: float = DEFAULT_POLL_INTERVAL
     purge_interval: float = 60.0
@@ -124,7 +124,9 @@ def parse_url(url: str) -> SQLiteOptions:
     try:
         parts = urlsplit(url)
     except ValueError as exc:
-        raise ConfigurationError(f"cannot parse sqlite URL {redact_url(url)!r}: {exc}") from None
+        raise ConfigurationError(
+            f"cannot parse sqlite URL {redact_url(url)!r}: {redact_secrets(str(exc), url)}"
+        ) from None
     shown = redact_url(url)  # the only form of a URL that may appear in a message
     if parts.scheme.lower() != "sqlite":
         raise ConfigurationError(f"not a sqlite:// URL: {shown!r}")

@@ -50,6 +50,10 @@ def is_busy(exc: BaseException) -> bool:
 def translate(exc: BaseException, operation: str, path: str, busy_timeout_ms: int) -> BackendError:
     """The contract error for a driver exception raised while running ``operation`` on ``path``."""
     where = f"sheppy-sqlite {operation} on {path}"
+    if isinstance(exc, UnicodeError):
+        # sqlite3 encodes text parameters as UTF-8; a lone surrogate has no such form. The
+        # connection is fine: only this input is refused.
+        return BackendInputError(f"{where}: SQLite cannot store text without a UTF-8 form: {exc}")
     if isinstance(exc, ValueError) and not isinstance(exc, sqlite3.Error):
         # aiosqlite raises ValueError("Connection closed"/"no active connection").
         return BackendConnectionError(f"{where}: the connection is closed ({exc})")

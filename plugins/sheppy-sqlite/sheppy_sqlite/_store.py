@@ -251,7 +251,7 @@ class Store:
             return None
         try:
             rows = fast.run(queries()[name], params)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeError) as exc:
             raise translate(exc, operation, self.path, self.options.busy_timeout) from exc
         if fast.writes_since_checkpoint >= CHECKPOINT_EVERY:
             fast.writes_since_checkpoint = 0
@@ -267,7 +267,7 @@ class Store:
             return None
         try:
             results = fast.run_many([(queries()[name], params) for name, params in statements])
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeError) as exc:
             raise translate(exc, operation, self.path, self.options.busy_timeout) from exc
         if fast.writes_since_checkpoint >= CHECKPOINT_EVERY:
             fast.writes_since_checkpoint = 0

@@ -394,7 +394,7 @@ async def test_inspection(backend: SQLiteBackend) -> None:
     assert await backend.size(Q) == 0  # q1, q2 were claimed by pop(Q, 4) as well
     stats = await backend.get_stats(Q)
     assert stats == {"pending": 0, "processing": 3, "scheduled": 2, "completed": 0, "failed": 1,
-                     "cancelled": 0, "crashed": 0}
+                     "cancelled": 0, "crashed": 0, "quarantined": 0}
     assert await backend.get_stats("unknown") == dict.fromkeys(stats, 0)
     assert await backend.list_queues() == {"jobs": 0, "other": 1}
     assert await backend.size("unknown") == 0

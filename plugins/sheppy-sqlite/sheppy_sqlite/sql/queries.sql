@@ -46,12 +46,22 @@ RETURNING id;
 -- Claim up to :limit tasks in one statement (atomic across connections: a write statement holds the
 -- database's write lock from its first read). Expired leases first, then the queue head in `seq` order.
 -- In SET, `state` still reads the old value, so `redelivered` records whether the lease had expired.
-UPDATE tasks SET
-    state = 'claimed', status = 'processing', claimed_by = :worker, lease_until = :lease_until,
-    redelivered = (state = 'claimed'),
-    data = json_set(data, '$.status', 'processing', '$.claimed_by', :worker,
-                    '$.lease_expires_at', :lease_iso,
-                    '$.deliveries', coalesce(json_extract(data, '$.deliveries'), 0) + 1)
+-- A row whose data is not a JSON object with its own id (robust.corrupt_record: `ok` is false, worked
+-- out once per row by the inner SELECT) is set aside instead, its data untouched: state 'finished',
+-- status 'quarantined', kept until :quarantine_expires. The caller stores its quarantine record.
+UPDATE tasks SET (state, status, claimed_by, lease_until, redelivered, expires_at, data) = (
+    SELECT CASE WHEN ok THEN 'claimed' ELSE 'finished' END,
+           CASE WHEN ok THEN 'processing' ELSE 'quarantined' END,
+           CASE WHEN ok THEN :worker END,
+           CASE WHEN ok THEN :lease_until END,
+           ok AND tasks.state = 'claimed',
+           CASE WHEN ok THEN tasks.expires_at ELSE :quarantine_expires END,
+           CASE WHEN ok THEN json_set(tasks.data, '$.status', 'processing', '$.claimed_by', :worker,
+                                      '$.lease_expires_at', :lease_iso, '$.deliveries',
+                                      coalesce(json_extract(tasks.data, '$.deliveries'), 0) + 1)
+                ELSE tasks.data END
+    FROM (SELECT CASE WHEN NOT json_valid(tasks.data) THEN 0
+                      ELSE json_extract(tasks.data, '$.id') IS tasks.id END AS ok))
 WHERE seq IN (
     SELECT seq FROM (
         SELECT 0 AS rank, seq FROM (
@@ -62,7 +72,15 @@ WHERE seq IN (
             SELECT seq FROM tasks WHERE queue = :queue AND state = 'queued' ORDER BY seq LIMIT :limit)
     ) ORDER BY rank, seq LIMIT :limit
 )
-RETURNING seq, redelivered, data;
+RETURNING seq, redelivered, data, id, state;
+
+-- name: quarantine_task
+-- Store the quarantine record (:data) of a row the claim set aside, or of one it claimed whose data
+-- Python cannot read as a task: finished for good, out of the queue and claims.
+UPDATE tasks SET state = 'finished', status = 'quarantined', due_at = NULL, lease_until = NULL,
+    claimed_by = NULL, redelivered = 0, expires_at = :expires_at, data = :data
+WHERE seq = :seq AND queue = :queue AND id = :id
+  AND (status = 'quarantined' OR (state = 'claimed' AND claimed_by = :worker));
 
 -- name: unclaim
 -- Undo a claim whose caller was cancelled before it could see the result: the tasks go back to the
@@ -88,14 +106,18 @@ SELECT min(lease_until) FROM tasks WHERE queue = :queue AND state = 'claimed';
 
 -- name: acknowledge
 -- Release a claim (live or expired) without re-queueing: the task is then nowhere.
+-- Data that is not a task record (robust.corrupt_record) is left as it is, here and in heartbeat.
 UPDATE tasks SET state = 'released', claimed_by = NULL, lease_until = NULL, redelivered = 0,
-    data = json_remove(data, '$.claimed_by', '$.lease_expires_at')
+    data = CASE WHEN NOT json_valid(data) THEN data WHEN json_extract(data, '$.id') IS NOT id THEN data
+                ELSE json_remove(data, '$.claimed_by', '$.lease_expires_at') END
 WHERE queue = :queue AND id = :id AND state = 'claimed'
 RETURNING id;
 
 -- name: heartbeat
 -- Extend the leases still held by :worker, even just-expired ones nobody reclaimed.
-UPDATE tasks SET lease_until = :lease_until, data = json_set(data, '$.lease_expires_at', :lease_iso)
+UPDATE tasks SET lease_until = :lease_until,
+    data = CASE WHEN NOT json_valid(data) THEN data WHEN json_extract(data, '$.id') IS NOT id THEN data
+                ELSE json_set(data, '$.lease_expires_at', :lease_iso) END
 WHERE queue = :queue AND state = 'claimed' AND claimed_by = :worker
   AND id IN (SELECT value FROM json_each(:ids))
 RETURNING id;
@@ -130,17 +152,17 @@ WHERE queue = :queue AND id IN (SELECT value FROM json_each(:ids))
   AND (expires_at IS NULL OR expires_at > :now);
 
 -- name: get_all_tasks
-SELECT data FROM tasks WHERE queue = :queue AND (expires_at IS NULL OR expires_at > :now);
+SELECT id, data FROM tasks WHERE queue = :queue AND (expires_at IS NULL OR expires_at > :now);
 
 -- name: get_pending
-SELECT data FROM tasks WHERE queue = :queue AND state = 'queued' ORDER BY seq LIMIT :count;
+SELECT id, data FROM tasks WHERE queue = :queue AND state = 'queued' ORDER BY seq LIMIT :count;
 
 -- name: get_scheduled
-SELECT data FROM tasks WHERE queue = :queue AND state = 'scheduled' ORDER BY due_at, seq;
+SELECT id, data FROM tasks WHERE queue = :queue AND state = 'scheduled' ORDER BY due_at, seq;
 
 -- name: next_scheduled_at
 -- The earliest scheduled record (its own time field is exact; the REAL column is for ordering).
-SELECT data FROM tasks WHERE queue = :queue AND state = 'scheduled' ORDER BY due_at, seq LIMIT 1;
+SELECT id, data, due_at FROM tasks WHERE queue = :queue AND state = 'scheduled' ORDER BY due_at, seq LIMIT 1;
 
 -- name: size
 SELECT count(*) FROM tasks WHERE queue = :queue AND state = 'queued';
@@ -157,15 +179,17 @@ FROM queues ORDER BY name;
 
 -- name: pop_scheduled
 -- Move every due scheduled task to the tail of the queue, in due order, in one statement: the write lock
--- makes the move happen once even when several workers run it at the same moment.
+-- makes the move happen once even when several workers run it at the same moment. Data that is not a
+-- task record (robust.corrupt_record) is moved untouched; the claim sets it aside.
 UPDATE tasks SET
     seq = tail.top + due.position, state = 'queued', status = 'pending', due_at = NULL,
-    data = json_set(data, '$.status', 'pending')
+    data = CASE WHEN NOT json_valid(data) THEN data WHEN json_extract(data, '$.id') IS NOT tasks.id
+                THEN data ELSE json_set(data, '$.status', 'pending') END
 FROM (SELECT seq AS old_seq, row_number() OVER (ORDER BY due_at, seq) AS position
       FROM tasks WHERE queue = :queue AND state = 'scheduled' AND due_at <= :now) AS due,
      (SELECT max(seq) AS top FROM tasks) AS tail
 WHERE tasks.seq = due.old_seq
-RETURNING seq, data;
+RETURNING seq, id, data;
 
 -- name: waiting_task
 -- A task cancel may still take back: queued (unclaimed) or scheduled.
@@ -178,7 +202,10 @@ UPDATE tasks SET state = 'finished', status = :status, due_at = NULL, lease_unti
 WHERE queue = :queue AND id = :id;
 
 -- name: delete_finished
-DELETE FROM tasks WHERE queue = :queue AND id = :id AND state = 'finished'
+-- Also a row whose data is not a task record (robust.corrupt_record): every read shows it finished.
+DELETE FROM tasks WHERE queue = :queue AND id = :id
+  AND CASE WHEN state = 'finished' OR NOT json_valid(data) THEN 1
+           ELSE json_extract(data, '$.id') IS NOT id END
   AND (expires_at IS NULL OR expires_at > :now)
 RETURNING id;
 
@@ -220,6 +247,12 @@ INSERT INTO crons (queue, id, data) VALUES (:queue, :id, :data) ON CONFLICT DO N
 
 -- name: delete_cron
 DELETE FROM crons WHERE queue = :queue AND id = :id RETURNING id;
+
+-- name: delete_cron_occurrences
+-- The waiting occurrences of cron :id (scheduled, never started), deleted with it in one transaction.
+-- (json_valid first: a corrupt row must not fail the delete; it is not an occurrence.)
+DELETE FROM tasks WHERE queue = :queue AND state = 'scheduled' AND status = 'scheduled'
+  AND CASE WHEN json_valid(data) THEN json_extract(data, '$.cron_id') = :id ELSE 0 END;
 
 -- name: get_crons
 SELECT data FROM crons WHERE queue = :queue ORDER BY id;
