@@ -31,12 +31,17 @@ from sheppy_core.backend import (
     RATE_LIMIT,
     RESULT_NOTIFY,
     SHARED_STORE,
+    STATS_KEYS,
     TRANSACTIONAL_ENQUEUE,
     TTL,
     WORKFLOWS,
     Backend,
+    check_queue_name,
+    check_task_id,
+    check_task_ids,
+    decode_record,
     due_at,
-    record_from_json,
+    is_quarantined,
     record_to_json,
     retention_seconds,
     task_id_of,
@@ -47,6 +52,7 @@ from sheppy_core.exceptions import (
     BackendConnectionError,
     BackendError,
     BackendInputError,
+    CorruptRecordError,
     TaskStateError,
 )
 from sheppy_postgres._batching import FinishedWrite, ResultBatcher
@@ -69,6 +75,8 @@ from sheppy_postgres._sql import queries_for
 __all__ = ["Connection", "PostgresBackend"]
 
 logger = logging.getLogger("sheppy.postgres")
+_backend_log = logging.getLogger("sheppy.backend")
+"""Where backends log what the contract asks them to (a record set aside as quarantined)."""
 
 Connection: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 """A caller's asyncpg connection (plain or from a pool), for transactional enqueue."""
@@ -79,6 +87,8 @@ _CONNECT_TIMEOUT = 10.0
 _REGISTER_RECHECK = 0.02
 """Seconds after registering as a result waiter before looking again (covers a store_result that
 raced the registration: its statement is over within this time unless it waited for a lock)."""
+_CLAIM_ROUNDS = 32
+"""Claim statements one pop runs at most while corrupt rows it sets aside take the places of tasks."""
 _STATS_BY_STATE = {"queued": "pending", "claimed": "processing", "scheduled": "scheduled"}
 
 
@@ -90,6 +100,11 @@ async def _keep_session(conn: asyncpg.Connection[Any]) -> None:
     no session-level SET (migrations use SET LOCAL), LISTEN lives on its own connection, and advisory
     locks are transaction-scoped.
     """
+
+
+def _log_quarantined(queue_name: str, stand_in: dict[str, Any]) -> None:
+    reason = stand_in["quarantine"]["reason"]
+    _backend_log.warning("%s", CorruptRecordError(queue_name, str(stand_in["id"]), reason))
 
 
 def _workflow_key(record: dict[str, Any]) -> str | None:
@@ -315,9 +330,7 @@ class PostgresBackend(ExtrasMixin, Backend):
 
     @staticmethod
     def _queue(queue_name: str) -> str:
-        if not isinstance(queue_name, str) or not queue_name:
-            raise BackendInputError(f"queue name must be a non-empty string, got {queue_name!r}")
-        return encode_name(queue_name)
+        return encode_name(check_queue_name(queue_name))
 
     def _lease(self, lease: float | None) -> float:
         seconds = self.lease_duration if lease is None else float(lease)
@@ -411,7 +424,7 @@ class PostgresBackend(ExtrasMixin, Backend):
         worker = worker_id or self.client_id
         seconds = self._lease(lease)
         if timeout is None or timeout <= 0:
-            return await self._claim(queue, limit, worker, seconds)
+            return await self._claim(queue, limit, worker, seconds, queue_name)
 
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -422,7 +435,7 @@ class PostgresBackend(ExtrasMixin, Backend):
             while True:
                 if event is not None:
                     event.clear()
-                records = await self._claim(queue, limit, worker, seconds)
+                records = await self._claim(queue, limit, worker, seconds, queue_name)
                 if records:
                     return records
                 remaining = deadline - loop.time()
@@ -438,7 +451,65 @@ class PostgresBackend(ExtrasMixin, Backend):
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), seconds)
 
-    async def _claim(self, queue: str, limit: int, worker: str, lease: float) -> list[dict[str, Any]]:
+    async def _claim(
+        self, queue: str, limit: int, worker: str, lease: float, queue_name: str
+    ) -> list[dict[str, Any]]:
+        """Claim up to ``limit`` tasks that can be read ``[robust.corrupt_record]``.
+
+        A claimed row whose data is not a task record of its key (decoded in Python: PostgreSQL 15
+        has no non-raising JSON test, and parsing every payload in the claim would cost the hot path)
+        is set aside as quarantined right after, still under this claim, and as many more are claimed
+        in its place. No extra statement runs when nothing is corrupt. Should this process die in
+        between, the row stays claimed until its lease passes, and the next claimer sets it aside.
+        """
+        records: list[dict[str, Any]] = []
+        held: list[str] = []
+        try:
+            for _ in range(_CLAIM_ROUNDS):
+                wanted = limit - len(records)
+                rows = await self._claim_rows(queue, wanted, worker, lease)
+                corrupt: list[tuple[asyncpg.Record, dict[str, Any]]] = []
+                for row in rows:
+                    record = row_to_record(row)
+                    if is_quarantined(record):
+                        corrupt.append((row, record))
+                    else:
+                        records.append(record)
+                        held.append(row["id"])
+                if not corrupt:
+                    return records
+                try:
+                    await self._quarantine_claimed(queue, queue_name, worker, corrupt)
+                except BackendError:
+                    if records:  # claimed: hand them out; the corrupt rows come back after their lease
+                        return records
+                    raise
+                if len(rows) < wanted:
+                    return records
+        except asyncio.CancelledError:
+            if held:  # a cancelled pop claims nothing: give back what earlier rounds took
+                with contextlib.suppress(Exception):
+                    await self._fetch("release_tasks", queue, held, worker)
+            raise
+        return records
+
+    async def _quarantine_claimed(
+        self, queue: str, queue_name: str, worker: str, corrupt: list[tuple[asyncpg.Record, dict[str, Any]]]
+    ) -> None:
+        """Store the quarantine stand-ins of claimed rows pop could not read (only where this very claim
+        still holds them: same holder, same delivery count) and log each one set aside."""
+        row = await self._fetchrow(
+            "quarantine_claimed", queue, [r["id"] for r, _ in corrupt], worker,
+            [r["deliveries"] for r, _ in corrupt], [record_to_json(stand_in) for _, stand_in in corrupt],
+            [retention_seconds(stand_in, self.ttl, self.error_ttl) for _, stand_in in corrupt],
+            self._channel, notify_key("r", queue),
+        )
+        moved = set(row["ids"])
+        for stored, stand_in in corrupt:
+            if stored["id"] in moved:
+                _log_quarantined(queue_name, stand_in)
+
+    async def _claim_rows(self, queue: str, limit: int, worker: str, lease: float) -> list[asyncpg.Record]:
         # Shielded: if the caller is cancelled while the UPDATE runs, the claim may still commit; the
         # rows it took are then given back, so a cancelled pop claims nothing.
         attempt = asyncio.ensure_future(self._fetch("claim_tasks", queue, limit, worker, lease, retry=True))
@@ -451,10 +522,10 @@ class PostgresBackend(ExtrasMixin, Backend):
                     await self._fetch("release_tasks", queue, [r["id"] for r in taken], worker)
             raise
         rows.sort(key=lambda r: (r["priority"], r["seq"]))
-        return [row_to_record(r) for r in rows]
+        return rows
 
     async def acknowledge(self, queue_name: str, task_id: str) -> bool:
-        rows = await self._fetch("acknowledge", self._queue(queue_name), encode_name(str(task_id)))
+        rows = await self._fetch("acknowledge", self._queue(queue_name), encode_name(check_task_id(task_id)))
         return bool(rows)
 
     async def heartbeat(
@@ -467,9 +538,10 @@ class PostgresBackend(ExtrasMixin, Backend):
     ) -> list[str]:
         queue = self._queue(queue_name)
         seconds = self._lease(lease)
+        task_ids = check_task_ids(task_ids)
         if not task_ids:
             return []
-        encoded = [encode_name(str(t)) for t in task_ids]
+        encoded = [encode_name(t) for t in task_ids]
         worker = worker_id or self.client_id
         rows = await self._heartbeat_rows(queue, encoded, worker, seconds)
         held = {r["id"] for r in rows}
@@ -548,13 +620,13 @@ class PostgresBackend(ExtrasMixin, Backend):
         queue = self._queue(queue_name)
         if not task_ids:
             return {}
-        wanted = {encode_name(str(t)): str(t) for t in task_ids}
+        wanted = {encode_name(t): t for t in check_task_ids(task_ids)}
         results: dict[str, dict[str, Any]] = {}
 
         async def collect() -> None:
             missing = [stored for stored, task_id in wanted.items() if task_id not in results]
             for row in await self._fetch("get_results", queue, missing, retry=True):
-                results[wanted[row["id"]]] = row_to_record(row)
+                results[wanted[row["id"]]] = row_to_record(row, wanted[row["id"]])
 
         if timeout is None or timeout < 0:
             await collect()
@@ -606,9 +678,9 @@ class PostgresBackend(ExtrasMixin, Backend):
         queue = self._queue(queue_name)
         if not task_ids:
             return {}
-        wanted = {encode_name(str(t)): str(t) for t in task_ids}
+        wanted = {encode_name(t): t for t in check_task_ids(task_ids)}
         rows = await self._fetch("get_tasks", queue, list(wanted), retry=True)
-        return {wanted[r["id"]]: row_to_record(r) for r in rows}
+        return {wanted[r["id"]]: row_to_record(r, wanted[r["id"]]) for r in rows}
 
     async def get_all_tasks(self, queue_name: str) -> list[dict[str, Any]]:
         rows = await self._fetch("get_all_tasks", self._queue(queue_name), retry=True)
@@ -633,8 +705,7 @@ class PostgresBackend(ExtrasMixin, Backend):
         return int(await self._fetchval("size", self._queue(queue_name), retry=True))
 
     async def get_stats(self, queue_name: str) -> dict[str, int]:
-        stats = dict.fromkeys(("pending", "processing", "scheduled", "completed", "failed", "cancelled",
-                               "crashed"), 0)
+        stats = dict.fromkeys(STATS_KEYS, 0)
         for row in await self._fetch("get_stats", self._queue(queue_name), retry=True):
             key = row["status"] if row["state"] == "finished" else _STATS_BY_STATE.get(row["state"], "")
             if key in stats:
@@ -664,12 +735,20 @@ class PostgresBackend(ExtrasMixin, Backend):
 
     async def cancel(self, queue_name: str, task_id: str) -> dict[str, Any] | None:
         queue = self._queue(queue_name)
-        stored_id = encode_name(str(task_id))
+        stored_id = encode_name(check_task_id(task_id))
         async with self._transaction("cancel") as conn:
             row = await conn.fetchrow(self._sql["lock_task"], queue, stored_id)
             if row is None or row["state"] not in ("queued", "scheduled"):
                 return None
-            record: dict[str, Any] = record_from_json(row["data"])
+            record = decode_record(row["data"], str(task_id))
+            if is_quarantined(record):  # cannot be read as a task: set aside like pop would, not run
+                keep = retention_seconds(record, self.ttl, self.error_ttl)
+                await conn.execute(
+                    self._sql["store_quarantined"], queue, stored_id, record_to_json(record), keep
+                )
+                await conn.fetch(self._sql["notify_results"], queue, self._channel, notify_key("r", queue))
+                _log_quarantined(queue_name, record)
+                return record
             record["status"] = "cancelled"
             record["finished_at"] = to_iso(utcnow())
             if row["deliveries"] is not None:
@@ -680,11 +759,21 @@ class PostgresBackend(ExtrasMixin, Backend):
         return record
 
     async def delete_task(self, queue_name: str, task_id: str) -> bool:
-        row = await self._fetchrow("delete_task", self._queue(queue_name), encode_name(str(task_id)))
-        if row["deleted"]:
-            return True
-        if row["state"] is None:
-            return False
+        queue, stored_id = self._queue(queue_name), encode_name(check_task_id(task_id))
+        for _ in range(2):  # a second look if the row changed between the statements
+            row = await self._fetchrow("delete_task", queue, stored_id)
+            if row["deleted"]:
+                return True
+            if row["state"] is None:
+                return False
+            # Not finished, unless its data cannot be read as a task: reads hand out a (finished)
+            # quarantine stand-in for it, so it is deleted like one ([robust.corrupt_record]).
+            current = await self._fetch("get_unfinished_row", queue, stored_id)
+            if not current or not is_quarantined(row_to_record(current[0], str(task_id))):
+                break
+            state, seq, data = current[0]["state"], current[0]["seq"], current[0]["data"]
+            if await self._fetchval("delete_unfinished", queue, stored_id, state, seq, data):
+                return True
         raise TaskStateError(f"task {task_id!r} in queue {queue_name!r} is not finished; it was not deleted")
 
     # -- retention -------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from sheppy_core.backend import redact_url
+from sheppy_core.backend import DEFAULT_TTL_SECONDS, redact_secrets, redact_url
 from sheppy_core.exceptions import ConfigurationError
 
 __all__ = ["DEFAULT_SCHEMA", "PostgresConfig", "parse_url", "quote_ident"]
@@ -18,7 +18,7 @@ DEFAULT_SCHEMA = "sheppy"
 DEFAULT_POOL_MIN = 1
 DEFAULT_POOL_MAX = 10
 DEFAULT_LEASE = 15.0
-DEFAULT_TTL: float | None = 30 * 24 * 3600.0
+DEFAULT_TTL: float | None = DEFAULT_TTL_SECONDS  # 30 days, as every bundled backend
 DEFAULT_POLL_LISTEN = 1.0
 """With LISTEN on, how often an idle ``pop``/``get_results`` re-checks anyway (a missed NOTIFY costs
 at most this long)."""
@@ -123,9 +123,21 @@ def parse_url(url: str) -> PostgresConfig:
     shown = redact_url(url)
     try:
         parts = urlsplit(url)
+    except ValueError as exc:
+        detail = redact_secrets(str(exc), url)
+        raise ConfigurationError(f"cannot parse PostgreSQL URL {shown!r}: {detail}") from None
+    if "@" in parts.path + parts.fragment:
+        # Most likely an unencoded '/' or '#' in the password cut the user info short: asyncpg would take
+        # part of the password for the host or port (and print it in its errors).
+        raise ConfigurationError(
+            f"URL {shown!r} has an '@' after its host; percent-encode '/', '?', '#' and '@' in a user name, "
+            "password or database name (%2F, %3F, %23, %40)"
+        )
+    try:
         _ = parts.port  # raises ValueError for a non-numeric port
     except ValueError as exc:
-        raise ConfigurationError(f"cannot parse PostgreSQL URL {shown!r}: {exc}") from None
+        detail = redact_secrets(str(exc), url)
+        raise ConfigurationError(f"cannot parse PostgreSQL URL {shown!r}: {detail}") from None
     if parts.scheme.lower() not in SCHEMES:
         raise ConfigurationError(
             f"URL {shown!r} has scheme {parts.scheme!r}; the PostgreSQL backend serves "
@@ -150,7 +162,10 @@ def parse_url(url: str) -> PostgresConfig:
             passed.append((key, value))
         else:
             known = ", ".join(sorted(_OWN_OPTIONS | {"sslmode", "application_name"}))
-            raise ConfigurationError(f"unknown option {key!r} in {shown!r}; known options include: {known}")
+            # (an unencoded '?' in the password makes part of it look like an option name)
+            raise ConfigurationError(
+                redact_secrets(f"unknown option {key!r} in {shown!r}; known options include: {known}", url)
+            )
 
     listen = _bool("listen", own["listen"], shown) if "listen" in own else True
     pool_min = int(_number("pool_min", own.get("pool_min", str(DEFAULT_POOL_MIN)), shown, minimum=0,

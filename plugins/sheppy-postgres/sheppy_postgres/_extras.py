@@ -45,7 +45,12 @@ class ExtrasMixin:
         return bool(rows)
 
     async def delete_cron(self, queue_name: str, deterministic_id: str) -> bool:
-        rows = await self._fetch("delete_cron", self._queue(queue_name), encode_name(str(deterministic_id)))
+        """The definition and its waiting occurrences, in one statement."""
+        cron_id = str(deterministic_id)
+        # Occurrences carry their cron's UUID in cron_id; an id with NUL (which a text parameter cannot
+        # hold) is no UUID, so no occurrence can name it: NULL matches none.
+        occurrence_key = None if "\x00" in cron_id else cron_id
+        rows = await self._fetch("delete_cron", self._queue(queue_name), encode_name(cron_id), occurrence_key)
         return bool(rows)
 
     async def get_crons(self, queue_name: str) -> list[dict[str, Any]]:

@@ -18,13 +18,15 @@ from typing import Any
 
 import asyncpg
 
-from sheppy_core.backend import record_from_json, to_iso
+from sheppy_core.backend import decode_record, is_quarantined, record_from_json, to_iso
 
 __all__ = ["decode_name", "encode_name", "escape_name", "int_or_none", "notify_key", "row_to_record"]
 
 
 _MAX_KEY_BYTES = 1000
 """Longer stored names are replaced by a hash: b-tree keys (and so primary keys) hold ~2700 bytes."""
+_HASHED = "\\#"
+"""Prefix of a hashed stored name (never the start of an escaped one)."""
 
 
 def escape_name(name: str) -> str:
@@ -44,7 +46,7 @@ def encode_name(name: str) -> str:
     if len(escaped) > _MAX_KEY_BYTES // 4:  # only then can it exceed the limit (4 bytes per char)
         raw = escaped.encode("utf-8", "surrogatepass")
         if len(raw) > _MAX_KEY_BYTES:
-            return "\\#" + hashlib.sha256(raw).hexdigest()
+            return _HASHED + hashlib.sha256(raw).hexdigest()
     return escaped
 
 
@@ -68,9 +70,19 @@ def int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def row_to_record(row: asyncpg.Record) -> dict[str, Any]:
-    """A task row (id, status, data, claimed_by, lease_expires_at, deliveries) as the record it stands for."""
-    record: dict[str, Any] = record_from_json(row["data"])
+def row_to_record(row: asyncpg.Record, task_id: str | None = None) -> dict[str, Any]:
+    """A task row (id, status, data, claimed_by, lease_expires_at, deliveries) as the record it stands for.
+
+    Never raises on the stored text: data that is not a JSON object whose ``id`` is the row's key reads
+    as its quarantine stand-in (:func:`~sheppy_core.backend.decode_record`), claim columns left off.
+    ``task_id``: the id the caller asked for, when it knows it; a stand-in then carries it (a hashed
+    key cannot be decoded, so one that pop stored under such a key names the key).
+    """
+    record = decode_record(row["data"], _id_of(row["id"], row["data"]))
+    if is_quarantined(record):
+        if task_id is not None:
+            record["id"] = task_id
+        return record
     record["status"] = row["status"]
     if row["claimed_by"] is not None:
         record["claimed_by"] = row["claimed_by"]
@@ -78,6 +90,19 @@ def row_to_record(row: asyncpg.Record) -> dict[str, Any]:
     if row["deliveries"] is not None:
         record["deliveries"] = row["deliveries"]
     return record
+
+
+def _id_of(stored: str, data: str) -> str:
+    """The task id of a row's key. A hashed key (an id over 1000 bytes) only says whether an id matches
+    it: the record's own ``id`` if it does, else the key itself (the record then reads as quarantined,
+    unless it is a stand-in that pop stored under that key, which names the key)."""
+    if not stored.startswith(_HASHED):
+        return decode_name(stored)
+    try:
+        claimed = record_from_json(data).get("id")
+    except (ValueError, RecursionError, AttributeError):
+        return stored
+    return str(claimed) if claimed is not None and encode_name(str(claimed)) == stored else stored
 
 
 @lru_cache(maxsize=4096)

@@ -17,6 +17,7 @@ import asyncpg
 import pytest
 from sheppy_postgres import PostgresBackend
 from sheppy_postgres._config import quote_ident
+from sheppy_postgres._records import encode_name, escape_name
 
 from sheppy_core.backend import utcnow
 
@@ -35,6 +36,26 @@ async def drop_schema(schema: str, server_url: str = SERVER_URL) -> None:
     conn = await asyncpg.connect(server_url)
     try:
         await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
+    finally:
+        await conn.close()
+
+
+async def write_raw_task(schema: str, queue_name: str, task_id: str, text: str) -> None:
+    """Store ``text`` as the data of a task queued at the tail of ``queue_name``, behind the backend's
+    back with plain SQL: exactly what a bug or a manual ``UPDATE`` would leave (robust.corrupt_record)."""
+    tasks, queues = f"{quote_ident(schema)}.tasks", f"{quote_ident(schema)}.queues"
+    conn = await asyncpg.connect(SERVER_URL)
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                f"INSERT INTO {queues} (queue, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                encode_name(queue_name), escape_name(queue_name),
+            )
+            await conn.execute(
+                f"INSERT INTO {tasks} (queue, id, state, status, data) "
+                "VALUES ($1, $2, 'queued', 'pending', $3)",
+                encode_name(queue_name), encode_name(task_id), text,
+            )
     finally:
         await conn.close()
 

@@ -13,7 +13,7 @@ from sheppy_postgres import PostgresBackend
 
 from sheppy_core.backend import Backend
 
-from .conftest import SERVER_URL, url_for
+from .conftest import SERVER_URL, url_for, write_raw_task
 
 
 class TestPostgresBackend(BackendConformance):
@@ -35,3 +35,8 @@ class TestPostgresBackend(BackendConformance):
             )
         finally:
             await conn.close()
+
+    async def write_stored_text(self, backend: Backend, queue_name: str, task_id: str, text: str) -> None:
+        """Insert a queued row whose data is ``text``, at the tail, with plain SQL (robust.corrupt_record)."""
+        assert isinstance(backend, PostgresBackend)
+        await write_raw_task(backend.schema, queue_name, task_id, text)

@@ -73,6 +73,22 @@ FROM picked
 WHERE t.queue = $1 AND t.id = picked.id
 RETURNING t.id, t.status, t.data, t.claimed_by, t.lease_expires_at, t.deliveries, picked.priority, t.seq
 
+-- name: quarantine_claimed
+-- Set aside claims of queue $1 that pop could not read as tasks (ids $2, held by $3 at deliveries $4): finished, status 'quarantined', data $5 (the stand-in keeping the stored text), kept $6 seconds or for ever if NULL; the ids set aside; notify $7 with $8 if any was and anyone waits for results of the queue.
+WITH stored AS (
+    UPDATE {schema}.tasks AS t
+    SET state = 'finished', status = 'quarantined', data = i.data, due_at = NULL, claimed_by = NULL,
+        lease_expires_at = NULL, expires_at = now() + make_interval(secs => i.keep)
+    FROM unnest($2::text[], $4::integer[], $5::text[], $6::float8[]) AS i (id, deliveries, data, keep)
+    WHERE t.queue = $1 AND t.id = i.id AND t.state = 'claimed' AND t.claimed_by = $3
+      AND t.deliveries = i.deliveries
+    RETURNING t.id
+)
+SELECT array(SELECT id FROM stored) AS ids,
+       (SELECT pg_notify($7, $8)
+        WHERE EXISTS (SELECT 1 FROM stored)
+          AND EXISTS (SELECT 1 FROM {schema}.result_waiters WHERE queue = $1))::text AS notified
+
 -- name: release_tasks
 -- Give back claims of queue $1 (ids $2, held by $3) that a cancelled pop made but never handed out.
 UPDATE {schema}.tasks
@@ -245,6 +261,13 @@ SET state = 'finished', status = 'cancelled', data = $3, due_at = NULL, claimed_
     lease_expires_at = NULL, expires_at = now() + make_interval(secs => $4)
 WHERE queue = $1 AND id = $2
 
+-- name: store_quarantined
+-- Set task $2 of queue $1 aside as quarantined (JSON $3: the stand-in keeping the stored text, kept $4 seconds or for ever if NULL).
+UPDATE {schema}.tasks
+SET state = 'finished', status = 'quarantined', data = $3, due_at = NULL, claimed_by = NULL,
+    lease_expires_at = NULL, expires_at = now() + make_interval(secs => $4)
+WHERE queue = $1 AND id = $2
+
 -- name: notify_results
 -- Notify channel $2 with $3 if anyone waits for results of queue $1 (delivered on commit).
 SELECT pg_notify($2, $3)::text
@@ -277,6 +300,20 @@ WITH target AS (
 )
 SELECT (SELECT state FROM target) AS state, (SELECT count(*) FROM deleted) AS deleted
 
+-- name: get_unfinished_row
+-- The live unfinished row of task $2 of queue $1 (delete_task reads its data when it was not finished).
+SELECT id, status, data, claimed_by, lease_expires_at, deliveries, state, seq FROM {schema}.tasks
+WHERE queue = $1 AND id = $2 AND state <> 'finished' AND (expires_at IS NULL OR expires_at > now())
+
+-- name: delete_unfinished
+-- Delete task $2 of queue $1 if it is still in state $3 at position $4 with data $5 (a record that reads as quarantined); the number deleted.
+WITH deleted AS (
+    DELETE FROM {schema}.tasks
+    WHERE queue = $1 AND id = $2 AND state = $3 AND seq = $4 AND data = $5
+    RETURNING 1
+)
+SELECT count(*) FROM deleted
+
 -- name: purge_expired
 -- Delete up to $1 finished records whose retention has passed; the number deleted.
 WITH doomed AS (
@@ -308,8 +345,16 @@ ON CONFLICT (queue, id) DO NOTHING
 RETURNING id
 
 -- name: delete_cron
--- Remove cron definition $2 of queue $1.
-DELETE FROM {schema}.crons WHERE queue = $1 AND id = $2 RETURNING id
+-- Remove cron definition $2 of queue $1 and, in the same statement, its waiting occurrences: records scheduled with status scheduled whose stored (compact) JSON holds "cron_id":"$3". Matched as text, not parsed: a corrupt row must not fail the delete. $3 NULL matches none.
+WITH gone AS (
+    DELETE FROM {schema}.crons WHERE queue = $1 AND id = $2 RETURNING id
+), occurrences AS (
+    DELETE FROM {schema}.tasks AS t
+    WHERE t.queue = $1 AND t.state = 'scheduled' AND t.status = 'scheduled'
+      AND EXISTS (SELECT 1 FROM gone)
+      AND strpos(t.data, '"cron_id":"' || $3 || '"') > 0
+)
+SELECT id FROM gone
 
 -- name: get_crons
 -- Every cron definition of queue $1.
