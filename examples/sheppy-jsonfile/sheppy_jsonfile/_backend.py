@@ -12,7 +12,16 @@ Document layout::
         "records":   {"<task id>": <task record>},
         "queued":    ["<task id>", ...],          # claim order
         "claims":    {"<task id>": <lease expiry, Unix seconds>},
-        "scheduled": {"<task id>": <due time, Unix seconds>}}}}
+        "scheduled": {"<task id>": <due time, Unix seconds>},
+        "expires":   {"<task id>": <when a finished record is dropped, Unix seconds>}}}}
+
+Finished records are kept ``ttl`` seconds (default :data:`~sheppy_core.backend.DEFAULT_TTL_SECONDS`,
+30 days, as every bundled backend; ``error_ttl`` for failed/cancelled/crashed ones), so the file does not
+grow without bound: every transaction drops the expired ones of the queue it reads.
+
+A stored record that is not a JSON object with its own id (a string, another task's record: a bug or
+a hand edit) reads as its quarantine record (:func:`_record`); ``pop`` stores that record in its place,
+logs a warning and claims the tasks behind it (the contract's ``[robust.corrupt_record]``).
 
 It is slow (the whole file is rewritten on every call) and meant as a readable example of the contract,
 not for production.
@@ -24,26 +33,39 @@ import asyncio
 import contextlib
 import fcntl
 import json
+import logging
+import math
 import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Self, TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from sheppy_core.backend import (
     CONTRACT_VERSION,
+    DEFAULT_TTL_SECONDS,
     SHARED_STORE,
     STATS_KEYS,
+    TTL,
     Backend,
     BackendConnectionError,
     BackendError,
     BackendInputError,
+    CorruptRecordError,
     TaskStateError,
+    check_queue_name,
+    check_task_id,
+    check_task_ids,
+    decode_record,
     due_at,
     is_finished,
+    is_quarantined,
+    redact_url,
+    retention_seconds,
     task_id_of,
     to_iso,
 )
@@ -58,14 +80,51 @@ Document = dict[str, Any]
 POLL_SECONDS = 0.05
 """How often ``get_results`` re-reads the file while waiting (this backend has no notifications)."""
 
+logger = logging.getLogger("sheppy.backend")
+
 
 def _empty_queue() -> Queue:
     return {"records": {}, "queued": [], "claims": {}, "scheduled": {}}
 
 
+def _record(queue: Queue, task_id: str) -> dict[str, Any]:
+    """``queue["records"][task_id]``, read as the contract's ``[robust.corrupt_record]`` asks: a value
+    that is not a JSON object with that id — say a record stored as a string (encoded twice, or text
+    pasted in by hand), or another task's record — reads as its quarantine record, which keeps the
+    stored text, instead of failing the call."""
+    value = queue["records"][task_id]
+    if isinstance(value, dict) and value.get("id") == task_id:
+        return value
+    return decode_record(value if isinstance(value, str) else json.dumps(value), task_id)
+
+
+_CLAIM_FIELDS = ("status", "claimed_by", "lease_expires_at", "deliveries")
+"""The record fields a claim writes (and a cancelled claim's hand-back restores)."""
+
+
+@dataclass(frozen=True)
+class _Before:
+    """Where a claimed task was and what its claim fields held, to undo a claim nobody received."""
+
+    lease_until: float | None  # an expired claim's lease expiry; None for a task taken from the queue
+    fields: dict[str, Any]
+
+
 def _check_queue_name(queue_name: str) -> None:
-    if not isinstance(queue_name, str) or not queue_name:
-        raise BackendInputError(f"queue name must be a non-empty string, got {queue_name!r}")
+    check_queue_name(queue_name)  # non-empty, with a UTF-8 form: the kit's check ([input.unencodable])
+
+
+def _retention_option(name: str, raw: str) -> float | None:
+    """A ``ttl``/``error_ttl`` URL option: seconds (> 0) or ``none`` (keep for ever)."""
+    if raw.strip().lower() == "none":
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not seconds > 0 or math.isinf(seconds):
+        raise ConfigurationError(f"jsonfile:// option {name}={raw!r}: expected seconds > 0 or 'none'")
+    return seconds
 
 
 def _epoch(moment: datetime) -> float:
@@ -77,23 +136,42 @@ class JsonFileBackend(Backend):
 
     url_schemes: ClassVar[tuple[str, ...]] = ("jsonfile",)
     contract_version: ClassVar[int] = CONTRACT_VERSION
-    capabilities: ClassVar[frozenset[str]] = frozenset({SHARED_STORE})
+    capabilities: ClassVar[frozenset[str]] = frozenset({SHARED_STORE, TTL})
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        ttl: float | None = DEFAULT_TTL_SECONDS,
+        error_ttl: float | str | None = "inherit",
+    ) -> None:
         self.path = Path(path)
+        self.ttl = ttl
+        self.error_ttl = error_ttl
         self._lock_path = self.path.with_name(self.path.name + ".lock")
         self._connected = False
 
     @classmethod
     def from_url(cls, url: str) -> Self:
-        """``jsonfile:///absolute/path/store.json`` or ``jsonfile://relative/path.json``."""
+        """``jsonfile:///absolute/path/store.json`` or ``jsonfile://relative/path.json``, with optional
+        ``?ttl=SECONDS|none&error_ttl=SECONDS|none|inherit`` (retention of finished records)."""
         parts = urlsplit(url)
         if parts.scheme != "jsonfile":
             raise ConfigurationError(f"JsonFileBackend serves jsonfile:// URLs, not {parts.scheme}://")
         path = unquote(parts.netloc + parts.path)
         if not path or path.endswith("/"):
-            raise ConfigurationError(f"jsonfile URL {url!r} names no file; use jsonfile:///path/to/store.json")
-        return cls(path)
+            raise ConfigurationError(
+                f"jsonfile URL {redact_url(url)!r} names no file; use jsonfile:///path/to/store.json"
+            )
+        options = dict(parse_qsl(parts.query, keep_blank_values=True))
+        unknown = sorted(set(options) - {"ttl", "error_ttl"})
+        if unknown:
+            raise ConfigurationError(f"unknown jsonfile:// option(s) {unknown}; known: ['error_ttl', 'ttl']")
+        ttl = _retention_option("ttl", options["ttl"]) if "ttl" in options else DEFAULT_TTL_SECONDS
+        error_ttl: float | str | None = "inherit"
+        if options.get("error_ttl", "inherit").strip().lower() != "inherit":
+            error_ttl = _retention_option("error_ttl", options["error_ttl"])
+        return cls(path, ttl=ttl, error_ttl=error_ttl)
 
     def __repr__(self) -> str:
         return f"<JsonFileBackend {str(self.path)!r}>"
@@ -174,9 +252,26 @@ class JsonFileBackend(Backend):
     @staticmethod
     def _queue(document: Document, queue_name: str, create: bool = False) -> Queue:
         queues: dict[str, Queue] = document["queues"]
-        if create:
-            return queues.setdefault(queue_name, _empty_queue())
-        return queues.get(queue_name) or _empty_queue()
+        queue = queues.setdefault(queue_name, _empty_queue()) if create else queues.get(queue_name)
+        if queue is None:
+            return _empty_queue()
+        expires: dict[str, float] = queue.get("expires") or {}
+        now = time.time()
+        for task_id in [t for t, at in expires.items() if at <= now]:
+            del expires[task_id]
+            record = _record(queue, task_id) if task_id in queue["records"] else None
+            if record is not None and is_finished(record):  # not stored again as unfinished since
+                del queue["records"][task_id]
+        return queue
+
+    def _retain(self, queue: Queue, task_id: str, record: dict[str, Any]) -> None:
+        """Note when a (re)stored record expires: finished records after their retention time."""
+        expires: dict[str, float] = queue.setdefault("expires", {})
+        seconds = retention_seconds(record, self.ttl, self.error_ttl) if is_finished(record) else None
+        if seconds is None:
+            expires.pop(task_id, None)
+        else:
+            expires[task_id] = time.time() + seconds
 
     @staticmethod
     def _forget_position(queue: Queue, task_id: str) -> None:
@@ -237,25 +332,78 @@ class JsonFileBackend(Backend):
         owner = worker_id or self.client_id
         duration = self.lease_duration if lease is None else lease
 
-        def change(document: Document) -> list[dict[str, Any]]:
+        def change(document: Document) -> list[tuple[dict[str, Any], _Before]]:
             queue = self._queue(document, queue_name)
             now = time.time()
             expired = [t for t, until in queue["claims"].items() if until <= now]
-            claimed = []
-            for task_id in (expired + queue["queued"])[:limit]:
+            claimed: list[tuple[dict[str, Any], _Before]] = []
+            for task_id in expired + queue["queued"]:
+                if len(claimed) >= limit:
+                    break
+                record = queue["records"][task_id] = _record(queue, task_id)
+                if is_quarantined(record):
+                    # Not a task record: moved aside for good (finished, kept as long as failed ones).
+                    self._forget_position(queue, task_id)
+                    self._retain(queue, task_id, record)
+                    reason = record["quarantine"]["reason"]
+                    logger.warning("%s", CorruptRecordError(queue_name, task_id, reason))
+                    continue
+                fields = {name: record[name] for name in _CLAIM_FIELDS if name in record}
+                before = _Before(queue["claims"].get(task_id), fields)
                 if task_id in queue["queued"]:
                     queue["queued"].remove(task_id)
                 queue["claims"][task_id] = now + duration
-                record = queue["records"][task_id]
                 record.update(status="processing", claimed_by=owner,
                               lease_expires_at=to_iso(datetime.fromtimestamp(now + duration, UTC)),
                               deliveries=int(record.get("deliveries") or 0) + 1)
-                claimed.append(json.loads(json.dumps(record)))
+                claimed.append((json.loads(json.dumps(record)), before))
             return claimed
 
-        return await self._transaction(queue_name, change)
+        # The transaction runs in a thread, which a cancelled caller does not stop: it may commit a claim
+        # nobody receives. So it is shielded, and such a claim is handed back ([pop.cancel_mid_claim]).
+        claim = asyncio.ensure_future(self._transaction(queue_name, change))
+        try:
+            taken = await asyncio.shield(claim)
+        except asyncio.CancelledError:
+            await asyncio.shield(asyncio.ensure_future(self._hand_back(queue_name, claim)))
+            raise
+        return [record for record, _ in taken]
+
+    async def _hand_back(
+        self, queue_name: str, claim: asyncio.Future[list[tuple[dict[str, Any], _Before]]]
+    ) -> None:
+        """Undo a claim whose caller was cancelled: each task goes back where it was, as it was."""
+        try:
+            taken = await claim
+        except Exception:
+            return  # nothing was claimed
+        if not taken:
+            return
+
+        def change(document: Document) -> None:
+            queue = self._queue(document, queue_name)
+            # Queued tasks were taken from the head: put back last first, they keep their order.
+            for claimed, before in reversed(taken):
+                task_id = claimed["id"]
+                record = queue["records"].get(task_id)
+                # Only while that very claim holds it (not stored or claimed again since).
+                if record is None or task_id not in queue["claims"] or any(
+                        record.get(name) != claimed[name] for name in ("claimed_by", "lease_expires_at")):
+                    continue
+                for name in _CLAIM_FIELDS:
+                    record.pop(name, None)
+                record.update(before.fields)
+                if before.lease_until is not None:
+                    queue["claims"][task_id] = before.lease_until
+                else:
+                    del queue["claims"][task_id]
+                    queue["queued"].insert(0, task_id)
+
+        await self._transaction(queue_name, change)
 
     async def acknowledge(self, queue_name: str, task_id: str) -> bool:
+        task_id = check_task_id(task_id)
+
         def change(document: Document) -> bool:
             queue = self._queue(document, queue_name)
             if task_id not in queue["claims"]:
@@ -267,6 +415,7 @@ class JsonFileBackend(Backend):
 
     async def heartbeat(self, queue_name: str, task_ids: list[str], *, worker_id: str | None = None,
                         lease: float | None = None) -> list[str]:
+        task_ids = check_task_ids(task_ids)
         owner = worker_id or self.client_id
         duration = self.lease_duration if lease is None else lease
 
@@ -275,7 +424,7 @@ class JsonFileBackend(Backend):
             expiry = time.time() + duration
             held = []
             for task_id in task_ids:
-                record = queue["records"].get(task_id)
+                record = _record(queue, task_id) if task_id in queue["records"] else None
                 if task_id in queue["claims"] and record is not None and record.get("claimed_by") == owner:
                     queue["claims"][task_id] = expiry
                     record["lease_expires_at"] = to_iso(datetime.fromtimestamp(expiry, UTC))
@@ -303,6 +452,7 @@ class JsonFileBackend(Backend):
                     record["status"] = "pending"
                     queue["queued"].append(task_id)
             queue["records"][task_id] = record
+            self._retain(queue, task_id, record)
             return True
 
         return await self._transaction(queue_name, change)
@@ -311,7 +461,7 @@ class JsonFileBackend(Backend):
                           timeout: float | None = None) -> dict[str, dict[str, Any]]:
         if not task_ids:
             return {}
-        wanted = list(dict.fromkeys(task_ids))
+        wanted = list(dict.fromkeys(check_task_ids(task_ids)))
         deadline = None if timeout is None or timeout < 0 else (float("inf") if timeout == 0 else
                                                                  time.monotonic() + timeout)
         while True:
@@ -329,22 +479,23 @@ class JsonFileBackend(Backend):
         return await self._transaction(queue_name, lambda d: view(self._queue(d, queue_name)), write=False)
 
     async def get_tasks(self, queue_name: str, task_ids: list[str]) -> dict[str, dict[str, Any]]:
+        task_ids = check_task_ids(task_ids)
         return await self._read(
-            queue_name, lambda q: {t: q["records"][t] for t in task_ids if t in q["records"]}
+            queue_name, lambda q: {t: _record(q, t) for t in task_ids if t in q["records"]}
         )
 
     async def get_all_tasks(self, queue_name: str) -> list[dict[str, Any]]:
-        return await self._read(queue_name, lambda q: list(q["records"].values()))
+        return await self._read(queue_name, lambda q: [_record(q, t) for t in q["records"]])
 
     async def get_pending(self, queue_name: str, count: int = 1) -> list[dict[str, Any]]:
         if count < 1:
             raise BackendInputError(f"get_pending() count must be >= 1, got {count}")
-        return await self._read(queue_name, lambda q: [q["records"][t] for t in q["queued"][:count]])
+        return await self._read(queue_name, lambda q: [_record(q, t) for t in q["queued"][:count]])
 
     async def get_scheduled(self, queue_name: str) -> list[dict[str, Any]]:
         def view(queue: Queue) -> list[dict[str, Any]]:
             ordered = sorted(queue["scheduled"].items(), key=lambda item: item[1])
-            return [queue["records"][t] for t, _ in ordered]
+            return [_record(queue, t) for t, _ in ordered]
 
         return await self._read(queue_name, view)
 
@@ -356,7 +507,7 @@ class JsonFileBackend(Backend):
             stats = dict.fromkeys(STATS_KEYS, 0)
             stats.update(pending=len(queue["queued"]), processing=len(queue["claims"]),
                          scheduled=len(queue["scheduled"]))
-            for record in queue["records"].values():
+            for record in (_record(queue, t) for t in queue["records"]):
                 if is_finished(record) and record.get("status") in stats:
                     stats[record["status"]] += 1
             return stats
@@ -390,8 +541,10 @@ class JsonFileBackend(Backend):
             for _, task_id in due:
                 del queue["scheduled"][task_id]
                 queue["queued"].append(task_id)
-                queue["records"][task_id]["status"] = "pending"
-                moved.append(queue["records"][task_id])
+                record = _record(queue, task_id)
+                if not is_quarantined(record):  # a corrupt one is moved as stored; pop sets it aside
+                    record["status"] = "pending"
+                moved.append(record)
             return moved
 
         return await self._transaction(queue_name, change)
@@ -399,25 +552,32 @@ class JsonFileBackend(Backend):
     # -- cancel / delete -------------------------------------------------------------------------
 
     async def cancel(self, queue_name: str, task_id: str) -> dict[str, Any] | None:
+        task_id = check_task_id(task_id)
+
         def change(document: Document) -> dict[str, Any] | None:
             queue = self._queue(document, queue_name)
             if task_id not in queue["queued"] and task_id not in queue["scheduled"]:
                 return None
             self._forget_position(queue, task_id)
-            record: dict[str, Any] = queue["records"][task_id]
-            record.update(status="cancelled", finished_at=to_iso(datetime.now(UTC)))
+            record = queue["records"][task_id] = _record(queue, task_id)
+            if not is_quarantined(record):  # a corrupt one is set aside as it is, not "cancelled"
+                record.update(status="cancelled", finished_at=to_iso(datetime.now(UTC)))
+            self._retain(queue, task_id, record)
             return record
 
         return await self._transaction(queue_name, change)
 
     async def delete_task(self, queue_name: str, task_id: str) -> bool:
+        task_id = check_task_id(task_id)
+
         def change(document: Document) -> bool:
             queue = self._queue(document, queue_name)
-            record = queue["records"].get(task_id)
-            if record is None:
+            if task_id not in queue["records"]:
                 return False
+            record = _record(queue, task_id)  # a corrupt record reads as quarantined: finished
             if not is_finished(record):
                 raise TaskStateError(f"task {task_id} is not finished (status {record.get('status')!r})")
+            self._forget_position(queue, task_id)  # a corrupt record may still be queued
             del queue["records"][task_id]
             return True
 
