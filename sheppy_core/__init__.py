@@ -21,7 +21,7 @@ from typing import Any
 
 from sheppy_core._dependencies import Depends
 from sheppy_core._plugins import backend_from_url as get_backend
-from sheppy_core._processing import TaskProcessor
+from sheppy_core._processing import HandBackPolicy, TaskProcessor
 from sheppy_core._queue import Queue
 from sheppy_core._task import task
 from sheppy_core._testqueue import TestQueue
@@ -41,6 +41,7 @@ __all__ = [
     "Backend",
     "BackendError",
     "Depends",
+    "HandBackPolicy",
     "MemoryBackend",
     "Queue",
     "RedisBackend",

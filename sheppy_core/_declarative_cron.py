@@ -14,11 +14,15 @@ Workers re-read the file while they run (every cron-manager pass, at most every
 
 - a declared cron that is not stored is added, marked ``managed_by="pyproject"``;
 - a stored ``pyproject`` cron that is no longer declared (removed, or changed — a different expression,
-  arguments or task options give a different id) is deleted, and its waiting occurrences are cancelled;
+  arguments or task options give a different id) is deleted, with its waiting occurrences (in the same
+  step: ``delete_cron``), so an entry put back later resumes on its next slot;
+- a declared entry whose task this worker cannot load (its module does not import here, e.g. a worker
+  of another deploy) is skipped with a log line, and the stored crons of that task and expression are
+  left as they are, with a warning: a worker never deletes what it cannot build;
 - crons added by code (``managed_by`` None) are never touched.
 
-Each step is idempotent (``add_cron`` is unique on the cron's deterministic id, deleting or cancelling
-twice changes nothing), so any number of workers may reconcile at the same moment. The cron's task is
+Each step is idempotent (``add_cron`` is unique on the cron's deterministic id, deleting twice changes
+nothing), so any number of workers may reconcile at the same moment. The cron's task is
 built by calling the registered ``@task`` factory, so the decorator's options (retry, timeout, rate
 limit, TTL) are kept. Invalid entries are skipped with a log line; a missing or unreadable file changes
 nothing.
@@ -37,10 +41,19 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from sheppy_core.backend import Backend
-from sheppy_core.exceptions import SheppyError
+from sheppy_core.exceptions import ConfigurationError, SheppyError
 from sheppy_core.models import TaskCron
 
-__all__ = ["MANAGED_BY", "DeclarativeCrons", "DeclaredCron", "read_declared_crons", "reconcile"]
+__all__ = [
+    "MANAGED_BY",
+    "CronFile",
+    "DeclarativeCrons",
+    "DeclaredCron",
+    "UnloadedCron",
+    "read_cron_file",
+    "read_declared_crons",
+    "reconcile",
+]
 
 logger = logging.getLogger("sheppy.cron")
 
@@ -55,6 +68,33 @@ class DeclaredCron:
 
     queue: str
     cron: TaskCron
+
+
+@dataclass(frozen=True)
+class UnloadedCron:
+    """A declared entry whose task this worker cannot load (module not importable here, no such
+    function, not a ``@task``): its cron cannot be built, so the stored one is left alone."""
+
+    queue: str
+    task: str
+    expression: str
+
+    def matches(self, queue: str, cron: TaskCron) -> bool:
+        return queue == self.queue and cron.spec.func == self.task and cron.expression == self.expression
+
+
+@dataclass(frozen=True)
+class CronFile:
+    """What one read of the file gave: the crons built, and the entries whose task could not load."""
+
+    declared: list[DeclaredCron]
+    unloaded: list[UnloadedCron]
+
+
+class _TaskNotLoaded(ValueError):
+    def __init__(self, unloaded: UnloadedCron, reason: str) -> None:
+        super().__init__(reason)
+        self.unloaded = unloaded
 
 
 def _cron_from_entry(entry: Mapping[str, Any], default_queue: str) -> DeclaredCron:
@@ -73,7 +113,10 @@ def _cron_from_entry(entry: Mapping[str, Any], default_queue: str) -> DeclaredCr
     queue = entry.get("queue", default_queue)
     if not isinstance(queue, str) or not queue:
         raise ValueError("'queue' must be a non-empty string")
-    definition = resolve_task_name(name)  # imports the module the operator declared; @task required
+    try:
+        definition = resolve_task_name(name)  # imports the module the operator declared; @task required
+    except ConfigurationError as exc:
+        raise _TaskNotLoaded(UnloadedCron(queue, name.strip(), expression), str(exc)) from None
     task = build_task(definition.name, args, kwargs)
     cron = TaskCron(expression=expression, spec=task.spec, config=task.config, managed_by=MANAGED_BY)
     return DeclaredCron(queue, cron)
@@ -86,6 +129,13 @@ def read_declared_crons(path: Path, default_queue: str) -> list[DeclaredCron] | 
     An entry that is invalid (bad expression, unknown or non-``@task`` function, arguments that do not
     validate) is skipped with an error log line.
     """
+    read = read_cron_file(path, default_queue)
+    return None if read is None else read.declared
+
+
+def read_cron_file(path: Path, default_queue: str) -> CronFile | None:
+    """Like :func:`read_declared_crons`, also telling which entries were skipped because their task
+    could not be loaded here (:class:`UnloadedCron`)."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -104,6 +154,7 @@ def read_declared_crons(path: Path, default_queue: str) -> list[DeclaredCron] | 
         logger.error("declarative cron: [tool.sheppy] cron in %s must be an array of tables", path)
         return None
     declared: list[DeclaredCron] = []
+    unloaded: list[UnloadedCron] = []
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict):
             logger.error("declarative cron: entry %d in %s is not a table; skipped", index + 1, path)
@@ -115,51 +166,61 @@ def read_declared_crons(path: Path, default_queue: str) -> list[DeclaredCron] | 
             logger.error(
                 "declarative cron: entry %d (%s) skipped: %s", index + 1, entry.get("task"), problems
             )
+        except _TaskNotLoaded as exc:
+            unloaded.append(exc.unloaded)
+            logger.error("declarative cron: entry %d (%s) skipped: %s", index + 1, entry.get("task"), exc)
         except (ValueError, SheppyError) as exc:
             logger.error("declarative cron: entry %d (%s) skipped: %s", index + 1, entry.get("task"), exc)
-    return declared
-
-
-async def _cancel_occurrences(backend: Backend, queue: str, cron_id: str) -> int:
-    cancelled = 0
-    for record in await backend.get_scheduled(queue):
-        if str(record.get("cron_id")) == cron_id and await backend.cancel(queue, str(record["id"])):
-            cancelled += 1
-    return cancelled
+    return CronFile(declared, unloaded)
 
 
 async def reconcile(
-    backend: Backend, declared: Sequence[DeclaredCron], queues: Sequence[str]
+    backend: Backend,
+    declared: Sequence[DeclaredCron],
+    queues: Sequence[str],
+    unloaded: Sequence[UnloadedCron] = (),
 ) -> dict[str, int]:
     """Make the ``pyproject``-managed crons of ``queues`` (plus those ``declared`` names) match.
 
-    Returns counts: ``added``, ``removed``, ``cancelled`` (waiting occurrences of removed crons).
+    A stored cron that an ``unloaded`` entry may stand for (same queue, task and expression) is kept.
+    Returns counts: ``added``, ``removed`` (with their waiting occurrences), ``kept`` (left alone
+    because their entry's task cannot be loaded here).
     """
     wanted: dict[str, dict[str, TaskCron]] = {name: {} for name in queues}
     for item in declared:
         wanted.setdefault(item.queue, {})[str(item.cron.deterministic_id)] = item.cron
-    counts = {"added": 0, "removed": 0, "cancelled": 0}
+    for entry in unloaded:
+        wanted.setdefault(entry.queue, {})
+    counts = {"added": 0, "removed": 0, "kept": 0}
     for queue, crons in wanted.items():
-        stored: dict[str, dict[str, Any]] = {}
+        stored: dict[str, TaskCron] = {}
         for record in await backend.get_crons(queue):
             try:
-                stored[str(TaskCron.model_validate(record).deterministic_id)] = record
+                found = TaskCron.model_validate(record)
             except ValidationError:
                 continue
+            stored[str(found.deterministic_id)] = found
         for cron_id, cron in crons.items():
             if cron_id not in stored and await backend.add_cron(queue, cron_id, cron.model_dump(mode="json")):
                 counts["added"] += 1
                 logger.info(
                     "declarative cron: added %s %s to queue %r", cron.expression, cron.spec.func, queue
                 )
-        for cron_id, record in stored.items():
-            if record.get("managed_by") != MANAGED_BY or cron_id in crons:
+        for cron_id, stored_cron in stored.items():
+            if stored_cron.managed_by != MANAGED_BY or cron_id in crons:
                 continue
+            if any(entry.matches(queue, stored_cron) for entry in unloaded):
+                counts["kept"] += 1
+                logger.warning(
+                    "declarative cron: %s %s in queue %r is declared but its task cannot be loaded by this "
+                    "worker; the stored cron is left as it is",
+                    stored_cron.expression, stored_cron.spec.func, queue,
+                )
+                continue
+            # Its waiting occurrences go with it, in the same step.
             if await backend.delete_cron(queue, cron_id):
                 counts["removed"] += 1
                 logger.info("declarative cron: removed %s from queue %r (no longer declared)", cron_id, queue)
-            # Cancel even if another worker won the delete: its occurrences must not outlive it.
-            counts["cancelled"] += await _cancel_occurrences(backend, queue, cron_id)
     return counts
 
 
@@ -186,9 +247,9 @@ class DeclarativeCrons:
             return None
         if signature == self._signature and time.monotonic() - self._last < self.interval:
             return None
-        declared = read_declared_crons(self.path, queues[0])
-        if declared is None:
+        read = read_cron_file(self.path, queues[0])
+        if read is None:
             return None
-        counts = await reconcile(backend, declared, queues)
+        counts = await reconcile(backend, read.declared, queues, read.unloaded)
         self._signature, self._last = signature, time.monotonic()
         return counts

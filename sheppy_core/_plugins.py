@@ -23,9 +23,10 @@ from typing import Any
 import pluggy
 
 from sheppy_core import hookspecs
-from sheppy_core.backend import CONTRACT_VERSION, Backend, redact_url
+from sheppy_core.backend import CONTRACT_VERSION, Backend, redact_secrets, redact_url
 from sheppy_core.backend._url import url_scheme
 from sheppy_core.exceptions import (
+    ConfigurationError,
     ContractVersionError,
     DuplicateSchemeError,
     PluginError,
@@ -83,7 +84,15 @@ class BackendPlugin:
     def build(self, url: str) -> Backend:
         if self.problem:
             raise ContractVersionError(self.problem)
-        return self.factory(url) if self.factory else self.backend_class.from_url(url)
+        try:
+            return self.factory(url) if self.factory else self.backend_class.from_url(url)
+        except ValueError as exc:
+            # A plugin that quotes its URL in an error must not show its secrets.
+            message = str(exc)
+            shown = redact_secrets(message, url)
+            if shown == message:
+                raise
+            raise ConfigurationError(shown) from None
 
 
 @dataclass

@@ -14,25 +14,69 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
+from sheppy_core._registry import find_definition
 from sheppy_core._runner import (
     Attempt,
     Middleware,
     charge_crash_retry,
     crash_outcome,
     failed,
+    released,
     rescheduled,
     run_attempt,
+    validation_summary,
 )
 from sheppy_core._workflow import is_engine_task, run_engine_task, step_finished
-from sheppy_core.exceptions import NotSupportedError
+from sheppy_core.backend import quarantine_record, record_to_json
+from sheppy_core.exceptions import CorruptRecordError, NotSupportedError, TaskNotRegisteredError
 from sheppy_core.models import Task
 
 if TYPE_CHECKING:
     from sheppy_core._queue import Queue
 
-__all__ = ["TaskProcessor"]
+__all__ = ["HandBackPolicy", "StaleClaimError", "TaskProcessor"]
 
 logger = logging.getLogger("sheppy.worker")
+
+# What a claim adds to a stored record; left out of a quarantined record's kept text.
+_CLAIM_FIELDS = frozenset({"status", "claimed_by", "lease_expires_at", "deliveries"})
+
+
+class StaleClaimError(Exception):
+    """A claimed task turned out finished already: the claim raced its previous holder's outcome."""
+
+
+async def _finished_meanwhile(queue: Queue, task: Task[Any]) -> bool:
+    """For a redelivered task: is its stored record finished now (outcome stored after our claim)?"""
+    current = (await queue.backend.get_tasks(queue.name, [str(task.id)])).get(str(task.id))
+    return current is None or current.get("finished_at") is not None
+
+
+@dataclass(frozen=True)
+class HandBackPolicy:
+    """What a worker does with a claimed task whose function is not registered in it.
+
+    The task goes back to the queue unrun, scheduled after a delay (``delay`` seconds, doubling with
+    each hand-back, at most ``max_delay``), using no retry, so a worker that has it registered (another
+    deploy, a worker started with the right ``--import``) runs it. After ``limit`` hand-backs, and no
+    sooner than ``min_age`` seconds after the first one, it ends ``failed`` with
+    ``TaskNotRegisteredError`` — a misconfigured worker can delay a queue, not destroy it. With the
+    defaults that is about an hour and 20 deliveries.
+    """
+
+    limit: int = 20
+    min_age: float = 3600.0
+    delay: float = 1.0
+    max_delay: float = 300.0
+
+    def __post_init__(self) -> None:
+        if self.limit < 0 or self.min_age < 0 or self.delay <= 0 or self.max_delay < self.delay:
+            raise ValueError(f"invalid hand-back policy {self!r}")
+
+    def delay_for(self, handed_back: int) -> float:
+        return float(min(self.delay * 2 ** min(handed_back, 60), self.max_delay))
 
 
 @dataclass
@@ -45,6 +89,9 @@ class TaskProcessor:
     dependency_overrides: Mapping[Any, Any] = field(default_factory=dict)
     middleware: Sequence[Middleware] = ()
     ignore_delays: bool = False
+    unregistered: HandBackPolicy | None = None
+    """For a worker among others: hand back, unrun, a task whose function is not registered here (see
+    :class:`HandBackPolicy`). None (``TestQueue``, inline processing): such a task fails at once."""
 
     async def process(
         self, queue: Queue, record: dict[str, Any], attempt_done: Callable[[], None] | None = None
@@ -58,7 +105,11 @@ class TaskProcessor:
         then resumes its workflow; internal workflow tasks (watches, deferred resumes) are run by the
         workflow engine itself, before the crash and registry checks (they are idempotent).
         """
-        task: Task[Any] = Task.model_validate(record)
+        try:
+            task: Task[Any] = Task.model_validate(record)
+        except ValidationError as exc:
+            await self._quarantine(queue, record, exc)
+            raise CorruptRecordError(queue.name, str(record.get("id")), validation_summary(exc)) from None
         if is_engine_task(task):
             return await run_engine_task(queue, task)
         outcome = await self._process(queue, task, attempt_done)
@@ -68,10 +119,28 @@ class TaskProcessor:
             await asyncio.shield(step_finished(queue, outcome))
         return outcome
 
+    @staticmethod
+    async def _quarantine(queue: Queue, record: dict[str, Any], exc: ValidationError) -> None:
+        """Set aside a claimed record that is not a task: stored as finished with status
+        ``quarantined`` and its text kept, so it is neither redelivered every lease nor lost."""
+        task_id = str(record.get("id"))
+        text = record_to_json({k: v for k, v in record.items() if k not in _CLAIM_FIELDS})
+        stand_in = quarantine_record(task_id, text, f"not a task: {validation_summary(exc)}")
+        await queue.backend.store_result(queue.name, stand_in)
+
     async def _process(
         self, queue: Queue, task: Task[Any], attempt_done: Callable[[], None] | None = None
     ) -> Task[Any]:
         attempt_number = task.retry_count + 1
+
+        if task.deliveries > 1 and await _finished_meanwhile(queue, task):
+            # The claim raced the previous holder's outcome: its worker (this one, or another whose
+            # lease lapsed) stored it just after this claim, releasing the claim. Nothing to run, and
+            # storing a crash now would overwrite a real outcome.
+            raise StaleClaimError(f"task {task.id} was finished by its previous claim; dropped this one")
+
+        if self.unregistered is not None and find_definition(task.spec.func) is None:
+            return await self._hand_back(queue, task, self.unregistered)
 
         if task.deliveries > 1:
             crashed = crash_outcome(task)
@@ -119,6 +188,43 @@ class TaskProcessor:
         await queue._store_result(outcome)
         self._log(attempt, duration, task, queue, attempt_number)
         return outcome
+
+    @staticmethod
+    async def _hand_back(queue: Queue, task: Task[Any], policy: HandBackPolicy) -> Task[Any]:
+        """A task this worker cannot run: back to the queue unrun for another worker, or — past the
+        policy's bound — failed with the reason."""
+        now = datetime.now(UTC)
+        first = task.first_handed_back_at or now
+        if task.handed_back >= policy.limit and (now - first).total_seconds() >= policy.min_age:
+            error = TaskNotRegisteredError(
+                f"{task.spec.func!r} is not a registered @task in any worker that claimed it: handed back "
+                f"{task.handed_back} time(s) over {(now - first).total_seconds():.0f} s without running. "
+                "Import the module that defines it in the workers (sheppy work --import MODULE)."
+            )
+            outcome = failed(task, error, retry=False)
+            await queue._store_result(outcome)
+            logger.error("task %s (%s) failed: %s", task.id, task.spec.func, error,
+                         extra=_log_fields(task, queue, task.retry_count + 1))
+            return outcome
+        delay = policy.delay_for(task.handed_back)
+        back = released(
+            task,
+            status="scheduled",
+            scheduled_at=now + timedelta(seconds=delay),
+            # The claim that brought it here does not count: a crash before a real run stays visible.
+            deliveries=max(task.deliveries - 1, 0),
+            handed_back=task.handed_back + 1,
+            first_handed_back_at=first,
+        )
+        await queue._store_result(back)
+        logger.warning(
+            "task %s (%s) is not registered in this worker; handed back unrun (%d so far), due again "
+            "in %.1f s. Import its module here (sheppy work --import MODULE) or leave it to a worker "
+            "that has it",
+            task.id, task.spec.func, back.handed_back, delay,
+            extra=_log_fields(task, queue, task.retry_count + 1),
+        )
+        return back
 
     async def _rate_limited(self, queue: Queue, task: Task[Any]) -> Task[Any] | None:
         limit = task.config.rate_limit

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, overload
+from typing import Any, Final, overload
+
+from pydantic import ValidationError
 
 from sheppy_core import _workflow
 from sheppy_core._config import resolve_backend_url, resolve_queue
-from sheppy_core._runner import released
+from sheppy_core._runner import released, validation_summary
 from sheppy_core._workflow import (
     DEFAULT_WATCH_INTERVAL,
     Workflow,
@@ -18,11 +21,19 @@ from sheppy_core._workflow import (
     WorkflowResult,
     workflow_id_of,
 )
-from sheppy_core.backend import TRANSACTIONAL_ENQUEUE, Backend, redact_url
-from sheppy_core.exceptions import NotSupportedError, TaskCancellationError
+from sheppy_core.backend import (
+    TRANSACTIONAL_ENQUEUE,
+    Backend,
+    check_queue_name,
+    is_quarantined,
+    redact_url,
+)
+from sheppy_core.exceptions import BackendInputError, NotSupportedError, TaskCancellationError
 from sheppy_core.models import Task, TaskCron
 
 __all__ = ["Queue"]
+
+logger = logging.getLogger("sheppy.queue")
 
 TaskRef = Task[Any] | uuid.UUID | str
 _WAITING = frozenset({"new", "pending", "scheduled", "processing", "retrying"})
@@ -38,9 +49,53 @@ def _task_id(ref: TaskRef) -> str:
     raise TypeError(f"expected a Task, UUID or id string, got {type(ref).__name__}")
 
 
+def readable_tasks(queue_name: str, records: Iterable[Mapping[str, Any]]) -> list[Task[Any]]:
+    """The records that are tasks, as ``Task`` objects. A quarantined record (see
+    ``sheppy task list --status quarantined``) or one that is not a task is left out with a warning, so
+    one bad record never fails a whole listing."""
+    tasks: list[Task[Any]] = []
+    for record in records:
+        if is_quarantined(record):
+            reason = (record.get("quarantine") or {}).get("reason", "")
+            logger.warning(
+                "queue %r: skipping quarantined record %r (%s); see `sheppy task info %s`",
+                queue_name, record.get("id"), reason, record.get("id"),
+            )
+            continue
+        try:
+            tasks.append(Task.model_validate(record))
+        except ValidationError as exc:
+            logger.warning(
+                "queue %r: skipping record %r, which is not a task (%s)",
+                queue_name, record.get("id"), validation_summary(exc),
+            )
+    return tasks
+
+
+def _by_id(queue_name: str, records: Mapping[str, Mapping[str, Any]]) -> dict[uuid.UUID, Task[Any]]:
+    return {task.id: task for task in readable_tasks(queue_name, records.values())}
+
+
+MAX_DELAY: Final = timedelta(days=365_000)
+"""The longest delay the command line (``--delay``) and the web router (``delay_seconds``) accept:
+about a thousand years, well inside what datetimes and every backend can hold."""
+
+
+def checked_queue_name(name: object) -> str:
+    """``name`` if every backend can store it (a non-empty string with a UTF-8 form); a ``ValueError``
+    naming the problem otherwise, raised before anything is sent to a backend."""
+    try:
+        return check_queue_name(name)
+    except BackendInputError as exc:
+        raise ValueError(str(exc)) from None
+
+
 def _as_datetime(at: datetime | timedelta) -> datetime:
     if isinstance(at, timedelta):
-        return datetime.now(UTC) + at
+        try:
+            return datetime.now(UTC) + at
+        except OverflowError:
+            raise ValueError(f"'at' is {at} from now: too far in the future (times end in 9999)") from None
     if isinstance(at, datetime):
         if at.tzinfo is None:
             raise TypeError("'at' must be timezone-aware (e.g. datetime.now(timezone.utc)), not naive")
@@ -60,6 +115,8 @@ class Queue:
     """
 
     def __init__(self, backend: Backend | str | None = None, name: str | None = None) -> None:
+        if name is not None:
+            checked_queue_name(name)  # "" is refused, not taken for the default
         if backend is None or isinstance(backend, str):
             from sheppy_core._plugins import backend_from_url
 
@@ -67,7 +124,7 @@ class Queue:
         if not isinstance(backend, Backend):
             raise TypeError(f"backend must be a Backend or a URL string, got {type(backend).__name__}")
         self.backend: Backend = backend
-        self.name: str = resolve_queue(name)
+        self.name: str = checked_queue_name(resolve_queue(name))
         self._connect_lock: asyncio.Lock | None = None
         self.experimental = _Experimental(self)
 
@@ -172,29 +229,30 @@ class Queue:
         refs: list[TaskRef] = [task] if single else list(task)  # type: ignore[list-item, arg-type]
         ids = list(dict.fromkeys(_task_id(r) for r in refs))
         records = await (await self._ensure()).get_tasks(self.name, ids)
-        found: dict[uuid.UUID, Task[Any]] = {uuid.UUID(k): Task.model_validate(v) for k, v in records.items()}
+        found = _by_id(self.name, records)
         if single:
             return found.get(uuid.UUID(ids[0]))
         return found
 
     async def get_all_tasks(self) -> list[Task[Any]]:
-        return [Task.model_validate(r) for r in await (await self._ensure()).get_all_tasks(self.name)]
+        return readable_tasks(self.name, await (await self._ensure()).get_all_tasks(self.name))
 
     async def get_pending(self, count: int = 1) -> list[Task[Any]]:
         """Peek at the head of the queue without claiming."""
         if count < 1:
             raise ValueError("count must be >= 1")
-        return [Task.model_validate(r) for r in await (await self._ensure()).get_pending(self.name, count)]
+        return readable_tasks(self.name, await (await self._ensure()).get_pending(self.name, count))
 
     async def get_scheduled(self) -> list[Task[Any]]:
-        return [Task.model_validate(r) for r in await (await self._ensure()).get_scheduled(self.name)]
+        return readable_tasks(self.name, await (await self._ensure()).get_scheduled(self.name))
 
     async def size(self) -> int:
         """Tasks waiting to be claimed."""
         return await (await self._ensure()).size(self.name)
 
     async def stats(self) -> dict[str, int]:
-        """Counts by state: pending, processing, scheduled, completed, failed, cancelled, crashed."""
+        """Counts by state: pending, processing, scheduled, completed, failed, cancelled, crashed,
+        quarantined."""
         return await (await self._ensure()).get_stats(self.name)
 
     async def list_queues(self) -> dict[str, int]:
@@ -222,7 +280,7 @@ class Queue:
         refs: list[TaskRef] = [task] if single else list(task)  # type: ignore[list-item, arg-type]
         ids = list(dict.fromkeys(_task_id(r) for r in refs))
         records = await (await self._ensure()).get_results(self.name, ids, timeout=timeout)
-        found: dict[uuid.UUID, Task[Any]] = {uuid.UUID(k): Task.model_validate(v) for k, v in records.items()}
+        found = _by_id(self.name, records)
         if single:
             return found.get(uuid.UUID(ids[0]))
         return found
@@ -261,6 +319,8 @@ class Queue:
         )
 
     async def delete_cron(self, task: Task[Any], expression: str) -> bool:
+        """Remove a recurring task and, in the same step, its occurrences still scheduled (a run already
+        started finishes); False if no such cron exists. Added back later, it resumes on its next slot."""
         cron = TaskCron(expression=expression, spec=task.spec, config=task.config)
         return await (await self._ensure()).delete_cron(self.name, str(cron.deterministic_id))
 
@@ -282,6 +342,8 @@ class Queue:
             current = await self.get_task(task_id)
             reason = "it does not exist" if current is None else f"it is {current.status}"
             raise TaskCancellationError(f"cannot cancel task {task_id}: {reason}")
+        if is_quarantined(record):
+            raise TaskCancellationError(f"cannot cancel task {task_id}: it is quarantined (not a task)")
         cancelled: Task[Any] = Task.model_validate(record)
         if cancelled.workflow_id is not None:
             await _workflow.step_finished(self, cancelled, defer_unregistered=True)

@@ -19,7 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from sheppy_core._dependencies import current_task_parameters, has_dependencies, resolve_dependencies
 from sheppy_core._registry import TaskDefinition, get_definition
-from sheppy_core._task import validate_arguments
+from sheppy_core._task import unstorable, validate_arguments
 from sheppy_core.exceptions import (
     MiddlewareError,
     TaskNotRegisteredError,
@@ -45,6 +45,16 @@ class Attempt:
     task: Task[Any]
     exception: BaseException | None = None
     chained: list[Task[Any]] = field(default_factory=list)
+
+
+def validation_summary(exc: ValidationError) -> str:
+    """One line for a validation error: where the first problem is, what it is, how many more."""
+    errors = exc.errors()
+    if not errors:
+        return str(exc)
+    where = ".".join(str(part) for part in errors[0]["loc"]) or "record"
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {errors[0]['msg']}{more}"
 
 
 def _now() -> datetime:
@@ -192,8 +202,19 @@ def _json_result(definition: TaskDefinition, value: Any) -> tuple[Any, list[Task
         chained = list(value)
     if definition.return_adapter is not None:
         value = definition.return_adapter.validate_python(value)
+        _refuse_unstorable_result(value)
         return definition.return_adapter.dump_python(value, mode="json"), chained
+    _refuse_unstorable_result(value)
     return _ANY.dump_python(value, mode="json"), chained
+
+
+def _refuse_unstorable_result(value: Any) -> None:
+    """A result JSON cannot carry (NaN, infinity, absurd nesting) fails the attempt with a clear error;
+    stored as is, it would read back as ``null``."""
+    found = unstorable(value)
+    if found is not None:
+        where, problem = found
+        raise ValueError(f"result{where} {problem}: JSON cannot carry it, so the result cannot be stored")
 
 
 async def run_attempt(

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Final, TypeVar
 
 from sheppy_core._config import DEFAULT_BACKEND_URL, DEFAULT_QUEUE, pyproject_settings
+from sheppy_core.backend._url import redact_url
 from sheppy_core.exceptions import ConfigurationError
 
 __all__ = ["ENV", "LOG_LEVELS", "Settings", "load_settings"]
@@ -66,6 +67,12 @@ class Settings:
     prestart: str | None = None
     tasks: tuple[str, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def __repr__(self) -> str:
+        # The URL's secrets stay out of every repr (logs, tracebacks); ``backend_url`` itself is intact.
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["backend_url"] = redact_url(self.backend_url)
+        return f"Settings({', '.join(f'{name}={value!r}' for name, value in values.items())})"
 
     @property
     def queue(self) -> str:
@@ -173,6 +180,8 @@ def _pick(
     try:
         value = parse(raw)
     except ValueError as exc:
+        if name == "backend_url":  # never echo what may hold a password
+            raw = redact_url(raw) if isinstance(raw, str) else f"<{type(raw).__name__}>"
         if origin.startswith("--"):
             label = f"{origin} {raw!r}"
         elif origin.startswith("[tool"):

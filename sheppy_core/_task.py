@@ -7,17 +7,19 @@ arguments as JSON. Only functions decorated here are ever run by a worker.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
+import math
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import Any, Final, ParamSpec, TypeVar, overload
 
-from pydantic import TypeAdapter, ValidationError
-from pydantic_core import InitErrorDetails
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from sheppy_core._dependencies import is_injected
 from sheppy_core._registry import TaskDefinition, register
@@ -180,9 +182,93 @@ def validate_arguments(
         elif parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD:
             errors.append({"type": "missing_argument", "loc": (parameter.name,), "input": None})
 
+    if not errors and not at_run:
+        _refuse_unstorable(plan, out_args, out_kwargs, errors)
     if errors:
         raise ValidationError.from_exception_data(definition.name, errors)
     return tuple(out_args), out_kwargs
+
+
+MAX_NESTING: Final = 200
+"""How deeply a task's argument or result may nest lists, dicts and models. JSON encoders stop at a
+depth (pydantic-core's at about 250, counting the levels of the record around the value), so deeper
+values are refused with a clear error when the task is built instead of failing later."""
+
+
+def unstorable(value: Any) -> tuple[str, str] | None:
+    """What keeps ``value`` from travelling as JSON, as ``(where, problem)``, or None if nothing does.
+
+    ``where`` is the path inside ``value`` (``"[1]['a'].x"``; ``""`` for the value itself) and
+    ``problem`` reads after it: ``"is not a finite number (inf)"`` — JSON has no NaN or infinity, and
+    pydantic would store ``null`` instead — or ``"is nested too deeply (more than 200 levels)"``. Lists,
+    tuples, sets, mappings, pydantic models and dataclasses are searched; other objects are left to
+    the serializer.
+    """
+    # (value, depth, parent node, key); a node is (parent node, key), turned into text only when needed.
+    stack: list[tuple[Any, int, Any, Any]] = [(value, 0, None, None)]
+    seen: set[int] = set()
+    while stack:
+        item, depth, parent, key = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return _path((parent, key)), f"is not a finite number ({item!r})"
+            continue
+        if item is None or isinstance(item, (str, int, bytes, bytearray)):
+            continue
+        children: list[tuple[Any, Any]]
+        if isinstance(item, Mapping):
+            children = [(v, ("item", k)) for k, v in item.items()]
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            children = [(v, ("item", i)) for i, v in enumerate(item)]
+        elif isinstance(item, BaseModel):
+            children = [(v, ("attr", k)) for k, v in item]
+        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+            children = [(getattr(item, f.name), ("attr", f.name)) for f in dataclasses.fields(item)]
+        else:
+            continue
+        if depth >= MAX_NESTING:
+            return "", f"is nested too deeply (more than {MAX_NESTING} levels)"
+        if id(item) in seen:  # a cycle (or a shared object, already searched)
+            continue
+        seen.add(id(item))
+        node = None if parent is None and key is None else (parent, key)
+        stack.extend((child, depth + 1, node, step) for child, step in reversed(children))
+    return None
+
+
+def _path(node: Any) -> str:
+    steps: list[str] = []
+    while node is not None and node[1] is not None:
+        node, (kind, key) = node
+        steps.append(f".{key}" if kind == "attr" else f"[{key!r}]")
+    return "".join(reversed(steps))
+
+
+def _refuse_unstorable(
+    plan: _CallPlan, args: list[Any], kwargs: dict[str, Any], errors: list[InitErrorDetails]
+) -> None:
+    """Add an error naming the argument for each argument JSON cannot carry (see :func:`unstorable`)."""
+    named: list[tuple[tuple[int | str, ...], str, str, Any]] = []
+    for index, value in enumerate(args):
+        if index < len(plan.positional):
+            named.append(((index,), plan.positional[index].name, "", value))
+        else:
+            star = plan.var_positional.name if plan.var_positional is not None else "args"
+            named.append(((index,), star, f"[{index - len(plan.positional)}]", value))
+    named += [((name,), name, "", value) for name, value in kwargs.items()]
+    for loc, name, prefix, value in named:
+        found = unstorable(value)
+        if found is None:
+            continue
+        where = prefix + found[0]
+        subject = f"argument {name!r}: {name}{where}" if where else f"argument {name!r}"
+        errors.append({
+            "type": PydanticCustomError("unstorable_value", "{message}", {
+                "message": f"{subject} {found[1]}: JSON cannot carry it",
+            }),
+            "loc": loc,
+            "input": value,
+        })
 
 
 def _to_json(

@@ -13,7 +13,11 @@ Roles running inside :meth:`Worker.work`, all as asyncio tasks of one loop:
   time (at most ``_scheduler_polling_interval``); the move is atomic in the backend, so N workers move
   each task once;
 - a **cron manager** per queue: schedules the next occurrences of every cron under deterministic ids,
-  so N workers create each occurrence once.
+  so N workers create each occurrence once. Missed runs (every worker was down through several
+  slots): only the latest missed slot runs, once, at once; the older overdue occurrences are skipped
+  (cancelled, logged). The scheduler waits for the cron manager's first pass, so a restarted worker
+  does not fire the overdue ones before that decision. An occurrence stored while its cron was being
+  deleted is removed again at the end of the pass.
 
 Shutdown (SIGTERM/SIGINT, or :meth:`Worker.stop`): stop claiming, let running tasks finish within
 ``shutdown_timeout``, then cancel the rest and hand them back to the queue at once (no lease wait). A
@@ -36,12 +40,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sheppy_core._declarative_cron import DeclarativeCrons
-from sheppy_core._processing import TaskProcessor
-from sheppy_core._queue import Queue
+from sheppy_core._processing import HandBackPolicy, StaleClaimError, TaskProcessor
+from sheppy_core._queue import Queue, checked_queue_name
 from sheppy_core._registry import import_task_modules
 from sheppy_core._runner import released
-from sheppy_core.backend import BLOCKING_POP, CRON, Backend
-from sheppy_core.exceptions import BackendError
+from sheppy_core.backend import BLOCKING_POP, CRON, Backend, due_at
+from sheppy_core.exceptions import BackendError, CorruptRecordError
 from sheppy_core.models import Task, TaskCron
 
 __all__ = ["Worker", "WorkerStats"]
@@ -51,14 +55,29 @@ logger = logging.getLogger("sheppy.worker")
 BACKOFF_START = 0.01
 BACKOFF_MAX = 1.0
 CRON_LOOKAHEAD = 3
+CRON_FIRST_PASS_WAIT = 30.0
+"""The scheduler starts moving due tasks after the cron manager's first pass, or after this many
+seconds at the latest (a store too slow to answer must not stop the scheduler for good)."""
+DEFAULT_HAND_BACK = HandBackPolicy()
+
+
+class _Unset:
+    """The default of ``Worker(unregistered=)``: not given."""
+
+
+_UNSET = _Unset()
 BURST_HORIZON = 1.0
 """``oneshot`` also waits for scheduled tasks due within this many seconds."""
+BURST_POLL = 0.25
+"""How often ``oneshot`` looks again while tasks are claimed elsewhere."""
 
 
 @dataclass
 class WorkerStats:
     processed: int = 0
     failed: int = 0
+    handed_back: int = 0
+    """Tasks handed back unrun because their function is not registered in this worker."""
 
 
 class _Slots:
@@ -102,6 +121,9 @@ class _Running:
     """Prefetched and not started: waiting for a slot."""
     unfinished: bool = True
     """False once the task's code has finished and only its outcome is being stored."""
+    reclaimed: dict[str, Any] | None = None
+    """A claim of this task this worker's own claim loop made while the outcome was being stored:
+    taken up once the store returns (see :meth:`Worker._start`)."""
 
 
 class Worker:
@@ -122,6 +144,11 @@ class Worker:
         A worker that dies (SIGKILL, out of memory) loses them as it loses running ones: they come
         back after the lease and, as after a crashed run, use a retry, or end ``crashed`` with none
         left, although they never started. Prefer it for tasks that have retries.
+    :param unregistered: what to do with a claimed task whose function is not registered in this
+        worker (a worker missing an ``--import``, or of another deploy): by default it is handed back
+        unrun, delayed, using no retry, for a worker that has it, and fails only after about an hour
+        and 20 hand-backs (:class:`~sheppy_core.HandBackPolicy`); None fails it at once. A
+        ``task_processor`` given without this keeps its own ``unregistered`` setting.
     """
 
     def __init__(
@@ -142,6 +169,7 @@ class Worker:
         allowed_modules: Sequence[str] | None = None,
         lease: float | None = None,
         prefetch: int = 0,
+        unregistered: HandBackPolicy | _Unset | None = _UNSET,
     ) -> None:
         if not isinstance(backend, Backend):
             raise TypeError(f"Worker needs a Backend object, got {type(backend).__name__}")
@@ -156,6 +184,7 @@ class Worker:
         names = [queue_name] if isinstance(queue_name, str) else list(queue_name)
         if not names:
             raise ValueError("a Worker needs at least one queue name")
+        names = [checked_queue_name(name) for name in names]  # "" is refused, not taken for the default
         self.backend = backend
         self.queues = [Queue(backend, name) for name in names]
         self.worker_id = f"worker-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
@@ -171,8 +200,15 @@ class Worker:
         self.task_modules = list(task_modules)
         self.allowed_modules = list(allowed_modules) if allowed_modules is not None else None
         self.processor = task_processor or TaskProcessor(
-            dependency_overrides=dict(dependency_overrides or {}), middleware=list(middleware or [])
+            dependency_overrides=dict(dependency_overrides or {}),
+            middleware=list(middleware or []),
+            unregistered=DEFAULT_HAND_BACK,
         )
+        if not isinstance(unregistered, _Unset):
+            if not isinstance(self.processor, TaskProcessor):
+                raise TypeError("unregistered= needs a TaskProcessor (or none given)")
+            # The caller's processor gets the policy asked for; one given without it keeps its own.
+            self.processor.unregistered = unregistered
         # A TaskProcessor subclass written before ``attempt_done`` existed still works: its tasks hold
         # their slot until their outcome is stored.
         self._pipelined = "attempt_done" in inspect.signature(self.processor.process).parameters
@@ -191,12 +227,18 @@ class Worker:
         # Set when this worker schedules a retry or a rate-limit deferral, so its scheduler wakes for
         # it instead of finishing a longer sleep.
         self._rescheduled = {name: asyncio.Event() for name in names}
+        # Set once the cron manager has made its first pass over a queue (missed runs decided).
+        self._crons_checked = {name: asyncio.Event() for name in names}
         # Tasks this worker put back to wait (retry, rate limit): ``oneshot`` waits for them to run.
         self._awaiting = {name: set[str]() for name in names}
+        self._handed_back = {name: set[str]() for name in names}
         self._stop: asyncio.Event | None = None
         self._stop_early = False
         self._force = False
         self._claimed = 0
+        self._reclaimed = 0
+        self._last_beat = 0.0
+        self._burst_in_flight: dict[str, int] = {}
         self._declared_crons = DeclarativeCrons()
 
     # -- control ---------------------------------------------------------------------------------
@@ -226,6 +268,7 @@ class Worker:
         self._force = False
         self._claimed = 0
         self._declared_crons = DeclarativeCrons()
+        self._crons_checked = {name: asyncio.Event() for name in self._crons_checked}
         loop = asyncio.get_running_loop()
         handled: list[signal.Signals] = []
         if register_signal_handlers:
@@ -317,6 +360,11 @@ class Worker:
             if max_tasks is not None:
                 limit = min(limit, max_tasks - self._claimed)
             timeout = self._blocking_timeout if blocking and not oneshot else None
+            if self._heartbeat_overdue():
+                # The loop was held up (a task blocking it, a slow store) past the heartbeat's time:
+                # renew the leases of the tasks running here before claiming, so this worker does not
+                # take its own lapsed claims back as new work.
+                await self._beat()
             try:
                 records = await self._wait_or_stop(
                     self.backend.pop(queue.name, limit, timeout, worker_id=self.worker_id, lease=self.lease)
@@ -337,14 +385,15 @@ class Worker:
                     backoff = min(backoff * 2, BACKOFF_MAX)
                 continue
             backoff = BACKOFF_START
-            self._claimed += len(records)
             for record in records:
-                self._start(queue, record)
+                if self._start(queue, record):
+                    self._claimed += 1
 
     async def _more_work_soon(self, queue: Queue) -> bool:
         """For ``oneshot``: is this queue not drained yet? True while tasks run here (they may chain
-        or retry), while tasks this worker rescheduled still wait, or while a scheduled task is due
-        within ``BURST_HORIZON``; sleeps a little before saying so."""
+        or retry), while tasks this worker rescheduled still wait, while a scheduled task is due
+        within ``BURST_HORIZON``, or while tasks are claimed (processing) anywhere; sleeps a little
+        before saying so."""
         if any(r.queue is queue for r in self._running.values()):
             self._slot_freed.clear()
             await self._wait_or_stop(self._slot_freed.wait())
@@ -356,24 +405,64 @@ class Worker:
                 task_id for task_id, record in records.items() if record.get("finished_at") is None
             )
         upcoming = await self.backend.next_scheduled_at(queue.name)
+        handed_back = self._handed_back[queue.name]
+        if upcoming is not None and handed_back:
+            # Tasks this worker handed back (not registered here) are another worker's to run.
+            scheduled = await self.backend.get_scheduled(queue.name)
+            others = [due_at(r) for r in scheduled if str(r.get("id")) not in handed_back]
+            upcoming = min(others, default=None)
         wait = (upcoming - datetime.now(UTC)).total_seconds() if upcoming is not None else None
         if not awaiting and (wait is None or wait > BURST_HORIZON):
-            return False
+            # Claimed elsewhere: by a live worker (it will finish them), or by a dead one (they come
+            # back when its lease runs out, and this worker runs them). Not drained until they are done.
+            in_flight = (await self.backend.get_stats(queue.name)).get("processing", 0)
+            if not in_flight:
+                return False
+            if in_flight != self._burst_in_flight.get(queue.name):
+                logger.info(
+                    "queue %r: waiting for %d task(s) still processing (claimed by other workers, or "
+                    "by one that died: they come back when its lease runs out)",
+                    queue.name,
+                    in_flight,
+                )
+                self._burst_in_flight[queue.name] = in_flight
+            await self._wait_or_stop(asyncio.sleep(BURST_POLL))
+            return True
         await self._wait_or_stop(asyncio.sleep(min(max(wait or 0.0, 0.01), BURST_HORIZON)))
         return True
 
-    def _start(self, queue: Queue, record: dict[str, Any]) -> None:
+    def _start(self, queue: Queue, record: dict[str, Any]) -> bool:
+        """Start running a claimed record; False if this worker already runs that task."""
         task_id = str(record["id"])
         self._awaiting[queue.name].discard(task_id)
         previous = self._running.get(task_id)
+        if previous is not None and not previous.job.done() and not previous.lost and not previous.unfinished:
+            # Its code has finished and its outcome is being stored. This claim either raced that store
+            # (the lease lapsed first: the store then voids it) or came after it (a retry due at once):
+            # which, is known when the store returns, and the job takes the claim up then.
+            previous.reclaimed = record
+            return False
+        if previous is not None and not previous.job.done() and not previous.lost:
+            # Its lease lapsed while this worker still ran it (the loop was blocked, or the store was
+            # out of reach longer than the lease) and this worker's own claim loop took it again. The
+            # claim is this worker's again, renewed by the pop: the job running it goes on, and no
+            # second copy starts beside it.
+            self._reclaimed += 1
+            logger.warning(
+                "task %s came back to this worker's own claim after its lease lapsed (delivery %s); it "
+                "is still running here: lease renewed, not started twice",
+                task_id,
+                record.get("deliveries"),
+            )
+            return False
         if previous is not None and previous.unfinished:
-            # Its claim came back to this worker while the old job still runs (a lost lease): the
-            # counter follows the entry that is tracked.
+            # A job whose lease was lost is still unwinding: the counter follows the entry tracked.
             previous.unfinished = False
             self._unfinished -= 1
         job = asyncio.create_task(self._run(queue, record))
         self._running[task_id] = _Running(queue, record, job, waiting=True)
         self._unfinished += 1
+        return True
 
     def _own_entry(self, task_id: str, job: asyncio.Task[Any] | None) -> _Running | None:
         """``job``'s entry for ``task_id``; None if the id is tracked for another job now (it was handed
@@ -427,7 +516,11 @@ class Worker:
                 outcome = await self.processor.process(queue, record, attempt_done=attempt_done)
             else:
                 outcome = await self.processor.process(queue, record)
-            if outcome.status in ("retrying", "scheduled"):
+            if outcome.handed_back > int(record.get("handed_back") or 0):
+                # For a worker that has it registered: not awaited here (oneshot does not wait for it).
+                self.stats.handed_back += 1
+                self._handed_back[queue.name].add(task_id)
+            elif outcome.status in ("retrying", "scheduled"):
                 self._awaiting[queue.name].add(task_id)
                 self._rescheduled[queue.name].set()
             if outcome.status == "completed":
@@ -438,6 +531,10 @@ class Worker:
             running = self._running.get(task_id)
             if running is not None and not running.lost:
                 await self._release(queue, record)
+        except StaleClaimError as exc:
+            logger.info("%s", exc)
+        except CorruptRecordError as exc:
+            logger.error("%s", exc)  # quarantined by the processor: stored, not redelivered
         except BackendError as exc:
             # The outcome could not be stored; the lease will expire and another worker retries it.
             logger.error("storing the outcome of task %s failed: %s", task_id, exc)
@@ -445,13 +542,27 @@ class Worker:
             logger.exception("unexpected error while processing task %s", task_id)
         finally:
             attempt_done()
-            if self._own_entry(task_id, job) is not None:
+            entry = self._own_entry(task_id, job)
+            if entry is not None:
                 del self._running[task_id]
+                if entry.reclaimed is not None:
+                    await self._take_up(queue, entry.reclaimed)
             self._slot_freed.set()
+
+    async def _take_up(self, queue: Queue, record: dict[str, Any]) -> None:
+        """A claim made while this task's outcome was being stored: run it (a stale one is dropped by
+        the processor, which finds the outcome stored), or hand it back if the worker is stopping."""
+        if self._stop is not None and self._stop.is_set():
+            await self._release(queue, record)
+        else:
+            self._start(queue, record)
 
     async def _release(self, queue: Queue, record: dict[str, Any]) -> None:
         """Hand a task cut off by shutdown back to the queue at once (not charged as a crash)."""
-        task: Task[Any] = Task.model_validate(record)
+        try:
+            task: Task[Any] = Task.model_validate(record)
+        except ValueError:
+            return  # not a task: the processor quarantines it, or its lease brings it back to one that does
         handed_back = released(task, status="pending", deliveries=max(task.deliveries - 1, 0))
         try:
             # If the cancel landed after the outcome was stored, the claim is gone: nothing to hand back.
@@ -485,27 +596,57 @@ class Worker:
 
     # -- leases ----------------------------------------------------------------------------------
 
+    def _heartbeat_interval(self) -> float:
+        return max(self.lease / 3, 0.01)
+
+    def _heartbeat_overdue(self) -> bool:
+        if not self._running:
+            return False
+        since = asyncio.get_running_loop().time() - self._last_beat
+        return since > 1.5 * self._heartbeat_interval()
+
     async def _heartbeat_loop(self) -> None:
         assert self._stop is not None
-        interval = max(self.lease / 3, 0.01)
+        loop = asyncio.get_running_loop()
+        interval = self._heartbeat_interval()
+        stall_warning = max(1.0, self.lease / 6)
+        self._last_beat = loop.time()
         while True:
+            asleep = loop.time()
             await asyncio.sleep(interval)
-            by_queue: dict[str, list[str]] = {}
-            for task_id, running in list(self._running.items()):
-                by_queue.setdefault(running.queue.name, []).append(task_id)
-            for queue_name, ids in by_queue.items():
-                try:
-                    held = set(
-                        await self.backend.heartbeat(
-                            queue_name, ids, worker_id=self.worker_id, lease=self.lease
-                        )
-                    )
-                except BackendError as exc:
-                    logger.error("heartbeat for queue %r failed: %s", queue_name, exc)
-                    continue
-                missing = [i for i in ids if i not in held and i in self._running]
-                if missing:
-                    await self._stop_lost(queue_name, missing)
+            late = loop.time() - asleep - interval
+            if late > stall_warning:
+                logger.warning(
+                    "the event loop of worker %s was blocked for %.1f s (a task blocking it, e.g. "
+                    "time.sleep() or CPU-bound code in an async def, holds up heartbeats: leases last "
+                    "%.1f s); %d task(s) running",
+                    self.worker_id,
+                    late,
+                    self.lease,
+                    len(self._running),
+                )
+            await self._beat()
+
+    async def _beat(self) -> None:
+        """Extend the leases of every task this worker holds; cancel those another worker took."""
+        started = asyncio.get_running_loop().time()
+        by_queue: dict[str, list[str]] = {}
+        for task_id, running in list(self._running.items()):
+            by_queue.setdefault(running.queue.name, []).append(task_id)
+        for queue_name, ids in by_queue.items():
+            try:
+                held = set(
+                    await self.backend.heartbeat(queue_name, ids, worker_id=self.worker_id, lease=self.lease)
+                )
+            except BackendError as exc:
+                logger.error("heartbeat for queue %r failed: %s", queue_name, exc)
+                continue
+            missing = [i for i in ids if i not in held and i in self._running]
+            if missing:
+                await self._stop_lost(queue_name, missing)
+        # Tried, if not renewed everywhere: the claim loop adds at most one beat per interval, not
+        # one before every claim while a store is slow or down.
+        self._last_beat = started
 
     async def _stop_lost(self, queue_name: str, task_ids: list[str]) -> None:
         """Cancel the jobs whose claim another worker now holds.
@@ -536,6 +677,9 @@ class Worker:
     async def _scheduler_loop(self, queue: Queue) -> None:
         assert self._stop is not None
         wakeup = self._rescheduled[queue.name]
+        if self.enable_cron_manager and CRON in self.backend.capabilities:
+            # Overdue cron occurrences (every worker was down) wait for the cron manager's decision.
+            await self._wait_or_stop(_wait_at_most(self._crons_checked[queue.name], CRON_FIRST_PASS_WAIT))
         while not self._stop.is_set():
             wakeup.clear()
             try:
@@ -556,6 +700,8 @@ class Worker:
                 await self._schedule_crons(queue)
             except BackendError as exc:
                 logger.error("cron manager for queue %r failed: %s", queue.name, exc)
+            finally:
+                self._crons_checked[queue.name].set()
             await self._wait_or_stop(asyncio.sleep(self._cron_polling_interval))
 
     async def _schedule_crons(self, queue: Queue) -> None:
@@ -567,16 +713,93 @@ class Worker:
                 raise
             except Exception:
                 logger.exception("declarative cron reconciliation failed; crons left as they are")
-        for data in await self.backend.get_crons(queue.name):
+        crons = self._valid_crons(queue, await self.backend.get_crons(queue.name))
+        if not crons:
+            return
+        now = datetime.now(UTC)
+        await self._skip_missed_runs(queue, crons, now)
+        stored: dict[str, list[str]] = {}
+        for cron_id, cron in crons.items():
+            for moment in cron.next_runs(CRON_LOOKAHEAD, now):
+                occurrence = cron.create_task(moment)
+                # Deterministic ids make this idempotent across workers: only the first one stores it.
+                if await self.backend.schedule(queue.name, occurrence.model_dump(mode="json"), moment):
+                    stored.setdefault(cron_id, []).append(str(occurrence.id))
+        if stored:
+            await self._drop_orphans(queue, stored)
+
+    @staticmethod
+    def _valid_crons(queue: Queue, records: list[dict[str, Any]]) -> dict[str, TaskCron]:
+        crons: dict[str, TaskCron] = {}
+        for data in records:
             try:
                 cron = TaskCron.model_validate(data)
             except ValueError as exc:
                 logger.error("skipping an invalid cron in queue %r: %s", queue.name, exc)
                 continue
-            for moment in cron.next_runs(CRON_LOOKAHEAD):
-                occurrence = cron.create_task(moment)
-                # Deterministic ids make this idempotent across workers: only the first one stores it.
-                await self.backend.schedule(queue.name, occurrence.model_dump(mode="json"), moment)
+            crons[str(cron.deterministic_id)] = cron
+        return crons
+
+    async def _skip_missed_runs(self, queue: Queue, crons: dict[str, TaskCron], now: datetime) -> None:
+        """The missed-run policy: of a cron's overdue occurrences (still scheduled, due before ``now``),
+        only the latest slot runs, at once; older ones are cancelled. One due occurrence of the latest
+        slot is the normal case (the scheduler moves it any moment) and is left alone.
+
+        Cheap while nothing is overdue: one ``next_scheduled_at``; the schedule is read only when some
+        task of the queue is due and not moved yet (typically once, after a restart).
+        """
+        upcoming = await self.backend.next_scheduled_at(queue.name)
+        if upcoming is None or upcoming > now:
+            return
+        overdue: dict[str, list[dict[str, Any]]] = {}
+        for record in await self.backend.get_scheduled(queue.name):
+            if due_at(record) > now:
+                continue
+            cron_id = record.get("cron_id")
+            if record.get("status") == "scheduled" and cron_id is not None and str(cron_id) in crons:
+                overdue.setdefault(str(cron_id), []).append(record)
+        for cron_id, records in overdue.items():
+            cron = crons[cron_id]
+            latest = cron.previous_run(now)
+            catch_up = cron.create_task(latest)
+            # Only occurrences still waiting for their own slot were missed; one handed back or deferred
+            # by a rate limit (due later than its slot) was delivered and is left alone.
+            stale = [
+                str(r["id"])
+                for r in records
+                if str(r["id"]) != str(catch_up.id) and str(cron.create_task(due_at(r)).id) == str(r["id"])
+            ]
+            if not stale:
+                continue
+            skipped = 0
+            for task_id in stale:
+                if await self.backend.cancel(queue.name, task_id) is not None:
+                    skipped += 1
+            await self.backend.schedule(queue.name, catch_up.model_dump(mode="json"), latest)
+            logger.warning(
+                "cron %s (%s %s) in queue %r missed %d run(s) while no worker ran it: skipped %d, "
+                "running the latest missed slot (%s) once now",
+                cron_id, cron.expression, cron.spec.func, queue.name, len(stale), skipped, latest.isoformat(),
+            )
+
+    async def _drop_orphans(self, queue: Queue, stored: dict[str, list[str]]) -> None:
+        """Remove occurrences this pass stored for crons deleted meanwhile: ``delete_cron`` removes the
+        occurrences that exist when it runs, so one stored just after it (this pass read the cron
+        before the delete) would otherwise run although its cron is gone."""
+        still = self._valid_crons(queue, await self.backend.get_crons(queue.name))
+        for cron_id, task_ids in stored.items():
+            if cron_id in still:
+                continue
+            for task_id in task_ids:
+                if await self.backend.cancel(queue.name, task_id) is not None:
+                    # Deleted, not kept as cancelled: the same slot can be scheduled when the cron is
+                    # added back.
+                    with contextlib.suppress(BackendError):
+                        await self.backend.delete_task(queue.name, task_id)
+            logger.info(
+                "cron %s was deleted from queue %r while this worker scheduled it: %d occurrence(s) removed",
+                cron_id, queue.name, len(task_ids),
+            )
 
 
 async def _wait_at_most(event: asyncio.Event, seconds: float) -> None:

@@ -37,14 +37,16 @@ sheppy's router has no authentication, and neither has this one: protect it with
 """
 
 import asyncio
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import to_json
 
-from sheppy_core._queue import Queue
+from sheppy_core._queue import MAX_DELAY, Queue
 from sheppy_core.backend import Backend
 from sheppy_core.exceptions import SheppyError
 from sheppy_core.models import Task, TaskCron
@@ -74,7 +76,9 @@ class AddTaskRequest(_Body):
 class ScheduleTaskRequest(AddTaskRequest):
     """``POST /{queue}/tasks/schedule``: run after ``delay_seconds`` or at ``at`` (naive = UTC)."""
 
-    delay_seconds: float | None = Field(default=None, ge=0)
+    delay_seconds: float | None = Field(
+        default=None, ge=0, le=MAX_DELAY.total_seconds(), allow_inf_nan=False
+    )
     at: datetime | None = None
 
     @model_validator(mode="after")
@@ -87,7 +91,7 @@ class ScheduleTaskRequest(AddTaskRequest):
 class RetryRequest(_Body):
     """``POST /{queue}/tasks/{task_id}/retry``."""
 
-    delay_seconds: float = Field(default=0, ge=0)
+    delay_seconds: float = Field(default=0, ge=0, le=MAX_DELAY.total_seconds(), allow_inf_nan=False)
     force: bool = False
 
 
@@ -108,6 +112,36 @@ def _build(request: AddTaskRequest) -> Task[Any]:
         raise fastapi.HTTPException(400, f"invalid arguments for {request.func}: {problems}") from None
     except (SheppyError, ValueError) as exc:
         raise fastapi.HTTPException(400, str(exc)) from None
+
+
+def _finite_errors_route() -> Any:
+    """An ``APIRoute`` whose 422 responses survive refused NaN/infinite inputs.
+
+    FastAPI's default handler echoes the refused input in its 422 body, and a NaN or infinity (which
+    JSON cannot carry; Python's parser accepts them) makes rendering it fail with a 500. Only then this
+    route answers the 422 itself, with such numbers written as strings; every other validation error
+    goes to the application's handler as usual.
+    """
+
+    class FiniteErrorsRoute(fastapi.routing.APIRoute):
+        def get_route_handler(self) -> Any:
+            handler = super().get_route_handler()
+
+            async def route_handler(request: Any) -> Any:
+                try:
+                    return await handler(request)
+                except fastapi.exceptions.RequestValidationError as exc:
+                    errors = list(exc.errors())
+                    try:
+                        json.dumps(fastapi.encoders.jsonable_encoder(errors), allow_nan=False)
+                    except ValueError:
+                        detail = json.loads(to_json(errors, inf_nan_mode="strings", fallback=str))
+                        return fastapi.responses.JSONResponse(status_code=422, content={"detail": detail})
+                    raise
+
+            return route_handler
+
+    return FiniteErrorsRoute
 
 
 def create_router(
@@ -139,6 +173,7 @@ def create_router(
         return Queue(await connected(), queue)
 
     QueueDep = Annotated[Queue, fastapi.Depends(get_queue)]
+    router_kwargs.setdefault("route_class", _finite_errors_route())
     router = fastapi.APIRouter(
         prefix=prefix, tags=list(tags) if tags is not None else ["sheppy"], **router_kwargs
     )

@@ -253,6 +253,10 @@ class Task(BaseModel, Generic[R]):
     claimed_by: str | None = None
     lease_expires_at: UTCDatetime | None = None
     deliveries: int = 0
+    handed_back: int = 0
+    """How often a worker handed this task back unrun because its function is not registered there
+    (a worker of another deploy, or one missing ``--import``); bounded, see ``Worker``."""
+    first_handed_back_at: UTCDatetime | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -322,7 +326,19 @@ _CRON_NAMESPACE = uuid.UUID("6f1e4f5c-2c8e-4b2e-9a53-3d0b8d7f7a10")
 
 
 class TaskCron(BaseModel):
-    """A recurring task: ``expression`` is a standard five-field cron expression (UTC)."""
+    """A recurring task: ``expression`` is a standard five-field cron expression (UTC).
+
+    Workers' cron managers keep the next three occurrences of every stored cron scheduled
+    (:meth:`create_task`: one id per cron and slot, so any number of workers schedule each occurrence
+    once). Deleting the cron deletes its occurrences still waiting; adding it back resumes on its next
+    slot.
+
+    Missed runs: when every worker was down through several slots, the occurrences scheduled before
+    are all overdue. A worker's cron manager, on its first pass after that (a worker's scheduler waits
+    for it), runs only the **latest missed slot, once, at once**, and skips the older ones (stored as
+    ``cancelled``, with a warning in the log). The same on every backend: the policy is applied here,
+    in sheppy-core, not by the storage.
+    """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -357,6 +373,15 @@ class TaskCron(BaseModel):
         if base.tzinfo is None:
             base = base.replace(tzinfo=UTC)
         return croniter(self.expression, base.astimezone(UTC)).get_next(datetime)
+
+    def previous_run(self, moment: datetime | None = None) -> datetime:
+        """The latest slot at or before ``moment`` (default: now)."""
+        base = moment or datetime.now(UTC)
+        if base.tzinfo is None:
+            base = base.replace(tzinfo=UTC)
+        # croniter's get_prev is strictly before its start: start a microsecond later to include it.
+        start = base.astimezone(UTC) + timedelta(microseconds=1)
+        return croniter(self.expression, start).get_prev(datetime)
 
     def next_runs(self, count: int, start: datetime | None = None) -> list[datetime]:
         runs: list[datetime] = []

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import statistics
 import sys
@@ -76,8 +77,6 @@ class _Fleet:
             "-m",
             "sheppy_core",
             "work",
-            "-u",
-            self.url,
             "-q",
             self.queue,
             "--import",
@@ -93,8 +92,14 @@ class _Fleet:
         if lease is not None:
             command += ["--lease", str(lease)]
         log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop_all()
+        # The URL goes through the environment, never the command line: argv is visible to anyone (ps).
+        environment = {**os.environ, "SHEPPY_BACKEND_URL": self.url}
         process = await asyncio.create_subprocess_exec(
-            *command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=log
+            *command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=log,
+            env=environment,
         )
         spawned = _Spawned(process, log)
         self.spawned.append(spawned)

@@ -13,15 +13,16 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from enum import StrEnum
 from typing import Annotated, Any, NoReturn, TypeVar
-from urllib.parse import urlsplit
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from sheppy_core._queue import Queue
 from sheppy_core._settings import Settings, load_settings
-from sheppy_core.backend import Backend, redact_url
+from sheppy_core._task import MAX_NESTING
+from sheppy_core.backend import Backend, redact_secrets, redact_url
 from sheppy_core.exceptions import BackendConnectionError, SheppyError
 
 __all__ = [
@@ -81,25 +82,20 @@ def one_line(text: object) -> str:
 
 
 def _redact_everywhere(message: str, url: str | None) -> str:
-    # A backend should never put a password into a message; if one slips through, hide it anyway.
-    if url:
-        with contextlib.suppress(ValueError):
-            password = urlsplit(url).password
-            if password:
-                message = message.replace(password, "***")
-    return message
+    # A backend should never put a secret of its URL into a message; if one slips through, hide it anyway.
+    return redact_secrets(message, url) if url else message
 
 
-def fail(message: str, url: str | None = None) -> NoReturn:
-    """Print ``error: message`` on stderr and exit 1."""
+def fail(message: str, url: str | None = None, *, code: int = 1) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with ``code`` (1; 2 for a bad option value)."""
     errors.print(
-        f"[bold red]error:[/] {_redact_everywhere(one_line(message), url)}",
+        f"[bold red]error:[/] {escape(_redact_everywhere(one_line(message), url))}",
         highlight=False,
         markup=True,
         soft_wrap=True,
         emoji=False,
     )
-    raise typer.Exit(1)
+    raise typer.Exit(code)
 
 
 def validation_line(exc: ValidationError) -> str:
@@ -187,12 +183,16 @@ def parse_json_args(args: str | None, kwargs: str | None) -> tuple[list[Any], di
             positional_value = json.loads(args)
         except json.JSONDecodeError as exc:
             fail(f"--args is not valid JSON ({exc}); expected an array such as '[1, \"a\"]'")
+        except RecursionError:
+            fail(f"--args is nested too deeply (more than {MAX_NESTING} levels)")
         if not isinstance(positional_value, list):
             fail(f"--args must be a JSON array such as '[1, \"a\"]', got {type(positional_value).__name__}")
         positional = positional_value
     if kwargs is not None:
         try:
             keyword_value = json.loads(kwargs)
+        except RecursionError:
+            fail(f"--kwargs is nested too deeply (more than {MAX_NESTING} levels)")
         except json.JSONDecodeError as exc:
             fail(f"--kwargs is not valid JSON ({exc}); expected an object such as '{{\"x\": 1}}'")
         if not isinstance(keyword_value, dict):

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from sheppy_core._queue import Queue
+from sheppy_core.backend import redact_url
 from sheppy_core.cli._common import (
     Format,
     FormatOption,
@@ -67,7 +68,7 @@ def clear(
     """Delete every task (in any state), schedule and cron of a queue."""
     settings = settings_from(backend_url)
     if not yes and not typer.confirm(
-        f"Delete every task and cron of queue {name!r} at {settings.backend_url}?", default=False
+        f"Delete every task and cron of queue {name!r} at {redact_url(settings.backend_url)}?", default=False
     ):
         fail("nothing was deleted")
     removed = on_queue(settings.backend_url, name, lambda q: q.clear())

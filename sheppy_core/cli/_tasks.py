@@ -6,13 +6,14 @@ import re
 import traceback
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from sheppy_core._queue import Queue
+from sheppy_core._queue import MAX_DELAY, Queue, readable_tasks
+from sheppy_core.backend import QUARANTINED, Backend, is_quarantined
 from sheppy_core.cli._common import (
     Format,
     FormatOption,
@@ -40,7 +41,8 @@ experimental_task_app = typer.Typer(help="Cancel or delete tasks.", no_args_is_h
 experimental_app.add_typer(experimental_task_app, name="task")
 
 # Every status a stored task can have, in lifecycle order (TaskStatus less "new", never stored, and
-# "unknown", never set); tests/test_cli.py checks it against the model.
+# "unknown", never set), and "quarantined" for records that are not tasks (the backend kit's
+# quarantine_record); tests/test_cli.py checks it against the model.
 STATUSES = (
     "all",
     "pending",
@@ -51,6 +53,7 @@ STATUSES = (
     "failed",
     "cancelled",
     "crashed",
+    QUARANTINED,
 )
 
 ArgsOption = Annotated[
@@ -68,6 +71,42 @@ def _task_id(value: str) -> str:
         return str(uuid.UUID(value))
     except ValueError:
         fail(f"{value!r} is not a task id (expected a UUID such as 3f2b...-...)")
+
+
+def _stored_id(value: str) -> str:
+    """A task id as stored: a UUID in its canonical form, or — for records that are not tasks, which
+    may carry any id — the text as given."""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        if not value.strip():
+            fail("a task id cannot be empty")
+        return value
+
+
+def _not_found(task_id: str, queue_name: str) -> NoReturn:
+    try:
+        uuid.UUID(task_id)
+    except ValueError:
+        fail(
+            f"{task_id!r} is not a task id (expected a UUID such as 3f2b...-...), and no quarantined "
+            f"record has that id in queue {queue_name!r}"
+        )
+    fail(f"task {task_id} not found in queue {queue_name!r}")
+
+
+async def _stored_record(backend: Backend, queue_name: str, task_id: str) -> dict[str, Any] | None:
+    return (await backend.get_tasks(queue_name, [task_id])).get(task_id)
+
+
+_Row = tuple[str, "Task[Any] | dict[str, Any]"]
+
+
+def _quarantine_cells(record: dict[str, Any]) -> tuple[str, str]:
+    """(when, reason) of a quarantined record, for tables."""
+    details = record.get("quarantine") or {}
+    when = details.get("quarantined_at") or record.get("finished_at") or ""
+    return str(when), str(details.get("reason", ""))
 
 
 def _make_task(func: str, args: str | None, kwargs: str | None) -> Task[Any]:
@@ -91,15 +130,20 @@ def _short(value: Any, width: int = 40) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _tasks_table(rows: list[tuple[str, Task[Any]]], title: str, show_queue: bool) -> Table:
+def _tasks_table(rows: list[_Row], title: str, show_queue: bool) -> Table:
     table = Table(title=title)
     columns = ["queue"] if show_queue else []
     columns += ["id", "function", "status", "finished", "retries", "result / error"]
     for column in columns:
         table.add_column(column, no_wrap=column in ("id", "status"), overflow="ellipsis")
     for queue_name, task in rows:
-        outcome = str(task.exception) if task.exception else ("" if task.result is None else task.result)
         cells = [queue_name] if show_queue else []
+        if isinstance(task, dict):  # a quarantined record: not a task, shown with why
+            when, reason = _quarantine_cells(task)
+            cells += [str(task.get("id")), "?", QUARANTINED, when[:19].replace("T", " "), "", _short(reason)]
+            table.add_row(*cells)
+            continue
+        outcome = str(task.exception) if task.exception else ("" if task.result is None else task.result)
         cells += [
             str(task.id),
             task.spec.func,
@@ -112,11 +156,18 @@ def _tasks_table(rows: list[tuple[str, Task[Any]]], title: str, show_queue: bool
     return table
 
 
-def _dump(task: Task[Any], queue_name: str | None = None) -> dict[str, Any]:
-    data = task.model_dump(mode="json")
+def _dump(task: Task[Any] | dict[str, Any], queue_name: str | None = None) -> dict[str, Any]:
+    data = dict(task) if isinstance(task, dict) else task.model_dump(mode="json")
     if queue_name is not None:
         data["queue"] = queue_name
     return data
+
+
+def _created(row: _Row) -> str:
+    task = row[1]
+    if isinstance(task, dict):
+        return _quarantine_cells(task)[0]
+    return task.created_at.astimezone(UTC).isoformat()
 
 
 @task_app.command("list")
@@ -128,18 +179,26 @@ def list_tasks(
     ] = "all",
     fmt: FormatOption = Format.table,
 ) -> None:
-    """List the tasks of one or more queues, optionally only those in one state."""
+    """List the tasks of one or more queues, optionally only those in one state.
+
+    Records that cannot be read as tasks are listed as ``quarantined`` (``--status quarantined``
+    shows only them; ``task info ID`` shows the stored text)."""
     if status not in STATUSES:
         fail(f"--status must be one of {', '.join(STATUSES)}, not {status!r}")
     settings = settings_from(backend_url, queue)
 
-    async def collect() -> list[tuple[str, Task[Any]]]:
+    async def collect() -> list[_Row]:
         async with connected(settings.backend_url) as backend:
-            found: list[tuple[str, Task[Any]]] = []
+            found: list[_Row] = []
             for name in settings.queues:
-                tasks = await Queue(backend, name).get_all_tasks()
-                found += [(name, t) for t in tasks if status == "all" or t.status == status]
-        found.sort(key=lambda pair: pair[1].created_at)
+                records = await backend.get_all_tasks(name)
+                if status in ("all", QUARANTINED):
+                    found += [(name, r) for r in records if is_quarantined(r)]
+                if status != QUARANTINED:
+                    usable = [r for r in records if not is_quarantined(r)]
+                    tasks = readable_tasks(name, usable)
+                    found += [(name, t) for t in tasks if status == "all" or t.status == status]
+        found.sort(key=_created)
         return found
 
     rows = run(collect(), settings.backend_url)
@@ -151,6 +210,28 @@ def list_tasks(
     console.print(_tasks_table(rows, title, show_queue=len(settings.queues) > 1))
 
 
+def _print_quarantined(record: dict[str, Any], queue_name: str) -> None:
+    details = record.get("quarantine") or {}
+    table = Table(title=f"Record {record.get('id')} (quarantined: not a task)", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for name, value in (
+        ("queue", queue_name),
+        ("status", QUARANTINED),
+        ("reason", details.get("reason")),
+        ("quarantined", details.get("quarantined_at")),
+        ("stored text", details.get("raw")),
+    ):
+        if value is not None:
+            table.add_row(name, str(value))
+    console.print(table, markup=False, highlight=False)
+    console.print(
+        f"fix and re-add it, or remove it: sheppy task delete {record.get('id')} -q {queue_name}",
+        highlight=False,
+        markup=False,
+    )
+
+
 @task_app.command("info")
 def info(
     task_id: IdArgument,
@@ -160,10 +241,25 @@ def info(
 ) -> None:
     """Show one task: arguments, status, result, error and traceback, retries, lease."""
     settings = settings_from(backend_url, queue)
-    wanted = _task_id(task_id)
-    task = on_queue(settings.backend_url, settings.queue, lambda q: q.get_task(wanted))
-    if task is None:
-        fail(f"task {wanted} not found in queue {settings.queue!r}")
+    wanted = _stored_id(task_id)
+
+    async def look_up() -> dict[str, Any] | None:
+        async with connected(settings.backend_url) as backend:
+            return await _stored_record(backend, settings.queue, wanted)
+
+    record = run(look_up(), settings.backend_url)
+    if record is None:
+        _not_found(wanted, settings.queue)
+    if is_quarantined(record):
+        if fmt is Format.json:
+            print_json(_dump(record, settings.queue))
+        else:
+            _print_quarantined(record, settings.queue)
+        return
+    try:
+        task: Task[Any] = Task.model_validate(record)
+    except ValidationError as exc:
+        fail(f"record {wanted} in queue {settings.queue!r} is not a task: {validation_line(exc)}")
     if fmt is Format.json:
         print_json(_dump(task, settings.queue))
         return
@@ -293,7 +389,10 @@ def parse_delay(text: str) -> timedelta:
     match = _DELAY.match(text.lower())
     if match is None:
         fail(f"--delay {text!r} is not a delay such as 30s, 5m, 2h or 1d")
-    return timedelta(seconds=float(match.group(1)) * _UNIT[match.group(2)])
+    seconds = float(match.group(1)) * _UNIT[match.group(2)]
+    if not seconds <= MAX_DELAY.total_seconds():
+        fail(f"--delay {text!r}: too far in the future (max {MAX_DELAY.days}d, about 1000 years)", code=2)
+    return timedelta(seconds=seconds)
 
 
 def parse_at(text: str) -> datetime:
@@ -394,6 +493,7 @@ def cancel(
         console.print(f"task {wanted} cancelled", highlight=False)
 
 
+@task_app.command("delete")
 @experimental_task_app.command("delete")
 def delete(
     task_id: IdArgument,
@@ -401,11 +501,16 @@ def delete(
     backend_url: UrlOption = None,
     fmt: FormatOption = Format.table,
 ) -> None:
-    """Delete a finished task record."""
+    """Delete a finished (or quarantined) task record."""
     settings = settings_from(backend_url, queue)
-    wanted = _task_id(task_id)
-    if not on_queue(settings.backend_url, settings.queue, lambda q: q.delete(wanted)):
-        fail(f"task {wanted} not found in queue {settings.queue!r}")
+    wanted = _stored_id(task_id)
+
+    async def remove() -> bool:
+        async with connected(settings.backend_url) as backend:
+            return await backend.delete_task(settings.queue, wanted)
+
+    if not run(remove(), settings.backend_url):
+        _not_found(wanted, settings.queue)
     if fmt is Format.json:
         print_json({"id": wanted, "deleted": True})
     else:

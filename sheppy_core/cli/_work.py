@@ -15,6 +15,7 @@ import typer
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from sheppy_core._registry import import_task_modules, registered_names
 from sheppy_core._settings import Settings
 from sheppy_core._worker import Worker
 from sheppy_core.backend import Backend, redact_url
@@ -230,6 +231,14 @@ def work(
         float | None,
         typer.Option("--lease", min=0.1, help="Claim lease in seconds (default: the backend's, 15)."),
     ] = None,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-empty",
+            help="Start even if no @task is registered (e.g. a scheduler-only worker). Without it a "
+            "worker with no tasks refuses to start: it would hand every task back unrun.",
+        ),
+    ] = False,
 ) -> None:
     """Start a worker that runs the @task functions of the imported modules."""
     settings: Settings = settings_from(
@@ -265,6 +274,16 @@ def work(
         async def main() -> tuple[int, int, float] | None:
             if settings.prestart:
                 await _call_prestart(settings.prestart)
+            if not (allow_empty or disable_job_processing):
+                # After the backend answers (a dead server is the first thing to say), before claiming.
+                await backend.connect()
+                import_task_modules(settings.tasks)
+                if not registered_names():
+                    fail(
+                        "no @task is registered in this worker: name the modules that define them with "
+                        "--import MODULE (or [tool.sheppy] tasks); --allow-empty starts it anyway",
+                        url,
+                    )
             try:
                 if burst:
                     return await _burst(worker, max_tasks, interactive)
@@ -284,7 +303,13 @@ def work(
         rate = (done + failed) / seconds if seconds > 0 else 0.0
         errors.print(
             f"burst finished: {done} done, {failed} failed in {seconds:.2f} s ({rate:.1f} tasks/s) "
-            f"on {redact_url(url)}",
+            f"on {redact_url(url)}"
+            + (
+                f"; {worker.stats.handed_back} handed back unrun (not registered in this worker: "
+                "--import its module, or leave it to a worker that has it)"
+                if worker.stats.handed_back
+                else ""
+            ),
             highlight=False,
             soft_wrap=True,
         )
