@@ -2,8 +2,8 @@
 
 ``nox -s tests`` runs the whole suite as CI does; ``nox -s "conformance(backend='sqlite')"`` (memory,
 sqlite, redis, postgres, jsonfile) runs the shared backend suite against one backend and writes its
-report under ``reports/``; ``nox -s multiprocess`` is SQLite's many-process test; ``nox -s bench`` the
-benchmarks.
+report under ``reports/``; ``nox -s multiprocess`` is SQLite's many-process test; ``nox -s soak`` the
+fault soak (not in CI; ``nox -s soak -- --minutes 10``); ``nox -s bench`` the benchmarks.
 """
 
 from __future__ import annotations
@@ -71,6 +71,15 @@ def multiprocess(session: nox.Session) -> None:
     """SQLite: 4 worker processes, 8,000 tasks on one file, every task completed exactly once."""
     session.install("-r", "requirements-test.txt")
     session.run("pytest", "plugins/sheppy-sqlite/tests/test_multiprocess.py", "-v", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def soak(session: nox.Session) -> None:
+    """Fault soak, not in CI: kills, stops, outages and corrupt records against SQLite, Redis and
+    PostgreSQL, 10 minutes each; prints the counts, fails on any lost or doubly run task. Args after --
+    go to tests/faults/soak.py (e.g. -- --minutes 2 --seed 7, or --backend redis)."""
+    session.install("-r", "requirements-test.txt")
+    session.run("python", "tests/faults/soak.py", "--backend", "all", "--minutes", "10", *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -11,15 +12,19 @@ from pathlib import Path
 TESTS_DIR = Path(__file__).resolve().parent
 
 
-def spawn_worker(script: str, *args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def spawn_worker(
+    script: str, *args: str, env: dict[str, str], stderr: Path | None = None
+) -> subprocess.Popen[bytes]:
     """``python -c script args…`` with the test task modules importable and ``env`` added; its stdout
-    is a pipe (workers print a line when ready), its stderr discarded."""
-    return subprocess.Popen(
-        [sys.executable, "-c", script, *args],
-        env={**os.environ, **env, "PYTHONPATH": str(TESTS_DIR)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
+    is a pipe (workers print a line when ready), its stderr written to ``stderr`` or discarded."""
+    with contextlib.ExitStack() as stack:
+        sink = stack.enter_context(stderr.open("wb")) if stderr is not None else subprocess.DEVNULL
+        return subprocess.Popen(
+            [sys.executable, "-c", script, *args],
+            env={**os.environ, **env, "PYTHONPATH": str(TESTS_DIR)},
+            stdout=subprocess.PIPE,
+            stderr=sink,
+        )
 
 
 def read_events(log: Path) -> list[list[str]]:

@@ -159,3 +159,52 @@ async def limited(i: int) -> int:
 def plain_function() -> str:  # deliberately NOT a task
     record("plain_function")
     return "ran"
+
+
+@task
+async def blocks_the_loop(seconds: float, current: Task[Any] = CURRENT_TASK) -> str:
+    """Holds the worker's event loop (``time.sleep`` in an ``async def``: a common user bug); appends
+    ``start``/``end`` lines to ``$SHEPPY_TEST_LOG`` like :func:`logged_nap`."""
+    log = os.environ["SHEPPY_TEST_LOG"]
+    _append_line(log, f"start {current.id} {os.getpid()}")
+    time.sleep(seconds)  # noqa: ASYNC251 - the point of this task
+    _append_line(log, f"end {current.id} {os.getpid()}")
+    return "done"
+
+
+@task(retry=1)
+async def long_first_run(seconds: float, current: Task[Any] = CURRENT_TASK) -> str:
+    """Naps ``seconds`` on its first attempt and briefly on a retry (e.g. after its worker was killed),
+    logging ``start``/``end`` like :func:`logged_nap`."""
+    log = os.environ["SHEPPY_TEST_LOG"]
+    _append_line(log, f"start {current.id} {os.getpid()}")
+    await asyncio.sleep(seconds if current.retry_count == 0 else 0.05)
+    _append_line(log, f"end {current.id} {os.getpid()}")
+    return "done"
+
+
+ran_ids: list[str] = []
+"""The id of every ``noted`` run in this process, one entry per run (in start order)."""
+
+
+@task
+async def noted(seconds: float, current: Task[Any] = CURRENT_TASK) -> None:
+    """Appends its id to :data:`ran_ids` as its side effect, then naps ``seconds``."""
+    ran_ids.append(str(current.id))
+    await asyncio.sleep(seconds)
+
+
+@task(retry=5, retry_delay=0.2)
+async def soak_nap(seconds: float, failures: int = 0, current: Task[Any] = CURRENT_TASK) -> str:
+    """The task of ``tests/faults/soak.py``: naps ``seconds``, and its first ``failures`` attempts raise
+    after the nap. Appends ``start <id> <pid>`` and ``end <id> <pid>`` lines to ``$SHEPPY_TEST_LOG``
+    like :func:`logged_nap`; ``end`` also when the attempt raises or is cancelled (never on SIGKILL)."""
+    log = os.environ["SHEPPY_TEST_LOG"]
+    _append_line(log, f"start {current.id} {os.getpid()}")
+    try:
+        await asyncio.sleep(seconds)
+        if current.retry_count < failures:
+            raise RuntimeError(f"soak: attempt {current.retry_count + 1} fails on purpose")
+    finally:
+        _append_line(log, f"end {current.id} {os.getpid()}")
+    return "done"

@@ -261,17 +261,31 @@ def test_work_prestart_runs_once_and_a_failure_aborts(tmp_path: Path) -> None:
         "async def ready() -> None:\n    pathlib.Path('prestarted').write_text('yes')\n"
         "def broken() -> None:\n    raise RuntimeError('database is down')\n"
     )
-    ok = sheppy("work", "-u", "memory://", "--burst", "--prestart", "hooks:ready", cwd=tmp_path)
+    ok = sheppy(
+        "work", "-u", "memory://", "--burst", "--allow-empty", "--prestart", "hooks:ready", cwd=tmp_path
+    )
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "prestarted").read_text() == "yes"
     env = {**os.environ, "SHEPPY_PRESTART": "hooks:broken"}
-    failed = sheppy("work", "-u", "memory://", "--burst", cwd=tmp_path, env=env)
+    failed = sheppy("work", "-u", "memory://", "--burst", "--allow-empty", cwd=tmp_path, env=env)
     assert failed.returncode == 1
     assert "prestart hook 'hooks:broken' failed: RuntimeError: database is down" in one_error_line(
         failed.stderr
     )
     missing = sheppy("work", "-u", "memory://", "--burst", "--prestart", "hooks:nope", cwd=tmp_path)
     assert missing.returncode == 1 and "cannot load prestart hook" in one_error_line(missing.stderr)
+
+
+def test_a_worker_with_no_registered_task_refuses_to_start(tmp_path: Path) -> None:
+    (tmp_path / "empty_tasks.py").write_text("VALUE = 1  # a module that defines no @task\n")
+    for argv in (["work", "-u", "memory://"], ["work", "-u", "memory://", "--burst", "-i", "empty_tasks"]):
+        refused = sheppy(*argv, cwd=tmp_path)
+        assert refused.returncode == 1, refused.stderr
+        line = one_error_line(refused.stderr)
+        assert "no @task is registered in this worker" in line and "--import" in line, line
+        assert "[tool.sheppy] tasks" in line and "--allow-empty" in line
+    allowed = sheppy("work", "-u", "memory://", "--burst", "--allow-empty", cwd=tmp_path)
+    assert allowed.returncode == 0, allowed.stderr
 
 
 def test_status_filter_covers_every_stored_status() -> None:
@@ -281,4 +295,4 @@ def test_status_filter_covers_every_stored_status() -> None:
     from sheppy_core.models import TaskStatus
 
     stored = set(get_args(TaskStatus)) - {"new", "unknown"}
-    assert set(STATUSES) == stored | {"all"}
+    assert set(STATUSES) == stored | {"all", "quarantined"}

@@ -39,7 +39,7 @@ async def test_declared_crons_are_added_with_the_task_options(tmp_path: Path, ba
     declared = read_declared_crons(write(tmp_path, ENTRY_STAMP, ENTRY_RETRY), "q")
     assert declared is not None and [d.queue for d in declared] == ["q", "other"]
     counts = await reconcile(backend, declared, ["q"])
-    assert counts == {"added": 2, "removed": 0, "cancelled": 0}
+    assert counts == {"added": 2, "removed": 0, "kept": 0}
     (stamp_cron,) = await crons(backend, "q")
     (retry_cron,) = await crons(backend, "other")
     assert stamp_cron.managed_by == MANAGED_BY and stamp_cron.spec.func == "tasks_for_tests:stamp"
@@ -58,7 +58,7 @@ async def test_many_workers_reconciling_at_once_store_each_cron_once(
     assert len(await crons(backend, "q")) == 1
 
 
-async def test_changed_and_removed_entries_are_replaced_and_their_occurrences_cancelled(
+async def test_changed_and_removed_entries_are_replaced_and_their_occurrences_deleted(
     tmp_path: Path, backend: MemoryBackend
 ) -> None:
     queue = Queue(backend, "q")
@@ -74,10 +74,11 @@ async def test_changed_and_removed_entries_are_replaced_and_their_occurrences_ca
     changed = read_declared_crons(write(tmp_path, ENTRY_STAMP.replace("*/5", "*/10")), "q")
     assert changed is not None
     counts = await reconcile(backend, changed, ["q"])
-    assert counts == {"added": 1, "removed": 1, "cancelled": 1}
+    assert counts == {"added": 1, "removed": 1, "kept": 0}
     left = await queue.get_crons()
     assert sorted(c.expression for c in left) == ["* * * * *", "*/10 * * * *"]
-    assert (await queue.get_task(occurrence)).status == "cancelled"  # type: ignore[union-attr]
+    # Deleted with its cron (not kept as cancelled), so an entry put back resumes on the same slots.
+    assert await queue.get_task(occurrence) is None
 
     emptied = read_declared_crons(write(tmp_path), "q")
     assert emptied == []
@@ -115,10 +116,10 @@ def test_missing_unreadable_or_unrelated_files_change_nothing(tmp_path: Path) ->
 async def test_the_file_is_re_read_when_it_changes(tmp_path: Path, backend: MemoryBackend) -> None:
     file = write(tmp_path, ENTRY_STAMP)
     watcher = DeclarativeCrons(path=file, interval=3600)
-    assert (await watcher.maybe_reconcile(backend, ["q"])) == {"added": 1, "removed": 0, "cancelled": 0}
+    assert (await watcher.maybe_reconcile(backend, ["q"])) == {"added": 1, "removed": 0, "kept": 0}
     assert await watcher.maybe_reconcile(backend, ["q"]) is None  # unchanged, interval not passed
     write(tmp_path, ENTRY_STAMP.replace("*/5", "*/7") + "\n# grown\n")
-    assert (await watcher.maybe_reconcile(backend, ["q"])) == {"added": 1, "removed": 1, "cancelled": 0}
+    assert (await watcher.maybe_reconcile(backend, ["q"])) == {"added": 1, "removed": 1, "kept": 0}
 
 
 async def test_a_running_worker_reconciles_and_schedules_declared_crons(

@@ -18,7 +18,9 @@ from sheppy_core.models import Task, TaskSpec
 async def _run_raw(backend: MemoryBackend, func: str, args: list[object]) -> Task:
     record = Task(spec=TaskSpec(func=func, args=tuple(args))).model_dump(mode="json")
     await backend.append("q", [record])
-    worker = Worker("q", backend, enable_scheduler=False, enable_cron_manager=False)
+    # unregistered=None: fail at once rather than hand back for another worker (the default, tested
+    # in tests/faults/test_unregistered_tasks.py), so one pass shows the outcome.
+    worker = Worker("q", backend, enable_scheduler=False, enable_cron_manager=False, unregistered=None)
     await worker.work(oneshot=True, register_signal_handlers=False)
     stored = await Queue(backend, "q").get_task(record["id"])
     assert stored is not None
@@ -53,7 +55,7 @@ async def test_unregistered_task_is_a_permanent_failure(backend: MemoryBackend) 
     record = Task(spec=TaskSpec(func="os:getcwd")).model_dump(mode="json")
     record["config"] = {"retry": 3}
     await backend.append("q", [record])
-    worker = Worker("q", backend, enable_scheduler=False, enable_cron_manager=False)
+    worker = Worker("q", backend, enable_scheduler=False, enable_cron_manager=False, unregistered=None)
     await worker.work(oneshot=True, register_signal_handlers=False)
     stored = await Queue(backend, "q").get_task(record["id"])
     assert stored is not None and stored.status == "failed" and stored.retry_count == 0
