@@ -9,7 +9,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 TESTS_DIR = Path(__file__).resolve().parent
+
+SHARED_STORES = [
+    pytest.param("sqlite:///{tmp}/store.db", id="sheppy_sqlite"),
+    pytest.param("redis://127.0.0.1:6379", id="sheppy_redis"),
+    pytest.param("postgresql://postgres@127.0.0.1/test", id="sheppy_postgres"),
+]
+"""URL templates of the shared-store backends, for ``parametrize("url_template", SHARED_STORES)``:
+``{tmp}`` is the test's ``tmp_path``. A server that is down fails the test; nothing skips."""
 
 
 def spawn_worker(

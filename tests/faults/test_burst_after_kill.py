@@ -18,16 +18,11 @@ from pathlib import Path
 
 import pytest
 import tasks_for_tests as t
-from _worker_processes import TESTS_DIR, spawn_worker, stop_workers
+from _worker_processes import SHARED_STORES, TESTS_DIR, spawn_worker, stop_workers
 
 from sheppy_core import Queue, get_backend
 
 LEASE = 6.0
-BACKENDS = [
-    pytest.param("sqlite:///{tmp}/burst.db", id="sqlite"),
-    pytest.param("redis://127.0.0.1:6379", id="redis"),
-    pytest.param("postgresql://postgres@127.0.0.1/test", id="postgres"),
-]
 
 VICTIM = f"""
 import asyncio, sys
@@ -44,7 +39,7 @@ asyncio.run(main())
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("url_template", BACKENDS)
+@pytest.mark.parametrize("url_template", SHARED_STORES)
 async def test_burst_after_a_kill_waits_for_the_dead_workers_tasks(url_template: str, tmp_path: Path) -> None:
     url = url_template.format(tmp=tmp_path)
     queue = Queue(get_backend(url), f"burst-{uuid.uuid4().hex[:8]}")

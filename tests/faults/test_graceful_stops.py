@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 import tasks_for_tests as t
-from _worker_processes import read_events, spawn_worker, stop_workers
+from _worker_processes import SHARED_STORES, read_events, spawn_worker, stop_workers
 
 from sheppy_core import Queue, Worker, get_backend
 from sheppy_core.backend import Backend
@@ -35,11 +35,6 @@ SLOTS = 4
 LEASE = 60.0
 """Far longer than the test: a claim left behind by a stop shows as ``processing``, never redelivered."""
 
-BACKENDS = [
-    pytest.param("sqlite:///{tmp}/stops.db", id="sheppy_sqlite"),
-    pytest.param("redis://127.0.0.1:6379", id="sheppy_redis"),
-    pytest.param("postgresql://postgres@127.0.0.1/test", id="sheppy_postgres"),
-]
 
 
 async def until(check: Callable[[], Awaitable[bool]], seconds: float) -> bool:
@@ -57,7 +52,7 @@ async def stats_of(backend: Backend, queue_name: str) -> dict[str, int]:
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("url_template", BACKENDS)
+@pytest.mark.parametrize("url_template", SHARED_STORES)
 async def test_hundred_graceful_stops_of_a_busy_worker(url_template: str, tmp_path: Path) -> None:
     backend = get_backend(url_template.format(tmp=tmp_path))
     await backend.connect()
@@ -139,7 +134,7 @@ SIGTERMS = 3
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("url_template", BACKENDS)
+@pytest.mark.parametrize("url_template", SHARED_STORES)
 async def test_sigterm_stops_of_busy_worker_processes(url_template: str, tmp_path: Path) -> None:
     url = url_template.format(tmp=tmp_path)
     backend = get_backend(url)

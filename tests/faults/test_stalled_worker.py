@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import tasks_for_tests as t
-from _worker_processes import read_events, spawn_worker, stop_workers
+from _worker_processes import SHARED_STORES, read_events, spawn_worker, stop_workers
 
 from sheppy_core import Queue, get_backend
 
@@ -28,11 +28,6 @@ BLOCK = 3.5
 """Each task holds the loop this long: more than three leases."""
 TASKS = 3
 
-BACKENDS = [
-    pytest.param("sqlite:///{tmp}/stall.db", id="sqlite"),
-    pytest.param("redis://127.0.0.1:6379", id="redis"),
-    pytest.param("postgresql://postgres@127.0.0.1/test", id="postgres"),
-]
 
 WORKER = f"""
 import asyncio, logging, sys
@@ -51,7 +46,7 @@ asyncio.run(main())
 
 
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize("url_template", BACKENDS)
+@pytest.mark.parametrize("url_template", SHARED_STORES)
 async def test_a_worker_whose_loop_was_blocked_past_its_lease_runs_each_task_once(
     url_template: str, tmp_path: Path
 ) -> None:

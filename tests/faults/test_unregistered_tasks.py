@@ -17,15 +17,9 @@ from pathlib import Path
 
 import pytest
 import tasks_for_tests as t
-from _worker_processes import spawn_worker, stop_workers
+from _worker_processes import SHARED_STORES, spawn_worker, stop_workers
 
 from sheppy_core import HandBackPolicy, MemoryBackend, Queue, Task, TaskSpec, Worker, get_backend
-
-BACKENDS = [
-    pytest.param("sqlite:///{tmp}/unregistered.db", id="sqlite"),
-    pytest.param("redis://127.0.0.1:6379", id="redis"),
-    pytest.param("postgresql://postgres@127.0.0.1/test", id="postgres"),
-]
 
 WORKER = """
 import asyncio, sys
@@ -49,7 +43,7 @@ async def _until(predicate_coro: object, timeout: float = 60.0) -> None:
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("url_template", BACKENDS)
+@pytest.mark.parametrize("url_template", SHARED_STORES)
 async def test_a_worker_without_the_task_hands_it_to_one_that_has_it(
     url_template: str, tmp_path: Path
 ) -> None:

@@ -24,11 +24,12 @@ from pathlib import Path
 
 import pytest
 import tasks_for_tests as t
-from _worker_processes import read_events, spawn_worker, stop_workers
+from _worker_processes import SHARED_STORES, read_events, spawn_worker, stop_workers
 
 from sheppy_core import Queue, get_backend
 
 TASKS = 600
+NAP = 0.25
 WORKERS = 3
 SLOTS = 4
 PREFETCH = 8
@@ -36,11 +37,6 @@ LEASE = 3.0
 """Long enough that a live worker starved of CPU on a busy 2-core machine (heartbeats every lease/3)
 keeps its claims: only the killed one's come back."""
 
-BACKENDS = [
-    pytest.param("sqlite:///{tmp}/prefetch.db", id="sheppy_sqlite"),
-    pytest.param("redis://127.0.0.1:6379", id="sheppy_redis"),
-    pytest.param("postgresql://postgres@127.0.0.1/test", id="sheppy_postgres"),
-]
 
 WORKER_SCRIPT = f"""
 import asyncio, sys
@@ -62,7 +58,7 @@ def _spawn(url: str, queue_name: str, log: Path) -> subprocess.Popen[bytes]:
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("url_template", BACKENDS)
+@pytest.mark.parametrize("url_template", SHARED_STORES)
 async def test_killed_prefetching_worker_loses_nothing(url_template: str, tmp_path: Path) -> None:
     url = url_template.format(tmp=tmp_path)
     queue = Queue(get_backend(url), f"prefetch-{uuid.uuid4().hex[:8]}")
@@ -75,7 +71,9 @@ async def test_killed_prefetching_worker_loses_nothing(url_template: str, tmp_pa
             assert worker.stdout is not None
             ids.append((await asyncio.to_thread(worker.stdout.readline)).decode().strip())
         assert all(i.startswith("worker-") for i in ids)
-        tasks = [t.logged_nap(0.05) for _ in range(TASKS)]
+        # Long enough that prefetched claims seen in the snapshot below are still waiting when the
+        # kill lands, on a loaded machine too (at 0.05 s a slow snapshot let them all start first).
+        tasks = [t.logged_nap(NAP) for _ in range(TASKS)]
         await queue.add(tasks)
 
         # Kill the first worker while it holds more claims than it has slots.
