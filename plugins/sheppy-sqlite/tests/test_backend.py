@@ -278,20 +278,37 @@ async def test_cancelled_blocking_pop_claims_nothing(backend: SQLiteBackend, oth
 
 
 async def test_cancel_arriving_with_a_wakeup_is_not_swallowed(
-    backend: SQLiteBackend, other: SQLiteBackend
+    backend: SQLiteBackend, db_path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The wake-up (append) and the cancellation land in the same loop iteration: the pop must end at
-    # once with CancelledError, not carry on waiting out its 10 s timeout.
+    # The wake-up (a committed task and its notification) and the cancellation land in the same loop
+    # iteration: the pop must end at once with CancelledError, not carry on waiting out its 10 s
+    # timeout, and claim nothing. (An append through a backend awaits its thread: under load the woken
+    # pop could claim before the cancel came, so the task is committed here without yielding.)
+    from sheppy_sqlite._wakeup import notify
+
+    looked = asyncio.Event()
+    claim = backend._claim
+
+    async def first_look(*args: Any, **kwargs: Any) -> Any:
+        found = await claim(*args, **kwargs)
+        looked.set()
+        return found
+
+    monkeypatch.setattr(backend, "_claim", first_look)
     waiting = asyncio.ensure_future(backend.pop(Q, 1, timeout=10))
-    await asyncio.sleep(0.1)
-    await other.append(Q, [rec("a")])
+    await asyncio.wait_for(looked.wait(), 10)  # its first look found nothing: it waits now
+    with sqlite3.connect(db_path, timeout=5, isolation_level=None) as conn:
+        conn.execute(
+            "INSERT INTO tasks (queue, id, state, status, data) VALUES (?, 'a', 'queued', 'pending', ?)",
+            (Q, '{"id":"a","status":"pending","config":{}}'),
+        )
+    notify(db_path, Q)
     waiting.cancel()
     started = time.monotonic()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(waiting, 5)
     assert time.monotonic() - started < 1
-    await asyncio.sleep(0.1)
-    assert await other.size(Q) == 1, "the cancelled pop claimed nothing"
+    assert await backend.size(Q) == 1, "the cancelled pop claimed nothing"
 
 
 async def test_cancel_racing_a_claim_hands_the_task_back(backend: SQLiteBackend) -> None:
