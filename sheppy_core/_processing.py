@@ -29,7 +29,7 @@ from sheppy_core._runner import (
     validation_summary,
 )
 from sheppy_core._workflow import is_engine_task, run_engine_task, step_finished
-from sheppy_core.backend import quarantine_record, record_to_json
+from sheppy_core.backend import is_finished, quarantine_record, record_to_json
 from sheppy_core.exceptions import CorruptRecordError, NotSupportedError, TaskNotRegisteredError
 from sheppy_core.models import Task
 
@@ -51,7 +51,7 @@ class StaleClaimError(Exception):
 async def _finished_meanwhile(queue: Queue, task: Task[Any]) -> bool:
     """For a redelivered task: is its stored record finished now (outcome stored after our claim)?"""
     current = (await queue.backend.get_tasks(queue.name, [str(task.id)])).get(str(task.id))
-    return current is None or current.get("finished_at") is not None
+    return current is None or is_finished(current)
 
 
 @dataclass(frozen=True)

@@ -236,7 +236,6 @@ class Worker:
         self._stop_early = False
         self._force = False
         self._claimed = 0
-        self._reclaimed = 0
         self._last_beat = 0.0
         self._burst_in_flight: dict[str, int] = {}
         self._declared_crons = DeclarativeCrons()
@@ -447,7 +446,6 @@ class Worker:
             # out of reach longer than the lease) and this worker's own claim loop took it again. The
             # claim is this worker's again, renewed by the pop: the job running it goes on, and no
             # second copy starts beside it.
-            self._reclaimed += 1
             logger.warning(
                 "task %s came back to this worker's own claim after its lease lapsed (delivery %s); it "
                 "is still running here: lease renewed, not started twice",
