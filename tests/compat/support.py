@@ -1,0 +1,52 @@
+"""Helpers of the sheppy compatibility suite (fixtures are in conftest.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sheppy_core import MemoryBackend, Worker
+from sheppy_core._plugins import backend_from_url
+from sheppy_core.backend import Backend
+
+QUEUE_NAME = "pytest"
+WORK_BOUND = 60.0
+"""Seconds a test lets ``work()`` run before it fails (a bound, never a sleep)."""
+
+STORES = ["memory", "sqlite", "redis", "postgres"]
+
+
+class Store:
+    """One fresh store: ``new_backend()`` makes another backend object on it (the same object for
+    memory, which has no shared storage)."""
+
+    def __init__(self, kind: str, url: str | None) -> None:
+        self.kind = kind
+        self.url = url
+        self._memory: MemoryBackend | None = None
+        self.made: list[Backend] = []
+
+    def new_backend(self, **options: Any) -> Backend:
+        if self.url is None:
+            if options:
+                return MemoryBackend(**options)
+            if self._memory is None:
+                self._memory = MemoryBackend(instant_processing=False)
+            return self._memory
+        backend = backend_from_url(self.url)
+        self.made.append(backend)
+        return backend
+
+
+def fast(worker: Worker) -> Worker:
+    """Shorten the polling a test would otherwise wait for, as sheppy's own fixtures do."""
+    worker._blocking_timeout = 0.01
+    worker._scheduler_polling_interval = 0.01
+    worker._cron_polling_interval = 0.01
+    return worker
+
+
+async def work(worker: Worker, bound: float = WORK_BOUND, **options: Any) -> None:
+    """``await worker.work(**options)`` without signal handlers, failing the test after ``bound`` s."""
+    options.setdefault("register_signal_handlers", False)
+    await asyncio.wait_for(worker.work(**options), bound)
