@@ -73,4 +73,9 @@ def __getattr__(name: str) -> Any:
         if backend_class is None:
             raise ImportError(f"RedisBackend lives in a plugin: pip install {KNOWN_SCHEMES['redis']}")
         return backend_class
+    if name == "SyncQueue":
+        # Some sheppy releases between 0.0.7 and ``experimental`` exported it here.
+        from sheppy_core.experimental import SyncQueue
+
+        return SyncQueue
     raise AttributeError(f"module 'sheppy_core' has no attribute {name!r}")

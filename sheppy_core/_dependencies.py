@@ -17,7 +17,7 @@ from typing import Annotated, Any, get_args, get_origin
 
 from sheppy_core.models import CURRENT_TASK
 
-__all__ = ["Depends", "dependency_of", "resolve_dependencies"]
+__all__ = ["Depends", "bind_arguments", "dependency_of", "resolve_dependencies"]
 
 
 class _Depends:
@@ -73,6 +73,11 @@ def is_injected(parameter: inspect.Parameter, hint: Any) -> bool:
     return parameter.default is CURRENT_TASK or dependency_of(parameter, hint) is not None
 
 
+def is_dependency(parameter: inspect.Parameter, hint: Any) -> bool:
+    """Whether the parameter is filled by a ``Depends`` (a caller may still give it a value)."""
+    return parameter.default is not CURRENT_TASK and dependency_of(parameter, hint) is not None
+
+
 async def _call(
     function: Callable[..., Any],
     overrides: Mapping[Callable[..., Any], Callable[..., Any]],
@@ -89,9 +94,10 @@ async def _call(
         value = await generator.__anext__()
         stack.push_async_callback(_close_async_generator, generator)
     elif inspect.isgeneratorfunction(function):
+        # Set-up and teardown are sync code (often blocking I/O): in a thread, like sync dependencies.
         sync_generator = function(**kwargs)
-        value = next(sync_generator)
-        stack.callback(_close_generator, sync_generator)
+        value = await asyncio.to_thread(_first_value, sync_generator)
+        stack.push_async_callback(asyncio.to_thread, _close_generator, sync_generator)
     elif inspect.iscoroutinefunction(function):
         value = await function(**kwargs)
     else:
@@ -106,6 +112,14 @@ async def _close_async_generator(generator: Any) -> None:
     except StopAsyncIteration:
         return
     await generator.aclose()
+
+
+def _first_value(generator: Any) -> Any:
+    try:
+        return next(generator)
+    except StopIteration:
+        # (A StopIteration cannot travel through the thread's future.)
+        raise RuntimeError(f"dependency generator {generator.__name__} did not yield a value") from None
 
 
 def _close_generator(generator: Any) -> None:
@@ -144,12 +158,6 @@ def has_dependencies(function: Callable[..., Any]) -> bool:
     return any(source is not CURRENT_TASK for _, source in _injection_plan(function))
 
 
-@functools.lru_cache(maxsize=1024)
-def current_task_parameters(function: Callable[..., Any]) -> tuple[str, ...]:
-    """The parameters of ``function`` that receive the running task (``CURRENT_TASK``)."""
-    return tuple(name for name, source in _injection_plan(function) if source is CURRENT_TASK)
-
-
 async def resolve_dependencies(
     function: Callable[..., Any],
     overrides: Mapping[Callable[..., Any], Callable[..., Any]],
@@ -165,3 +173,68 @@ async def resolve_dependencies(
         else:
             values[name] = await _call(source, overrides, cache, stack, current_task)
     return values
+
+
+_POSITIONAL_KINDS = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+_NOT_INJECTED = object()
+
+
+@functools.lru_cache(maxsize=1024)
+def _parameters(function: Callable[..., Any]) -> tuple[inspect.Parameter, ...]:
+    return tuple(inspect.signature(function).parameters.values())
+
+
+async def bind_arguments(
+    function: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    overrides: Mapping[Callable[..., Any], Callable[..., Any]],
+    stack: AsyncExitStack | None,
+    current_task: Any,
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The call of ``function`` for one run: its stored arguments plus the injected ones.
+
+    As in sheppy: stored positional values fill the parameters in order, skipping ``CURRENT_TASK``
+    ones, which get the running task in position; a stored positional value for a ``Depends``
+    parameter is used as given (the dependency is not called), a stored keyword value for one is
+    replaced by the injection. ``stack`` (needed when a dependency is called) closes generator
+    dependencies after the run.
+    """
+    sources = dict(_injection_plan(function))
+    if not sources:
+        return args, kwargs
+    cache: dict[Callable[..., Any], Any] = {}
+    remaining = list(args)
+    call_args: list[Any] = []
+    call_kwargs = dict(kwargs)
+    # Positional-only parameters left to their default once the stored values ran out: passed
+    # explicitly if an injected positional-only parameter comes after them.
+    defaults_before: list[Any] = []
+    for parameter in _parameters(function):
+        source = sources.get(parameter.name, _NOT_INJECTED)
+        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            call_args += remaining
+            remaining = []
+            continue
+        if parameter.kind in _POSITIONAL_KINDS and source is not CURRENT_TASK and remaining:
+            call_args.append(remaining.pop(0))
+            continue
+        if source is _NOT_INJECTED:
+            if parameter.kind is inspect.Parameter.POSITIONAL_ONLY:
+                defaults_before.append(parameter.default)
+            continue
+        if source is CURRENT_TASK:
+            value = current_task
+        else:
+            if stack is None:
+                raise RuntimeError(f"{function!r} has dependencies: binding its call needs an exit stack")
+            value = await _call(source, overrides, cache, stack, current_task)
+        positional_only = parameter.kind is inspect.Parameter.POSITIONAL_ONLY
+        if parameter.kind in _POSITIONAL_KINDS and (remaining or positional_only):
+            call_args += defaults_before
+            defaults_before = []
+            call_args.append(value)
+        else:
+            call_kwargs[parameter.name] = value
+    call_args += remaining  # more values than parameters: the call itself reports it
+    return tuple(call_args), call_kwargs

@@ -241,7 +241,7 @@ def plugin_for_url(url: str) -> BackendPlugin:
     shown = redact_url(url)
     if not scheme:
         raise UnknownSchemeError(
-            f"backend URL {shown!r} has no scheme; expected e.g. 'sqlite:///sheppy.db', "
+            f"Invalid backend URL: {shown!r} has no scheme; expected e.g. 'sqlite:///sheppy.db', "
             f"'redis://127.0.0.1:6379' or 'memory://' (installed schemes: {', '.join(installed_schemes())})"
         )
     if scheme in state.conflicts:
@@ -253,7 +253,8 @@ def plugin_for_url(url: str) -> BackendPlugin:
     plugin = state.by_scheme.get(scheme)
     if plugin is None:
         message = (
-            f"no installed backend serves URL scheme {scheme!r} (in {shown!r}); installed schemes: "
+            f"Unsupported backend protocol: {scheme} (in {shown!r}): no installed backend serves "
+            f"scheme {scheme!r}; installed schemes: "
             f"{', '.join(installed_schemes()) or 'none'}"
         )
         if scheme in KNOWN_SCHEMES:

@@ -23,15 +23,21 @@ from sheppy_core._workflow import (
 )
 from sheppy_core.backend import (
     TRANSACTIONAL_ENQUEUE,
+    UNFINISHED_DELETE,
     Backend,
     check_queue_name,
     is_quarantined,
     redact_url,
 )
-from sheppy_core.exceptions import BackendInputError, NotSupportedError, TaskCancellationError
+from sheppy_core.exceptions import (
+    BackendInputError,
+    NotSupportedError,
+    TaskCancellationError,
+    TaskStateError,
+)
 from sheppy_core.models import Task, TaskCron
 
-__all__ = ["Queue"]
+__all__ = ["NotATaskError", "Queue"]
 
 logger = logging.getLogger("sheppy.queue")
 
@@ -39,14 +45,41 @@ TaskRef = Task[Any] | uuid.UUID | str
 _WAITING = frozenset({"new", "pending", "scheduled", "processing", "retrying"})
 
 
-def _task_id(ref: TaskRef) -> str:
+class NotATaskError(TypeError, AttributeError):
+    """``Queue.add``/``schedule`` was given something that is not a ``Task`` (nothing was stored).
+
+    Both a ``TypeError`` and an ``AttributeError``: sheppy raises the latter, so code catching either
+    keeps working."""
+
+
+def _lookup_id(ref: object) -> str | None:
+    """The canonical id ``ref`` names, or None when it cannot name a task (None, a malformed id
+    string, any other object): such a reference is simply unknown, as in sheppy, never an error."""
     if isinstance(ref, Task):
         return str(ref.id)
     if isinstance(ref, uuid.UUID):
         return str(ref)
     if isinstance(ref, str):
-        return str(uuid.UUID(ref))  # a clear ValueError for a malformed id
-    raise TypeError(f"expected a Task, UUID or id string, got {type(ref).__name__}")
+        try:
+            return str(uuid.UUID(ref))
+        except ValueError:
+            return None
+    return None
+
+
+def _task_id(ref: TaskRef) -> str:
+    task_id = _lookup_id(ref)
+    if task_id is None:
+        raise ValueError(f"not a task id: {ref!r} (expected a Task, UUID or UUID string)")
+    return task_id
+
+
+def _lookup_refs(task: object) -> tuple[bool, list[str | None]]:
+    """``(single, ids)`` for ``get_task``/``wait_for``: a list, tuple or set is a batch, anything else
+    one reference. Duplicate ids collapse; an id that cannot name a task stays as None."""
+    single = not isinstance(task, (list, tuple, set, frozenset))
+    refs: list[object] = [task] if single else list(task)  # type: ignore[call-overload]
+    return single, list(dict.fromkeys(_lookup_id(ref) for ref in refs))
 
 
 def readable_tasks(queue_name: str, records: Iterable[Mapping[str, Any]]) -> list[Task[Any]]:
@@ -98,7 +131,10 @@ def _as_datetime(at: datetime | timedelta) -> datetime:
             raise ValueError(f"'at' is {at} from now: too far in the future (times end in 9999)") from None
     if isinstance(at, datetime):
         if at.tzinfo is None:
-            raise TypeError("'at' must be timezone-aware (e.g. datetime.now(timezone.utc)), not naive")
+            raise TypeError(
+                "provided datetime must be offset-aware: 'at' must be timezone-aware "
+                "(e.g. datetime.now(timezone.utc)), not naive"
+            )
         return at
     raise TypeError(f"'at' must be a datetime or timedelta, got {type(at).__name__}")
 
@@ -120,7 +156,8 @@ class Queue:
         if backend is None or isinstance(backend, str):
             from sheppy_core._plugins import backend_from_url
 
-            backend = backend_from_url(resolve_backend_url(backend))
+            # A URL given is used as given ("" is an invalid URL, not "use the default").
+            backend = backend_from_url(backend if isinstance(backend, str) else resolve_backend_url())
         if not isinstance(backend, Backend):
             raise TypeError(f"backend must be a Backend or a URL string, got {type(backend).__name__}")
         self.backend: Backend = backend
@@ -157,10 +194,18 @@ class Queue:
         ``connection=`` enqueues inside the caller's open transaction on backends declaring
         ``transactional_enqueue`` (e.g. an asyncpg connection for sheppy-postgres).
         """
-        tasks = [task] if isinstance(task, Task) else list(task)
+        # Every item is checked before anything is stored: a bad item adds nothing of the list.
+        if isinstance(task, Task):
+            tasks = [task]
+        elif isinstance(task, (list, tuple)):
+            tasks = list(task)
+        else:
+            raise NotATaskError(
+                f"add() takes a Task or a list of Tasks (call your @task function), got {type(task).__name__}"
+            )
         for item in tasks:
             if not isinstance(item, Task):
-                raise TypeError(
+                raise NotATaskError(
                     f"add() takes Task objects (call your @task function), got {type(item).__name__}"
                 )
         backend = await self._ensure()
@@ -179,10 +224,14 @@ class Queue:
 
     async def schedule(self, task: Task[Any], at: datetime | timedelta, *, connection: Any = None) -> bool:
         """Store ``task`` to be queued at ``at`` (aware datetime, or timedelta from now); False for a
-        duplicate id."""
+        duplicate id. The passed ``task`` itself is marked ``scheduled`` with ``scheduled_at``, as in
+        sheppy, so it compares equal to what ``get_scheduled()`` returns."""
         if not isinstance(task, Task):
-            raise TypeError(f"schedule() takes a Task, got {type(task).__name__}")
+            raise NotATaskError(
+                f"schedule() takes a Task (call your @task function), got {type(task).__name__}"
+            )
         when = _as_datetime(at)
+        task.__dict__.update(status="scheduled", scheduled_at=when)  # frozen model, updated in place
         backend = await self._ensure()
         record = task.model_dump(mode="json")
         if connection is not None:
@@ -224,14 +273,14 @@ class Queue:
     async def get_task(
         self, task: TaskRef | Sequence[TaskRef]
     ) -> Task[Any] | dict[uuid.UUID, Task[Any]] | None:
-        """One task (None if unknown), or ``{id: Task}`` for a list (unknown ids omitted)."""
-        single = isinstance(task, (Task, uuid.UUID, str))
-        refs: list[TaskRef] = [task] if single else list(task)  # type: ignore[list-item, arg-type]
-        ids = list(dict.fromkeys(_task_id(r) for r in refs))
-        records = await (await self._ensure()).get_tasks(self.name, ids)
-        found = _by_id(self.name, records)
+        """One task (None if unknown), or ``{id: Task}`` for a list (unknown ids omitted). A reference
+        that cannot name a task (None, a malformed id) is unknown, never an error."""
+        single, lookup = _lookup_refs(task)
+        ids = [task_id for task_id in lookup if task_id is not None]
+        backend = await self._ensure()
+        found = _by_id(self.name, await backend.get_tasks(self.name, ids)) if ids else {}
         if single:
-            return found.get(uuid.UUID(ids[0]))
+            return found.get(uuid.UUID(ids[0])) if ids else None
         return found
 
     async def get_all_tasks(self) -> list[Task[Any]]:
@@ -240,7 +289,7 @@ class Queue:
     async def get_pending(self, count: int = 1) -> list[Task[Any]]:
         """Peek at the head of the queue without claiming."""
         if count < 1:
-            raise ValueError("count must be >= 1")
+            raise ValueError(f"Value must be larger than zero: count must be >= 1, got {count}")
         return readable_tasks(self.name, await (await self._ensure()).get_pending(self.name, count))
 
     async def get_scheduled(self) -> list[Task[Any]]:
@@ -275,14 +324,19 @@ class Queue:
         self, task: TaskRef | Sequence[TaskRef], timeout: float = 0
     ) -> Task[Any] | dict[uuid.UUID, Task[Any]] | None:
         """Wait until finished. ``timeout=0`` waits for ever; ``> 0`` raises ``TimeoutError`` unless
-        everything finished in time; ``< 0`` returns at once with what is finished."""
-        single = isinstance(task, (Task, uuid.UUID, str))
-        refs: list[TaskRef] = [task] if single else list(task)  # type: ignore[list-item, arg-type]
-        ids = list(dict.fromkeys(_task_id(r) for r in refs))
-        records = await (await self._ensure()).get_results(self.name, ids, timeout=timeout)
-        found = _by_id(self.name, records)
+        everything finished in time; ``< 0`` returns at once with what is finished. A reference that
+        cannot name a task (None, a malformed id) is waited for like an id nobody added: it never
+        finishes."""
+        single, lookup = _lookup_refs(task)
+        ids = [task_id for task_id in lookup if task_id is not None]
+        backend = await self._ensure()
+        found = _by_id(self.name, await backend.get_results(self.name, ids, timeout=timeout)) if ids else {}
+        if len(ids) < len(lookup) and timeout is not None and timeout >= 0:
+            if timeout > 0:
+                raise TimeoutError(f"task(s) of queue {self.name!r} did not finish within {timeout} s")
+            await asyncio.Event().wait()  # timeout=0 waits for ever, as for any id that never finishes
         if single:
-            return found.get(uuid.UUID(ids[0]))
+            return found.get(uuid.UUID(ids[0])) if ids else None
         return found
 
     # -- manage ----------------------------------------------------------------------------------
@@ -290,13 +344,16 @@ class Queue:
     async def retry(self, task: TaskRef, at: datetime | timedelta | None = None, force: bool = False) -> bool:
         """Queue a finished task again; False if unknown. A completed task needs ``force=True``; a task
         that is still waiting or running is refused (ValueError) so it never runs twice at once."""
-        current = await self.get_task(_task_id(task))
+        current = await self.get_task(task)
         if current is None:
             return False
+        if current.status == "completed" and not force:
+            raise ValueError(
+                "Task has already completed successfully, use force to retry anyways "
+                f"(task {current.id}: pass force=True to run it again)"
+            )
         if current.status in _WAITING or current.finished_at is None:
             raise ValueError(f"task {current.id} is {current.status}: only finished tasks can be retried")
-        if current.status == "completed" and not force:
-            raise ValueError(f"task {current.id} already completed; pass force=True to run it again")
         now = datetime.now(UTC)
         when = _as_datetime(at) if at is not None else None
         again = released(
@@ -335,7 +392,10 @@ class Queue:
         the cancelled task). If this process does not have the workflow function registered, the
         resume is handed to a worker as an internal task.
         """
-        task_id = _task_id(task)
+        task_id = _lookup_id(task)
+        if task_id is None:
+            await self._ensure()
+            raise TaskCancellationError(f"cannot cancel task {task!r}: it does not exist")
         backend = await self._ensure()
         record = await backend.cancel(self.name, task_id)
         if record is None:
@@ -352,7 +412,17 @@ class Queue:
     async def delete(self, task: TaskRef) -> bool:
         """Delete a finished task record; False if unknown; ``ValueError`` (``TaskStateError``) if it
         is not finished."""
-        return await (await self._ensure()).delete_task(self.name, _task_id(task))
+        task_id = _lookup_id(task)
+        backend = await self._ensure()
+        if task_id is None:
+            return False
+        try:
+            return await backend.delete_task(self.name, task_id)
+        except TaskStateError as exc:
+            if UNFINISHED_DELETE in str(exc):
+                raise
+            # A backend with its own wording: sheppy's words first, which callers match on.
+            raise TaskStateError(f"{UNFINISHED_DELETE} ({exc})") from exc
 
     # -- workflows (sheppy 0.0.7 spelling; later sheppy has them under ``queue.experimental``) -----
 
@@ -372,8 +442,10 @@ class Queue:
         Raises ``ValueError`` for an unknown workflow."""
         result = await _workflow.resume(self, workflow_id_of(workflow))
         if result is None:
-            raise ValueError(f"workflow not found: {workflow_id_of(workflow)}")
+            raise ValueError(f"Workflow not found: {workflow_id_of(workflow)}")
         return result
+
+    _resume_workflow = resume_workflow  # the name later sheppy (and its tests) use
 
     @overload
     async def get_workflow(self, workflow: WorkflowRef) -> Workflow | None: ...  # type: ignore[overload-overlap]
@@ -431,6 +503,10 @@ class Queue:
         worker_id: str | None = None,
         lease: float | None = None,
     ) -> list[Task[Any]]:
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise TypeError(f"limit must be an integer >= 1, got {type(limit).__name__}")
+        if limit < 1:
+            raise ValueError(f"Pop limit must be greater than zero, got {limit}")
         records = await (await self._ensure()).pop(
             self.name, limit, timeout, worker_id=worker_id, lease=lease
         )
@@ -461,6 +537,7 @@ class _Experimental:
         self.get_pending_workflows = queue.get_pending_workflows
         self.delete_workflow = queue.delete_workflow
         self.wait_for_workflow = queue.wait_for_workflow
+        self._resume_workflow = queue.resume_workflow
 
     async def cancel(self, task: TaskRef) -> Task[Any]:
         return await self._queue.cancel(task)

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from sheppy_core._dependencies import current_task_parameters, has_dependencies, resolve_dependencies
+from sheppy_core._dependencies import bind_arguments, has_dependencies
 from sheppy_core._registry import TaskDefinition, get_definition
 from sheppy_core._task import unstorable, validate_arguments
 from sheppy_core.exceptions import (
@@ -169,14 +169,12 @@ async def _call(
 ) -> Any:
     """Call the task's function with its stored arguments and its injected parameters: dependencies
     (given an exit ``stack`` for their teardown) and ``CURRENT_TASK``."""
-    args, kwargs = validate_arguments(definition, tuple(task.spec.args), dict(task.spec.kwargs), at_run=True)
-    if stack is not None:
-        injected = await resolve_dependencies(definition.function, overrides, {}, stack, task)
-    else:
-        injected = dict.fromkeys(current_task_parameters(definition.function), task)
-    # Injected parameters are never bound from stored arguments (validation leaves them out), so the
-    # injection always wins over a stored keyword of the same name.
-    call_kwargs = {**kwargs, **injected} if injected else kwargs
+    stored_args, stored_kwargs = validate_arguments(
+        definition, tuple(task.spec.args), dict(task.spec.kwargs), at_run=True
+    )
+    args, call_kwargs = await bind_arguments(
+        definition.function, stored_args, stored_kwargs, overrides, stack, task
+    )
     if definition.is_async:
         coroutine = definition.function(*args, **call_kwargs)
         if task.config.timeout is not None:

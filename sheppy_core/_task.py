@@ -21,7 +21,7 @@ from typing import Any, Final, ParamSpec, TypeVar, overload
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from sheppy_core._dependencies import is_injected
+from sheppy_core._dependencies import is_dependency
 from sheppy_core._registry import TaskDefinition, register
 from sheppy_core.models import CURRENT_TASK, Task, TaskConfig, TaskSpec
 
@@ -58,6 +58,7 @@ class _CallPlan:
     """How a task's parameters are bound and checked; derived once per task, used on every call."""
 
     stored: tuple[inspect.Parameter, ...]  # parameters whose values go into the record
+    dependencies: frozenset[str]  # ``Depends`` parameters: stored when given, never required
     positional: tuple[inspect.Parameter, ...]
     var_positional: inspect.Parameter | None
     var_keyword: inspect.Parameter | None
@@ -70,7 +71,10 @@ def _plan(definition: TaskDefinition) -> _CallPlan:
     if isinstance(plan, _CallPlan):
         return plan
     parameters = list(definition.signature.parameters.values())
-    stored = tuple(p for p in parameters if not is_injected(p, definition.hints.get(p.name)))
+    # A CURRENT_TASK parameter never takes a caller's value; a Depends one may (sheppy stores it: a
+    # positional value is used at run time, a keyword one is replaced by the injection).
+    stored = tuple(p for p in parameters if p.default is not CURRENT_TASK)
+    dependencies = frozenset(p.name for p in stored if is_dependency(p, definition.hints.get(p.name)))
     adapters: dict[str, TypeAdapter[Any] | None] = {}
     for parameter in parameters:
         hint = definition.hints.get(parameter.name, inspect.Parameter.empty)
@@ -79,6 +83,7 @@ def _plan(definition: TaskDefinition) -> _CallPlan:
         )
     plan = _CallPlan(
         stored=stored,
+        dependencies=dependencies,
         positional=tuple(p for p in stored if p.kind in _POSITIONAL),
         var_positional=next((p for p in stored if p.kind is inspect.Parameter.VAR_POSITIONAL), None),
         var_keyword=next((p for p in stored if p.kind is inspect.Parameter.VAR_KEYWORD), None),
@@ -145,12 +150,15 @@ def validate_arguments(
         elif var_positional is not None:
             out_args.append(value)
         else:
-            errors.append({"type": "unexpected_positional_argument", "loc": (index,), "input": value})
+            surplus = f"Too many positional arguments: expected {len(positional)}, got {len(args)}"
+            errors.append(_error("unexpected_positional_argument", surplus, (index,), value))
 
+    unknown = [name for name in kwargs if name not in by_name] if var_keyword is None else []
     for name, value in kwargs.items():
         parameter = by_name.get(name)
         if parameter is not None and parameter.default is CURRENT_TASK and not at_run:
-            errors.append({"type": "unexpected_keyword_argument", "loc": (name,), "input": value})
+            message = f"Cannot provide value for Task injection parameter '{name}'"
+            errors.append(_error("unexpected_keyword_argument", message, (name,), value))
         elif (
             parameter is None
             or parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
@@ -159,11 +167,13 @@ def validate_arguments(
             if var_keyword is not None and parameter is None:
                 out_kwargs[name] = value
             elif parameter is not None and parameter not in stored and at_run:
-                continue  # injected at run time; a stored value is replaced by the injection
+                continue  # CURRENT_TASK: the running task replaces a stored value at run time
             else:
-                errors.append({"type": "unexpected_keyword_argument", "loc": (name,), "input": value})
+                message = f"Unexpected keyword arguments: {', '.join(unknown if name in unknown else [name])}"
+                errors.append(_error("unexpected_keyword_argument", message, (name,), value))
         elif parameter.kind is inspect.Parameter.POSITIONAL_ONLY:
-            errors.append({"type": "unexpected_keyword_argument", "loc": (name,), "input": value})
+            message = f"Cannot pass '{name}' as keyword argument (positional-only)"
+            errors.append(_error("unexpected_keyword_argument", message, (name,), value))
         elif name in given:
             errors.append({"type": "multiple_argument_values", "loc": (name,), "input": value})
         else:
@@ -171,22 +181,35 @@ def validate_arguments(
             out_kwargs[name] = _check(definition, name, value, (name,), errors, skip_none=at_run)
 
     for parameter in stored:
-        if parameter.name in given or parameter.default is not inspect.Parameter.empty:
+        if (
+            parameter.name in given
+            or parameter.default is not inspect.Parameter.empty
+            or parameter.name in plan.dependencies
+        ):
             continue
-        if parameter.kind is inspect.Parameter.POSITIONAL_ONLY:
-            errors.append(
-                {"type": "missing_positional_only_argument", "loc": (parameter.name,), "input": None}
-            )
-        elif parameter.kind is inspect.Parameter.KEYWORD_ONLY:
-            errors.append({"type": "missing_keyword_only_argument", "loc": (parameter.name,), "input": None})
-        elif parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD:
-            errors.append({"type": "missing_argument", "loc": (parameter.name,), "input": None})
+        missing = _MISSING.get(parameter.kind)
+        if missing is not None:
+            message = f"No value provided for parameter '{parameter.name}'"
+            errors.append(_error(missing, message, (parameter.name,), None))
 
     if not errors and not at_run:
         _refuse_unstorable(plan, out_args, out_kwargs, errors)
     if errors:
         raise ValidationError.from_exception_data(definition.name, errors)
     return tuple(out_args), out_kwargs
+
+
+_MISSING: Final[dict[object, str]] = {
+    inspect.Parameter.POSITIONAL_ONLY: "missing_positional_only_argument",
+    inspect.Parameter.KEYWORD_ONLY: "missing_keyword_only_argument",
+    inspect.Parameter.POSITIONAL_OR_KEYWORD: "missing_argument",
+}
+
+
+def _error(kind: str, message: str, loc: tuple[int | str, ...], value: Any) -> InitErrorDetails:
+    """One line of the ValidationError a bad call raises: pydantic's error type (``missing_argument``
+    ...), with sheppy's words as the message (sheppy users' tests match on them)."""
+    return {"type": PydanticCustomError(kind, "{message}", {"message": message}), "loc": loc, "input": value}
 
 
 MAX_NESTING: Final = 200
@@ -289,6 +312,8 @@ def _to_json(
 
 _ANY: TypeAdapter[Any] = TypeAdapter(Any)
 
+_OPTIONS: Final = frozenset(TaskConfig.model_fields) | {"middleware"}
+
 
 @overload
 def task(function: Callable[P, Awaitable[R]], /) -> Callable[P, Task[R]]: ...
@@ -314,26 +339,35 @@ def task(function: Callable[..., Any] | None = None, /, **options: Any) -> Any:
 
     Options (keyword-only): ``retry``, ``retry_delay``, ``timeout``, ``retry_on_timeout``,
     ``retry_on_crash``, ``rate_limit``, ``middleware``, ``ttl``, ``error_ttl`` — see ``TaskConfig``.
-    Invalid options raise ``pydantic.ValidationError`` at decoration time.
+    An unknown option name is a ``TypeError`` at once; an invalid option value raises
+    ``pydantic.ValidationError`` when the task is called (as in sheppy), not at decoration.
     """
+    unknown = sorted(set(options) - _OPTIONS)
+    if unknown:
+        raise TypeError(f"task() got unexpected keyword argument(s): {', '.join(unknown)}")
     middleware = list(options.pop("middleware", None) or [])
-    config = TaskConfig(**options)  # validates the options now, not at the first call
+    try:
+        config: TaskConfig | None = TaskConfig(**options)
+    except ValidationError:
+        config = None  # raised again, in full, by every call of the task
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Task[Any]]:
         if isinstance(fn, (staticmethod, classmethod)) or not callable(fn):
             raise TypeError(f"@task needs a function, got {fn!r}")
         name = f"{_module_name(fn)}:{fn.__qualname__}"
-        definition = TaskDefinition(name, fn, config.model_dump(), middleware)
+        definition = TaskDefinition(name, fn, config.model_dump() if config else dict(options), middleware)
         register(definition)
 
         @functools.wraps(fn)
         def factory(*args: Any, **kwargs: Any) -> Task[Any]:
+            task_config = config if config is not None else TaskConfig(**options)
             valid_args, valid_kwargs = validate_arguments(definition, args, kwargs)
             json_args, json_kwargs = _to_json(definition, valid_args, valid_kwargs)
-            return Task(spec=TaskSpec(func=name, args=json_args, kwargs=json_kwargs), config=config)
+            return Task(spec=TaskSpec(func=name, args=json_args, kwargs=json_kwargs), config=task_config)
 
         factory.__sheppy_task__ = True  # type: ignore[attr-defined]
         fn.__sheppy_task__ = True  # type: ignore[attr-defined]
+        factory.__sheppy_middleware__ = list(middleware)  # type: ignore[attr-defined]
         factory.sheppy_definition = definition  # type: ignore[attr-defined]
         return factory
 

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from sheppy_core._processing import TaskProcessor
 from sheppy_core._queue import Queue
 from sheppy_core._sync import BlockingQueueMethods
-from sheppy_core._workflow import Workflow, WorkflowRef, WorkflowResult, workflow_id_of
+from sheppy_core._workflow import Workflow, WorkflowRef, WorkflowResult, is_engine_task, workflow_id_of
 from sheppy_core.backend._memory import MemoryBackend
 from sheppy_core.models import Task
 
@@ -25,6 +25,9 @@ class TestQueue(BlockingQueueMethods):
     Retries are re-queued at once (delays ignored); worker middleware is not applied, per-task
     middleware is; rate limits apply. Every method runs its own event loop, so call it from plain
     (non-async) test code.
+
+    ``processed_tasks`` holds every attempt run (failed ones and those that will retry included), in
+    order; ``failed_tasks`` the attempts among them that raised.
 
     Nothing runs in the background: ``wait_for``/``wait_for_workflow`` with ``timeout=0`` on unfinished
     work would wait for ever; drive it with ``process_all``/``process_workflow``.
@@ -49,48 +52,82 @@ class TestQueue(BlockingQueueMethods):
 
     @staticmethod
     def _run(coroutine: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run(coroutine)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(coroutine)
+        coroutine.close()  # never started: no "coroutine was never awaited" warning on top
+        raise RuntimeError(
+            "asyncio.run() cannot be called from a running event loop: TestQueue methods block, so "
+            "call them from plain (non-async) test code, or use Queue in async code"
+        )
 
     # -- processing ------------------------------------------------------------------------------
+    #
+    # As sheppy's TestQueue: process_next/process_all take queued tasks only (scheduled ones wait for
+    # process_scheduled); each attempt is recorded in processed_tasks (and, if it raised, in
+    # failed_tasks); a retry is queued again at once; a task deferred by its rate limit was not run,
+    # so process_next returns None for it (which also ends process_all).
 
-    async def _process_one(self) -> Task[Any] | None:
-        await self._queue._enqueue_scheduled(datetime.now(UTC))
+    async def _run_claimed(self, record: dict[str, Any]) -> Task[Any] | None:
+        """Run one claimed record; returns its stored record, or None if it was not run (deferred by
+        its rate limit)."""
+        outcome = await self._processor.process(self._queue, record)
+        if is_engine_task(outcome):
+            return outcome  # the workflow engine's own bookkeeping, not a user's task
+        if outcome.status == "scheduled":
+            return None
+        # The stored record, read back as a reader sees it (results coerced to their annotated type).
+        stored = await self._queue.get_task(outcome.id) or outcome
+        self.processed_tasks.append(stored)
+        if stored.exception is not None:
+            self.failed_tasks.append(stored)
+        if outcome.status == "retrying":
+            self.backend._requeue_now(self.name, str(outcome.id))
+        return stored
+
+    async def _process_next(self) -> Task[Any] | None:
+        await self._queue._ensure()
         claimed = await self.backend.pop(self.name, 1)
         if not claimed:
             return None
-        outcome = await self._processor.process(self._queue, claimed[0])
-        if outcome.status in ("failed", "retrying", "crashed"):
-            self.failed_tasks.append(outcome)
-        else:
-            self.processed_tasks.append(outcome)
-        return outcome
+        return await self._run_claimed(claimed[0])
+
+    async def _process_one(self) -> Task[Any] | None:
+        """One step of ``process_workflow``: scheduled tasks that are due count too."""
+        await self._queue._enqueue_scheduled(datetime.now(UTC))
+        return await self._process_next()
 
     def process_next(self) -> Task[Any] | None:
-        """Claim and run one task; returns its stored record (None when the queue is empty)."""
-        return self._run(self._process_one())
+        """Claim and run one queued task (one attempt); returns its stored record, or None when the
+        queue is empty or the task was deferred by its rate limit."""
+        return self._run(self._process_next())
 
     def process_all(self) -> list[Task[Any]]:
-        """Run until the queue is empty, including chained tasks and retries."""
+        """Run queued tasks until the queue is empty, including chained tasks and retries."""
 
         async def drain() -> list[Task[Any]]:
             done: list[Task[Any]] = []
-            while (outcome := await self._process_one()) is not None:
+            while (outcome := await self._process_next()) is not None:
                 done.append(outcome)
             return done
 
         return self._run(drain())
 
     def process_scheduled(self, at: datetime | timedelta | None = None) -> list[Task[Any]]:
-        """Run the scheduled tasks due by ``at`` (datetime, timedelta from now, or now)."""
+        """Run the scheduled tasks due by ``at`` (datetime, timedelta from now, or now), once each, in
+        due order. What they queue (retries, chained tasks) waits for ``process_next``/``process_all``."""
         moment = datetime.now(UTC) + at if isinstance(at, timedelta) else at or datetime.now(UTC)
         if moment.tzinfo is None:
-            raise TypeError("'at' must be timezone-aware")
+            raise TypeError("provided datetime must be offset-aware")
 
         async def run_due() -> list[Task[Any]]:
-            await self._queue._enqueue_scheduled(moment)
+            due = await self._queue._enqueue_scheduled(moment)
             done: list[Task[Any]] = []
-            while (outcome := await self._process_one()) is not None:
-                done.append(outcome)
+            for task in due:
+                claimed = self.backend._claim_queued(self.name, [str(task.id)], self.backend.client_id)
+                if claimed and (outcome := await self._run_claimed(claimed[0])) is not None:
+                    done.append(outcome)
             return done
 
         return self._run(run_due())
@@ -101,15 +138,16 @@ class TestQueue(BlockingQueueMethods):
         """Store a workflow and queue its first steps (run them with ``process_all``/``process_workflow``)."""
         return self._run(self._queue.add_workflow(workflow))
 
-    def process_workflow(self, workflow: WorkflowRef) -> Workflow:
+    def process_workflow(self, workflow: WorkflowRef) -> WorkflowResult:
         """Drive a workflow to its end in this thread: add it if it is new, then run queued tasks until
-        it has completed or failed; returns its final record.
+        it has completed or failed; returns ``WorkflowResult(final record, [])``, as sheppy (check
+        ``result.workflow.completed`` and ``result.workflow.exception``).
 
         Raises ``ValueError`` for an unknown id, and ``RuntimeError`` if the workflow still waits when
         nothing is left to run (e.g. a step scheduled in the future).
         """
 
-        async def drive() -> Workflow:
+        async def drive() -> WorkflowResult:
             workflow_id = workflow_id_of(workflow)
             current = await self._queue.get_workflow(workflow_id)
             if current is None:
@@ -125,9 +163,14 @@ class TestQueue(BlockingQueueMethods):
                 if found is None:
                     raise ValueError(f"workflow {workflow_id} was deleted while running")
                 current = found
-            return current
+            return WorkflowResult(current, [])
 
         return self._run(drive())
+
+    def _resume_workflow(self, workflow: WorkflowRef) -> WorkflowResult:
+        """Bring a workflow up to date with its finished steps (sheppy's private name; processing a
+        step does this already). Raises ``ValueError`` for an unknown workflow."""
+        return self._run(self._queue.resume_workflow(workflow))
 
 
 class _TestExperimental:
@@ -143,3 +186,4 @@ class _TestExperimental:
         self.delete_workflow = queue.delete_workflow
         self.wait_for_workflow = queue.wait_for_workflow
         self.process_workflow = queue.process_workflow
+        self._resume_workflow = queue._resume_workflow

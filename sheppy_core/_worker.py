@@ -212,6 +212,12 @@ class Worker:
         # A TaskProcessor subclass written before ``attempt_done`` existed still works: its tasks hold
         # their slot until their outcome is stored.
         self._pipelined = "attempt_done" in inspect.signature(self.processor.process).parameters
+        # Later sheppy's crash-recovery settings (idle time before a claimed task counts as crashed, and
+        # how often its worker heart-beats and reclaims), with its defaults. Accepted and kept for code
+        # that reads or sets them; sheppy-core's leases (``lease``) do that job within seconds (§18.2).
+        self.heartbeat_timeout = 300.0
+        self.heartbeat_interval = 30.0
+        self.reclaim_interval = 60.0
         # sheppy's tests tune these private attributes; kept with the same names and meanings.
         self._blocking_timeout = 5.0
         self._scheduler_polling_interval = 1.0
@@ -236,6 +242,9 @@ class Worker:
         self._stop_early = False
         self._force = False
         self._claimed = 0
+        # Set once ``work(max_tasks=...)`` has claimed its tasks: every claim loop stops then, including
+        # one blocked on an empty queue.
+        self._claims_done = asyncio.Event()
         self._last_beat = 0.0
         self._burst_in_flight: dict[str, int] = {}
         self._declared_crons = DeclarativeCrons()
@@ -266,15 +275,19 @@ class Worker:
             self._stop_early = False
         self._force = False
         self._claimed = 0
+        self._claims_done = asyncio.Event()
         self._declared_crons = DeclarativeCrons()
         self._crons_checked = {name: asyncio.Event() for name in self._crons_checked}
         loop = asyncio.get_running_loop()
         handled: list[signal.Signals] = []
+        previous_handlers: dict[signal.Signals, Any] = {}
         if register_signal_handlers:
             for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    previous = signal.getsignal(sig)
                     loop.add_signal_handler(sig, self.stop)
                     handled.append(sig)
+                    previous_handlers[sig] = previous
         # A backend this worker connected is disconnected when it stops (a driver's threads would
         # otherwise keep a `sheppy work --burst` process alive); one the caller connected stays so.
         owns_connection = not self.backend.is_connected
@@ -304,6 +317,11 @@ class Worker:
             await asyncio.gather(*claimers, *helpers, return_exceptions=True)
             for sig in handled:
                 loop.remove_signal_handler(sig)
+                # Put back what was there before (e.g. asyncio.run's Ctrl-C handling), not the default.
+                previous = previous_handlers.get(sig)
+                if previous is not None:
+                    with contextlib.suppress(ValueError, TypeError):
+                        signal.signal(sig, previous)
             if owns_connection:
                 with contextlib.suppress(BackendError):
                     await self.backend.disconnect()
@@ -316,15 +334,19 @@ class Worker:
 
     # -- claiming --------------------------------------------------------------------------------
 
-    async def _wait_or_stop(self, awaitable: Any) -> Any:
-        """Await ``awaitable`` unless a stop comes first (then it is cancelled and None returned)."""
+    async def _wait_or_stop(self, awaitable: Any, also: asyncio.Event | None = None) -> Any:
+        """Await ``awaitable`` unless a stop (or the ``also`` event) comes first: then it is cancelled
+        and None returned."""
         assert self._stop is not None
         job = asyncio.ensure_future(awaitable)
-        stopper = asyncio.ensure_future(self._stop.wait())
+        stoppers = {asyncio.ensure_future(self._stop.wait())}
+        if also is not None:
+            stoppers.add(asyncio.ensure_future(also.wait()))
         try:
-            await asyncio.wait({job, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({job, *stoppers}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            stopper.cancel()
+            for stopper in stoppers:
+                stopper.cancel()
         if job.done():
             return job.result()
         job.cancel()
@@ -350,11 +372,13 @@ class Worker:
         blocking = BLOCKING_POP in self.backend.capabilities
         backoff = BACKOFF_START
         while not self._stop.is_set():
-            if max_tasks is not None and self._claimed >= max_tasks:
+            if await self._max_tasks_reached(max_tasks):
                 return
             free = await self._free_slots()
             if free == 0:
                 return
+            if max_tasks is not None and self._claimed >= max_tasks:
+                continue  # the check above decides, waiting for rate-limit deferrals if need be
             limit = min(free, self.max_prefetch_tasks or free)
             if max_tasks is not None:
                 limit = min(limit, max_tasks - self._claimed)
@@ -366,7 +390,8 @@ class Worker:
                 await self._beat()
             try:
                 records = await self._wait_or_stop(
-                    self.backend.pop(queue.name, limit, timeout, worker_id=self.worker_id, lease=self.lease)
+                    self.backend.pop(queue.name, limit, timeout, worker_id=self.worker_id, lease=self.lease),
+                    also=self._claims_done,
                 )
             except BackendError as exc:
                 logger.error(
@@ -387,6 +412,20 @@ class Worker:
             for record in records:
                 if self._start(queue, record):
                     self._claimed += 1
+            if max_tasks is not None and self._claimed >= max_tasks:
+                self._claims_done.set()  # the other queues' claim loops stop too
+
+    async def _max_tasks_reached(self, max_tasks: int | None) -> bool:
+        """For ``work(max_tasks=N)``: have N claimed tasks got under way? A task its rate limit
+        deferred does not count (as in sheppy, which never hands it to the worker): while a claimed
+        rate-limited task has not passed its check yet, this waits to see."""
+        assert self._stop is not None
+        while max_tasks is not None and self._claimed >= max_tasks:
+            if not any(_has_rate_limit(r.record) for r in self._running.values()) or self._stop.is_set():
+                return True
+            self._slot_freed.clear()
+            await self._wait_or_stop(self._slot_freed.wait())
+        return False
 
     async def _more_work_soon(self, queue: Queue) -> bool:
         """For ``oneshot``: is this queue not drained yet? True while tasks run here (they may chain
@@ -397,13 +436,17 @@ class Worker:
             self._slot_freed.clear()
             await self._wait_or_stop(self._slot_freed.wait())
             return True
+        if not self.enable_scheduler:
+            # Nothing here moves scheduled tasks (retries included) into the queue: as in sheppy, the
+            # queue is drained at its first empty claim, unless tasks are claimed elsewhere (below).
+            self._awaiting[queue.name].clear()
         awaiting = self._awaiting[queue.name]
         if awaiting:
             records = await self.backend.get_tasks(queue.name, list(awaiting))
             awaiting.intersection_update(
                 task_id for task_id, record in records.items() if record.get("finished_at") is None
             )
-        upcoming = await self.backend.next_scheduled_at(queue.name)
+        upcoming = await self.backend.next_scheduled_at(queue.name) if self.enable_scheduler else None
         handed_back = self._handed_back[queue.name]
         if upcoming is not None and handed_back:
             # Tasks this worker handed back (not registered here) are another worker's to run.
@@ -521,9 +564,15 @@ class Worker:
             elif outcome.status in ("retrying", "scheduled"):
                 self._awaiting[queue.name].add(task_id)
                 self._rescheduled[queue.name].set()
+                if outcome.status == "scheduled":
+                    # Deferred by its rate limit, not run: it does not use up one of ``max_tasks``.
+                    self._claimed -= 1
+                    self._claims_done.clear()
+            # As sheppy counts: tasks that completed, and tasks that ended failed (or crashed); an
+            # attempt that will be retried counts in neither.
             if outcome.status == "completed":
                 self.stats.processed += 1
-            elif outcome.status in ("failed", "crashed", "retrying"):
+            elif outcome.status in ("failed", "crashed"):
                 self.stats.failed += 1
         except asyncio.CancelledError:
             running = self._running.get(task_id)
@@ -798,6 +847,11 @@ class Worker:
                 "cron %s was deleted from queue %r while this worker scheduled it: %d occurrence(s) removed",
                 cron_id, queue.name, len(task_ids),
             )
+
+
+def _has_rate_limit(record: dict[str, Any]) -> bool:
+    config = record.get("config")
+    return isinstance(config, dict) and config.get("rate_limit") is not None
 
 
 async def _wait_at_most(event: asyncio.Event, seconds: float) -> None:

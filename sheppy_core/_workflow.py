@@ -45,6 +45,7 @@ import threading
 import time
 import typing
 import uuid
+import warnings
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -58,7 +59,7 @@ from sheppy_core._runner import released, rescheduled
 from sheppy_core._task import _module_name, _to_json, validate_arguments
 from sheppy_core.backend import SHARED_STORE, WORKFLOWS
 from sheppy_core.exceptions import ConfigurationError, NotSupportedError, WorkflowError
-from sheppy_core.models import Task, TaskException, TaskSpec
+from sheppy_core.models import CURRENT_TASK, Task, TaskException, TaskSpec
 
 if TYPE_CHECKING:
     from sheppy_core._queue import Queue
@@ -101,9 +102,10 @@ class Workflow(BaseModel):  # type: ignore[no-redef]  # pydantic's plugin adds *
     """One run of a workflow function, as stored. Frozen: the engine stores new versions.
 
     ``task_order`` holds the step ids in step order and ``step_signatures`` what each step called (for
-    non-determinism detection); ``pending_task_ids`` is the step group the workflow waits for;
-    ``version`` counts stored states (the compare-and-set token). ``finished_at`` is set when it
-    completed (``completed=True``, ``final_result``) or failed (``exception``).
+    non-determinism detection); ``pending_task_ids`` is the step group the workflow waits for and
+    ``processed_tasks`` the finished steps by id (both as in sheppy 0.0.7); ``version`` counts stored
+    states (the compare-and-set token). ``finished_at`` is set when it completed (``completed=True``,
+    ``final_result``) or failed (``exception``).
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -115,6 +117,7 @@ class Workflow(BaseModel):  # type: ignore[no-redef]  # pydantic's plugin adds *
     task_order: list[str] = Field(default_factory=list)
     step_signatures: list[str] = Field(default_factory=list)
     pending_task_ids: list[str] = Field(default_factory=list)
+    processed_tasks: dict[str, Task[Any]] = Field(default_factory=dict)
     completed: bool = False
     final_result: Any = None
     exception: TaskException | None = None
@@ -133,37 +136,60 @@ class Workflow(BaseModel):  # type: ignore[no-redef]  # pydantic's plugin adds *
             error = data.pop("error")
             if error and not data.get("exception"):
                 data["exception"] = TaskException.from_error_string(str(error))
+        # Records that kept no step map (or not as {id: task}) are read without one.
+        if isinstance(data, dict) and not isinstance(data.get("processed_tasks", {}), dict):
+            data = dict(data)
+            data.pop("processed_tasks")
         return data
 
     @model_validator(mode="after")
     def _coerce_final_result(self) -> Workflow:
         if self.completed and self.final_result is not None:
-            definition = _definitions.get(self.func)
-            if definition is not None and definition.return_adapter is not None:
-                try:
-                    value = definition.return_adapter.validate_python(self.final_result)
-                except ValidationError:
-                    return self
-                object.__setattr__(self, "final_result", value)
+            object.__setattr__(self, "final_result", typed_final_result(self.func, self.final_result))
         return self
 
     @property
     def error(self) -> str | None:
-        """Deprecated spelling of ``str(workflow.exception)`` (sheppy 0.0.7)."""
+        """Deprecated spelling of ``str(workflow.exception)`` (sheppy 0.0.7's field; warns, as later
+        sheppy)."""
+        warnings.warn(
+            "workflow.error is deprecated, use workflow.exception instead", DeprecationWarning, stacklevel=2
+        )
         return str(self.exception) if self.exception is not None else None
 
     @property
     def is_finished(self) -> bool:
         return self.finished_at is not None or self.completed
 
+    def get_stored_task_ids(self) -> dict[int, uuid.UUID]:
+        """Step index -> step id of the steps submitted so far (sheppy's name)."""
+        return {index: uuid.UUID(task_id) for index, task_id in enumerate(self.task_order)}
+
+    def get_incomplete_task_ids(self) -> list[uuid.UUID]:
+        """Ids of the step group the workflow waits for (sheppy 0.0.7's name)."""
+        return [uuid.UUID(task_id) for task_id in self.pending_task_ids]
+
     def __repr__(self) -> str:
         state = "completed" if self.completed else "failed" if self.exception else "running"
+        # sheppy's fields first, then ours.
         return (
-            f"Workflow(id={str(self.id)!r}, func={self.func!r}, {state}, steps={len(self.task_order)}, "
-            f"version={self.version})"
+            f"Workflow(id={self.id!r}, func={self.func!r}, completed={self.completed}, "
+            f"steps={len(self.task_order)}, state={state}, version={self.version})"
         )
 
     __str__ = __repr__
+
+
+def typed_final_result(func: str, value: Any) -> Any:
+    """A stored (JSON) ``final_result`` as the type the workflow's ``Generator[..., R]`` names, when
+    the workflow is registered here and the value fits; otherwise the value unchanged."""
+    definition = _definitions.get(func)
+    if definition is None or definition.return_adapter is None:
+        return value
+    try:
+        return definition.return_adapter.validate_python(value)
+    except ValidationError:
+        return value
 
 
 class WorkflowResult(NamedTuple):
@@ -234,10 +260,14 @@ def registered_workflows() -> list[str]:
 def _check_function(function: Callable[..., Any]) -> None:
     if inspect.isasyncgenfunction(function):
         raise TypeError(
-            f"@workflow needs a plain generator function; {function.__qualname__} is an async generator"
+            "@workflow does not support async generator functions, use a regular generator function "
+            f"({function.__qualname__} is an async generator)"
         )
     if not inspect.isgeneratorfunction(function):
-        raise TypeError(f"@workflow needs a generator function (one that yields tasks); {function!r} is not")
+        raise TypeError(
+            "@workflow can only decorate generator functions (a function that yields tasks); "
+            f"{function.__qualname__} is not one"
+        )
 
 
 def _decorate(function: Callable[P, Generator[Any, Any, Any]]) -> Callable[P, Workflow]:
@@ -246,9 +276,10 @@ def _decorate(function: Callable[P, Generator[Any, Any, Any]]) -> Callable[P, Wo
     definition = WorkflowDefinition(name, function, {})
     for parameter in definition.signature.parameters.values():
         if is_injected(parameter, definition.hints.get(parameter.name)):
+            what = "CURRENT_TASK injection" if parameter.default is CURRENT_TASK else "dependency injection"
             raise TypeError(
-                f"@workflow function {name} cannot use CURRENT_TASK or Depends (parameter "
-                f"{parameter.name!r}): a workflow is replayed, not run as a task"
+                f"@workflow function cannot use {what} (parameter '{parameter.name}'): {name} is "
+                f"replayed from its stored arguments, not run as a task"
             )
     with _lock:
         _definitions[name] = definition
@@ -321,17 +352,19 @@ class _Replay:
     finished: dict[str, Task[Any]]
     order: list[str] = field(init=False)
     signatures: list[str] = field(init=False)
+    processed: dict[str, Task[Any]] = field(init=False)
     index: int = 0
 
     def __post_init__(self) -> None:
         self.order = list(self.workflow.task_order)
         self.signatures = list(self.workflow.step_signatures)
+        self.processed = {}
 
     def run(self) -> WorkflowResult:
         """The workflow's next state; never raises for a failing workflow (that is a state too)."""
         wf = self.workflow
         try:
-            value = self._run_workflow(wf.func, wf.args, wf.kwargs)
+            value = self._coerce(wf.func, self._run_workflow(wf.func, wf.args, wf.kwargs))
             if self.index < len(self.order):
                 raise WorkflowError(
                     f"workflow {wf.func} ({wf.id}) is not deterministic: it returned after "
@@ -350,7 +383,11 @@ class _Replay:
         result: Any = None,
         exception: BaseException | None = None,
     ) -> Workflow:
-        update: dict[str, Any] = {"task_order": self.order, "step_signatures": self.signatures}
+        update: dict[str, Any] = {
+            "task_order": self.order,
+            "step_signatures": self.signatures,
+            "processed_tasks": self.processed,
+        }
         if pending is not None:
             update["pending_task_ids"] = [str(t.id) for t in pending]
         else:
@@ -358,7 +395,8 @@ class _Replay:
             update["finished_at"] = datetime.now(UTC)
             if exception is None:
                 update["completed"] = True
-                update["final_result"] = result
+                # What the caller gets back reads like a stored record: typed by the annotation.
+                update["final_result"] = typed_final_result(self.workflow.func, result)
             else:
                 update["exception"] = TaskException.from_exception(exception)
         return self.workflow.model_copy(update=update)
@@ -378,14 +416,16 @@ class _Replay:
                 try:
                     yielded = generator.send(to_send)
                 except StopIteration as stop:
-                    return self._coerce(definition, stop.value)
+                    return stop.value
                 to_send = self._handle(yielded)
         finally:
             generator.close()
 
     @staticmethod
-    def _coerce(definition: WorkflowDefinition, value: Any) -> Any:
-        if definition.return_adapter is None:
+    def _coerce(func: str, value: Any) -> Any:
+        """A return value as stored: validated by the ``Generator`` annotation, then made JSON."""
+        definition = get_workflow_definition(func)
+        if definition is None or definition.return_adapter is None:
             return _ANY.dump_python(value, mode="json")
         return definition.return_adapter.dump_python(
             definition.return_adapter.validate_python(value), mode="json"
@@ -402,8 +442,8 @@ class _Replay:
             values = []
             for sub in items:
                 definition = get_workflow_definition(sub.func)
+                # The sub-workflow's return value goes back as is (validated by its annotation, if any).
                 value = self._run_workflow(sub.func, sub.args, sub.kwargs)
-                # The sub-workflow's value goes back as the type its annotation names.
                 if definition is not None and definition.return_adapter is not None:
                     value = definition.return_adapter.validate_python(value)
                 values.append(value)
@@ -415,7 +455,9 @@ class _Replay:
                 step = self._step(item)
                 done = self.finished.get(str(step.id))
                 if done is not None:
-                    results.append(done)
+                    self.processed[str(step.id)] = done
+                    # A copy: what the generator does to a result never reaches the stored records.
+                    results.append(done.model_copy(deep=True))
                 else:
                     waiting.append(step)
             if waiting:
@@ -424,10 +466,10 @@ class _Replay:
         if wrap is None:
             got = f"{type(yielded).__name__} ({yielded!r:.80})"
         else:
-            got = f"a {wrap.__name__} of {', '.join(sorted({type(i).__name__ for i in items}))}"
+            got = f"{wrap.__name__} containing: {', '.join(sorted({type(i).__name__ for i in items}))}"
         raise WorkflowError(
-            "a workflow may yield a Task, a Workflow, or a list/tuple of only Tasks or only Workflows; "
-            f"got {got}"
+            "Invalid yield in workflow: expected a Task, a Workflow, or a homogeneous list or tuple of "
+            f"one of those, got {got}"
         )
 
     def _step(self, task: Task[Any]) -> Task[Any]:

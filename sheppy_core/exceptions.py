@@ -143,10 +143,14 @@ class TaskNotRegisteredError(SheppyError):
 
 
 class TaskFailedError(SheppyError):
-    """Stand-in for a task's original exception when that exception class cannot be rebuilt."""
+    """Stand-in for a task's original exception when that exception class cannot be rebuilt.
+
+    ``original_type`` is ``"module:Type"``, ``message`` the original ``str(exc)`` (also this error's
+    own text, as in sheppy), ``traceback`` the formatted original traceback.
+    """
 
     def __init__(self, original_type: str = "", message: str = "", traceback: str | None = None) -> None:
         self.original_type = original_type
         self.message = message
         self.traceback = traceback
-        super().__init__(f"{original_type}: {message}" if original_type else message or "task failed")
+        super().__init__(*((message,) if message else ()))

@@ -18,9 +18,9 @@ Routes (``{queue}`` is any queue name):
 ``GET /{queue}/tasks/pending?limit=100``    peek at the head of the queue
 ``GET /{queue}/tasks/scheduled``            scheduled tasks
 ``GET /{queue}/tasks/{task_id}``            one task; 404 if unknown
-``POST /{queue}/tasks/{task_id}/retry``     ``{delay_seconds=0, force=false}``; message; 400/404
+``POST /{queue}/tasks/{task_id}/retry``     ``{delay_seconds=0, force=false}``; message; 400 refused/unknown
 ``POST /{queue}/tasks``                     ``{func, args, kwargs}``; the created task; 400 unknown function
-``POST /{queue}/tasks/schedule``            ``{func, args, kwargs, delay_seconds | at}``; the created task
+``POST /{queue}/tasks/schedule``            ``{func, args, kwargs, delay_seconds | at}``; the task; 400
 ``POST /{queue}/tasks/clear``               number of records removed
 ``GET /{queue}/crons``                      registered crons
 ``POST /{queue}/crons``                     ``{func, args, kwargs, expression}``; true; 409 if it exists
@@ -38,17 +38,18 @@ sheppy's router has no authentication, and neither has this one: protect it with
 
 import asyncio
 import json
+import sys
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import to_json
 
 from sheppy_core._queue import MAX_DELAY, Queue
 from sheppy_core.backend import Backend
-from sheppy_core.exceptions import SheppyError
+from sheppy_core.exceptions import ConfigurationError, SheppyError, TaskNotRegisteredError
 from sheppy_core.models import Task, TaskCron
 
 # No `from __future__ import annotations` here: FastAPI reads the route annotations at runtime, and
@@ -74,18 +75,13 @@ class AddTaskRequest(_Body):
 
 
 class ScheduleTaskRequest(AddTaskRequest):
-    """``POST /{queue}/tasks/schedule``: run after ``delay_seconds`` or at ``at`` (naive = UTC)."""
+    """``POST /{queue}/tasks/schedule``: run after ``delay_seconds`` or at ``at`` (naive = UTC); with
+    both, ``delay_seconds`` wins (as in sheppy); with neither, the route answers 400."""
 
     delay_seconds: float | None = Field(
         default=None, ge=0, le=MAX_DELAY.total_seconds(), allow_inf_nan=False
     )
     at: datetime | None = None
-
-    @model_validator(mode="after")
-    def _one_time(self) -> "ScheduleTaskRequest":
-        if (self.delay_seconds is None) == (self.at is None):
-            raise ValueError("give exactly one of 'delay_seconds' or 'at'")
-        return self
 
 
 class RetryRequest(_Body):
@@ -101,6 +97,24 @@ class CronRequest(AddTaskRequest):
     expression: str
 
 
+def _unresolved(name: str) -> str:
+    """Why ``name`` is not a registered ``@task``, in sheppy's words first ("Could not import function"
+    when sheppy's import or attribute lookup would fail, "did not return a Task" when it would call
+    something that is not a task). Only ``sys.modules`` is consulted: nothing is imported or called."""
+    module_name, sep, function_name = name.strip().partition(":")
+    never = "the router never imports a module a request names: import your task modules in the web app"
+    if not sep or not module_name or not function_name:
+        return f"Could not import function '{name}': expected 'module:function'"
+    target: Any = sys.modules.get(module_name)
+    if target is None:
+        return f"Could not import function '{name}': module '{module_name}' is not imported here ({never})"
+    for part in function_name.split("."):
+        target = getattr(target, part, None)
+        if target is None:
+            return f"Could not import function '{name}': {module_name!r} has no attribute {function_name!r}"
+    return f"Function '{name}' did not return a Task: it is not a registered @task function (only those run)"
+
+
 def _build(request: AddTaskRequest) -> Task[Any]:
     """The task a request describes, through the registry only; 400 with the reason otherwise."""
     from sheppy_core.cli._resolve import build_task
@@ -109,9 +123,21 @@ def _build(request: AddTaskRequest) -> Task[Any]:
         return build_task(request.func, request.args, request.kwargs)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise fastapi.HTTPException(400, f"invalid arguments for {request.func}: {problems}") from None
-    except (SheppyError, ValueError) as exc:
-        raise fastapi.HTTPException(400, str(exc)) from None
+        detail = f"Error creating task: invalid arguments for {request.func}: {problems}"
+        raise fastapi.HTTPException(400, detail) from None
+    except (TaskNotRegisteredError, ConfigurationError):
+        raise fastapi.HTTPException(400, _unresolved(request.func)) from None
+    except (SheppyError, ValueError, TypeError) as exc:
+        raise fastapi.HTTPException(400, f"Error creating task: {exc}") from None
+
+
+def _task_json(task: Task[Any]) -> dict[str, Any]:
+    """A task as the router returns it: the record, plus sheppy 0.0.7's ``completed`` and ``error``
+    (read-only views of ``status`` and ``exception``) for clients written against either version."""
+    data = task.model_dump(mode="json")
+    data.setdefault("completed", task.status == "completed")
+    data.setdefault("error", str(task.exception) if task.exception is not None else None)
+    return data
 
 
 def _finite_errors_route() -> Any:
@@ -154,7 +180,10 @@ def create_router(
     """An ``APIRouter`` exposing ``backend``'s queues (a ``Backend`` or a URL); extra keyword arguments
     go to ``APIRouter`` (``dependencies=[...]`` protects every route). ImportError without FastAPI."""
     if fastapi is None:
-        raise ImportError("create_router needs FastAPI: pip install 'sheppy-core[fastapi]'")
+        raise ImportError(
+            "Cannot create APIRouter because FastAPI is not installed. "
+            "Install it using pip install 'sheppy-core[fastapi]'"
+        )
     if isinstance(backend, str):
         from sheppy_core._plugins import backend_from_url
 
@@ -188,24 +217,24 @@ def create_router(
 
     @router.get("/{queue}/tasks")
     async def list_tasks(q: QueueDep) -> list[dict[str, Any]]:
-        return [t.model_dump(mode="json") for t in await q.get_all_tasks()]
+        return [_task_json(t) for t in await q.get_all_tasks()]
 
     @router.get("/{queue}/tasks/pending")
     async def list_pending(
         q: QueueDep, limit: Annotated[int, fastapi.Query(ge=1, le=10000)] = 100
     ) -> list[dict[str, Any]]:
-        return [t.model_dump(mode="json") for t in await q.get_pending(limit)]
+        return [_task_json(t) for t in await q.get_pending(limit)]
 
     @router.get("/{queue}/tasks/scheduled")
     async def list_scheduled(q: QueueDep) -> list[dict[str, Any]]:
-        return [t.model_dump(mode="json") for t in await q.get_scheduled()]
+        return [_task_json(t) for t in await q.get_scheduled()]
 
     @router.get("/{queue}/tasks/{task_id}")
     async def get_task(task_id: uuid.UUID, q: QueueDep) -> dict[str, Any]:
         task = await q.get_task(task_id)
         if task is None:
             raise fastapi.HTTPException(404, f"Task {task_id} not found")
-        return task.model_dump(mode="json")
+        return _task_json(task)
 
     @router.post("/{queue}/tasks/{task_id}/retry")
     async def retry_task(task_id: uuid.UUID, q: QueueDep, retry: RetryRequest | None = None) -> str:
@@ -216,7 +245,8 @@ def create_router(
         except ValueError as exc:
             raise fastapi.HTTPException(400, str(exc)) from None
         if not queued:
-            raise fastapi.HTTPException(404, f"Task {task_id} not found")
+            # 400 as sheppy answers it (its words first), although the task is unknown.
+            raise fastapi.HTTPException(400, f"Failed to retry task {task_id}: not in queue {q.name!r}")
         return f"Task {task_id} queued for retry"
 
     @router.post("/{queue}/tasks")
@@ -224,21 +254,22 @@ def create_router(
         task = _build(request)
         if not await q.add(task):
             raise fastapi.HTTPException(500, "Failed to add task to queue")
-        return task.model_dump(mode="json")
+        return _task_json(task)
 
     @router.post("/{queue}/tasks/schedule")
     async def schedule_task(request: ScheduleTaskRequest, q: QueueDep) -> dict[str, Any]:
-        task = _build(request)
         when: datetime | timedelta
         if request.delay_seconds is not None:
             when = timedelta(seconds=request.delay_seconds)
-        else:
-            assert request.at is not None
+        elif request.at is not None:
             when = request.at if request.at.tzinfo is not None else request.at.replace(tzinfo=UTC)
+        else:
+            raise fastapi.HTTPException(400, "Either 'delay_seconds' or 'at' must be provided")
+        task = _build(request)
         if not await q.schedule(task, when):
             raise fastapi.HTTPException(500, "Failed to schedule task")
         stored = await q.get_task(task)
-        return (stored or task).model_dump(mode="json")
+        return _task_json(stored or task)
 
     @router.post("/{queue}/tasks/clear")
     async def clear_tasks(q: QueueDep) -> int:
@@ -260,7 +291,8 @@ def create_router(
         cron = cron_of(request)
         stored = await q.backend.add_cron(q.name, str(cron.deterministic_id), cron.model_dump(mode="json"))
         if not stored:
-            raise fastapi.HTTPException(409, "Cron job already exists")
+            # 409, not sheppy's 500: an identical cron is the client's conflict, not a server fault.
+            raise fastapi.HTTPException(409, "Failed to add cron job: an identical cron already exists")
         return True
 
     @router.delete("/{queue}/crons")

@@ -8,12 +8,15 @@ holds while a task is ``processing``).
 
 from __future__ import annotations
 
+import builtins
 import json
+import sys
 import traceback as traceback_module
 import uuid
 import warnings
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Final, Generic, Literal, Self, TypeVar
 
 from croniter import croniter
 from pydantic import (
@@ -91,6 +94,15 @@ class RateLimit(BaseModel):
     key: str | None = None
     strategy: Literal["sliding_window", "fixed_window"] = "sliding_window"
 
+    def __getitem__(self, name: str) -> Any:
+        """Dict-style reads (``config.rate_limit["max_rate"]``): sheppy's ``RateLimit`` is a TypedDict."""
+        if name not in type(self).model_fields:
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self[name] if name in type(self).model_fields else default
+
 
 class TaskSpec(BaseModel):
     """What to call: ``func`` is ``"package.module:function"``."""
@@ -105,18 +117,19 @@ class TaskSpec(BaseModel):
     @classmethod
     def _drop_legacy_middleware(cls, data: Any) -> Any:
         # sheppy 0.0.7 stored dotted middleware names; resolving them would execute whatever a message
-        # names, so they are read and ignored.
-        if isinstance(data, dict) and "middleware" in data:
-            data = {k: v for k, v in data.items() if k != "middleware"}
+        # names, so they are read and ignored. Its ``return_type`` (a dotted class name, imported to
+        # rebuild the result) is ignored too: results are typed through the registered task instead.
+        if isinstance(data, dict) and ("middleware" in data or "return_type" in data):
+            data = {k: v for k, v in data.items() if k not in ("middleware", "return_type")}
         return data
 
-    @field_validator("func")
-    @classmethod
-    def _check_func(cls, value: str) -> str:
-        module, sep, name = value.partition(":")
-        if not sep or not module or not name:
-            raise ValueError(f"func must look like 'package.module:function', got {value!r}")
-        return value
+    # ``func`` is not checked here: a record naming anything (even "") can be built and stored, as in
+    # sheppy. What a worker runs is decided by the @task registry, which never imports or calls a name
+    # it does not hold (sheppy_core._registry).
+
+
+DEFAULT_RETRY_DELAY: Final = 1.0
+"""Seconds between attempts when a task sets no ``retry_delay``."""
 
 
 class TaskConfig(BaseModel):
@@ -125,7 +138,9 @@ class TaskConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     retry: int = Field(default=0, ge=0)
-    retry_delay: float | list[float] | None = None
+    retry_delay: float | list[float] | None = DEFAULT_RETRY_DELAY
+    """Seconds between attempts: a constant, or one entry per retry (the last one repeating). None (in
+    records written before this default existed) means the default."""
     timeout: float | None = Field(default=None, gt=0)
     retry_on_timeout: bool = False
     retry_on_crash: bool | None = None
@@ -138,7 +153,7 @@ class TaskConfig(BaseModel):
     def _check_delay(cls, value: float | list[float] | None) -> float | list[float] | None:
         if isinstance(value, list):
             if not value:
-                raise ValueError("retry_delay list must not be empty")
+                raise ValueError("retry_delay list cannot be empty")
             if any(d < 0 for d in value):
                 raise ValueError("retry_delay entries must be >= 0")
         elif value is not None and value < 0:
@@ -149,7 +164,7 @@ class TaskConfig(BaseModel):
         """Seconds to wait before retry number ``attempt`` (0-based): a constant, or the list entry, the
         last one repeating."""
         if self.retry_delay is None:
-            return 1.0
+            return DEFAULT_RETRY_DELAY
         if isinstance(self.retry_delay, list):
             return float(self.retry_delay[min(attempt, len(self.retry_delay) - 1)])
         return float(self.retry_delay)
@@ -176,8 +191,10 @@ class TaskException(BaseModel):
 
     @classmethod
     def from_exception(cls, exc: BaseException, *, with_traceback: bool = True) -> TaskException:
+        """The record of ``exc``. ``with_traceback=False`` is for synthesised errors (a worker crash),
+        whose traceback would only show sheppy-core's own code."""
         tb = None
-        if with_traceback and exc.__traceback__ is not None:
+        if with_traceback:
             # Formatted without local variables: they may hold secrets.
             tb = "".join(traceback_module.format_exception(type(exc), exc, exc.__traceback__))
         return cls(
@@ -193,25 +210,37 @@ class TaskException(BaseModel):
         """Read a sheppy 0.0.7 ``error`` string (``"Type: message"``)."""
         kind, sep, message = error.partition(": ")
         if not sep or not kind.replace(".", "").replace("_", "").isalnum():
-            return cls(type="Exception", message=error)
-        return cls(type=kind, message=message)
+            return cls(type="Exception", message=error, args=(error,))
+        return cls(type=kind, message=message, args=(message,))
 
-    def to_exception(self) -> BaseException:
-        """Best-effort instance of the original class — only built-in exception classes and sheppy-core's
-        own are rebuilt (no module is imported because a record names it); anything else becomes
-        ``TaskFailedError``."""
-        import builtins
+    def to_exception(self) -> Exception:
+        """Best-effort instance of the original class, built from ``args`` (or, if the class refuses
+        them, from ``message``); else ``TaskFailedError("module:Type", message, traceback)``.
 
-        from sheppy_core import exceptions as sheppy_exceptions
+        The class is looked up only in modules this process has imported already (``sys.modules``):
+        nothing is imported because a record names it. Only ``Exception`` subclasses are rebuilt.
+        """
+        exception_class = self._known_exception_class()
+        if exception_class is not None:
+            for args in (tuple(self.args), (self.message,)):
+                try:
+                    return exception_class(*args)
+                except Exception:
+                    continue
+        return TaskFailedError(f"{self.module}:{self.type}", self.message, self.traceback)
 
-        namespace: Any = {"builtins": builtins, "sheppy_core.exceptions": sheppy_exceptions}.get(self.module)
-        cls = getattr(namespace, self.type, None) if namespace is not None else None
-        if isinstance(cls, type) and issubclass(cls, BaseException):
-            try:
-                return cls(*self.args)
-            except Exception:
-                pass
-        return TaskFailedError(self.type, self.message, self.traceback)
+    def _known_exception_class(self) -> builtins.type[Exception] | None:
+        found: Any = sys.modules.get(self.module)
+        for name in self.type.split("."):  # a qualname: nested classes too
+            if found is None or name.startswith("__"):
+                return None
+            found = getattr(found, name, None)
+        if isinstance(found, type) and issubclass(found, Exception):
+            return found
+        return None
+
+    def __repr__(self) -> str:
+        return f"TaskException(type={self.type!r}, message={self.message!r})"
 
     def __str__(self) -> str:
         return f"{self.type}: {self.message}"
@@ -234,7 +263,10 @@ class Task(BaseModel, Generic[R]):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4)
     status: TaskStatus = "new"
-    result: Any = None
+    result: R | None = None
+    """None until completed. ``Task[int]`` validates it as an int; a plain ``Task`` accepts anything.
+    Either way a result is typed through the return annotation of the registered task ``spec.func``
+    names (a ``-> MyModel`` task gives a ``MyModel``), see :meth:`_type_result`."""
     exception: TaskException | None = None
     spec: TaskSpec
     config: TaskConfig = Field(default_factory=TaskConfig)
@@ -263,6 +295,12 @@ class Task(BaseModel, Generic[R]):
     def _read_legacy(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
+        if "status" not in data and "completed" in data:
+            # sheppy 0.0.7 had no status, only a ``completed`` flag (and ``error`` for a failure).
+            data = dict(data)
+            finished = data.get("finished_at") is not None
+            failed = bool(data.get("error")) and finished
+            data["status"] = "completed" if data.pop("completed") else "failed" if failed else "new"
         if "error" in data:
             data = dict(data)
             error = data.pop("error")
@@ -272,17 +310,35 @@ class Task(BaseModel, Generic[R]):
 
     @model_validator(mode="after")
     def _coerce_result(self) -> Task[R]:
-        if self.result is not None and self.status == "completed":
+        self._type_result()
+        return self
+
+    def _type_result(self) -> None:
+        """Type the result through the return annotation of the task ``spec.func`` names, whatever the
+        status, as sheppy does. Only a task registered in this process is used (reading a record never
+        imports anything); a result that does not fit the annotation is kept as stored."""
+        if self.result is not None:
             from sheppy_core._registry import coerce_result
 
             coerced = coerce_result(self.spec.func, self.result)
             if coerced is not self.result:
                 object.__setattr__(self, "result", coerced)
-        return self
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy with ``update`` applied (not validated, as pydantic's); a new ``result`` is typed
+        through the task's return annotation as when reading a record, so a record the worker just
+        completed (``TestQueue.process_next``) holds the same typed result ``get_task`` gives."""
+        copied = super().model_copy(update=update, deep=deep)
+        if update and update.get("result") is not None:
+            copied._type_result()
+        return copied
 
     @property
     def error(self) -> str | None:
-        """Deprecated spelling of ``str(task.exception)`` (sheppy 0.0.7)."""
+        """Deprecated spelling of ``str(task.exception)`` (sheppy 0.0.7's field; warns, as later sheppy)."""
+        warnings.warn(
+            "task.error is deprecated, use task.exception instead", DeprecationWarning, stacklevel=2
+        )
         return str(self.exception) if self.exception is not None else None
 
     @property
@@ -296,7 +352,7 @@ class Task(BaseModel, Generic[R]):
     @property
     def completed(self) -> bool:
         warnings.warn(
-            "Task.completed is deprecated; check task.status == 'completed'", DeprecationWarning, stacklevel=2
+            "task.completed is deprecated, use task.status instead", DeprecationWarning, stacklevel=2
         )
         return self.status == "completed"
 
@@ -306,17 +362,17 @@ class Task(BaseModel, Generic[R]):
         return self.status in FINAL_STATUSES
 
     def __repr__(self) -> str:
+        error = str(self.exception) if self.exception is not None else None
         parts = [
-            f"id={str(self.id)!r}",
+            f"id={self.id!r}",
             f"func={self.spec.func!r}",
-            f"args={list(self.spec.args)!r}",
+            f"args={self.spec.args!r}",
             f"kwargs={self.spec.kwargs!r}",
             f"status={self.status!r}",
+            f"error={error!r}",
         ]
         if self.retry_count:
             parts.append(f"retry_count={self.retry_count}")
-        if self.exception is not None:
-            parts.append(f"error={str(self.exception)!r}")
         return f"Task({', '.join(parts)})"
 
     __str__ = __repr__
@@ -326,7 +382,7 @@ _CRON_NAMESPACE = uuid.UUID("6f1e4f5c-2c8e-4b2e-9a53-3d0b8d7f7a10")
 
 
 class TaskCron(BaseModel):
-    """A recurring task: ``expression`` is a standard five-field cron expression (UTC).
+    """A recurring task: ``expression`` is a cron expression (UTC), e.g. ``"*/5 * * * *"`` or ``"@daily"``.
 
     Workers' cron managers keep the next three occurrences of every stored cron scheduled
     (:meth:`create_task`: one id per cron and slot, so any number of workers schedule each occurrence
@@ -351,19 +407,26 @@ class TaskCron(BaseModel):
     @field_validator("expression")
     @classmethod
     def _check_expression(cls, value: str) -> str:
-        if len(value.split()) != 5 or not croniter.is_valid(value):
-            raise ValueError(f"invalid cron expression {value!r}: expected five fields like '*/5 * * * *'")
+        # What croniter accepts, as in sheppy: five fields, an optional seconds (and year) field, and
+        # the @hourly/@daily/@weekly/@monthly/@yearly/@annually/@midnight shorthands.
+        if not croniter.is_valid(value):
+            raise ValueError(
+                f"{value} is not a valid cron expression (expected e.g. '*/5 * * * *' or '@hourly')"
+            )
         return value
 
     @property
     def deterministic_id(self) -> uuid.UUID:
-        """Same function, arguments, config and expression → same id (the storage key)."""
+        """Same function, arguments, config and expression → same id (the storage key), whatever
+        ``id`` is. The id is sheppy-core's own (namespace and inputs differ from sheppy's; both
+        have the same properties)."""
+        config = self.config.model_dump(mode="json")
+        if config.get("retry_delay") == DEFAULT_RETRY_DELAY:
+            # retry_delay defaulted to None before it defaulted to 1.0 (as in sheppy): the same
+            # identity, so crons stored before keep their ids (delete_cron, no doubled occurrences).
+            config["retry_delay"] = None
         identity = json.dumps(
-            {
-                "spec": self.spec.model_dump(mode="json"),
-                "config": self.config.model_dump(mode="json"),
-                "expression": self.expression,
-            },
+            {"spec": self.spec.model_dump(mode="json"), "config": config, "expression": self.expression},
             sort_keys=True,
         )
         return uuid.uuid5(_CRON_NAMESPACE, identity)

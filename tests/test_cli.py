@@ -142,8 +142,8 @@ def test_an_invalid_variable_is_one_line_naming_it() -> None:
             ["tasks_for_tests:add", "-a", '["x", 2]'],
             "invalid arguments for tasks_for_tests:add: 0: Input should be",
         ),
-        (["tasks_for_tests:add", "-a", "[1]"], "y: Missing required argument"),
-        (["tasks_for_tests:add", "-a", "[1, 2]", "-k", '{"z": 1}'], "z: Unexpected keyword argument"),
+        (["tasks_for_tests:add", "-a", "[1]"], "y: No value provided for parameter 'y'"),
+        (["tasks_for_tests:add", "-a", "[1, 2]", "-k", '{"z": 1}'], "z: Unexpected keyword arguments: z"),
     ],
 )
 def test_bad_task_input_is_one_line_for_add_schedule_test_and_cron(

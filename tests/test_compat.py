@@ -12,49 +12,7 @@ import tasks_for_tests as t
 import sheppy_core
 from sheppy_core import MemoryBackend, Queue, Worker
 
-
-def test_top_level_names() -> None:
-    for name in (
-        "Queue",
-        "Worker",
-        "task",
-        "Task",
-        "TestQueue",
-        "CURRENT_TASK",
-        "Depends",
-        "Backend",
-        "BackendError",
-        "MemoryBackend",
-        "__version__",
-    ):
-        assert hasattr(sheppy_core, name), name
-
-
-def test_submodule_names() -> None:
-    from sheppy_core import exceptions, models
-
-    for name in (
-        "Task",
-        "TaskSpec",
-        "TaskConfig",
-        "TaskCron",
-        "TaskStatus",
-        "RateLimit",
-        "CURRENT_TASK",
-        "TaskException",
-        "TTLValue",
-    ):
-        assert hasattr(models, name), name
-    for name in (
-        "TaskTimeoutError",
-        "MiddlewareError",
-        "WorkflowError",
-        "WorkerCrashedError",
-        "TaskCancellationError",
-        "TaskFailedError",
-    ):
-        assert hasattr(exceptions, name), name
-    assert issubclass(exceptions.TaskTimeoutError, TimeoutError)
+# The names sheppy users import: tests/compat/test_s02_names.py.
 
 
 def test_redis_backend_name_points_to_the_plugin_or_says_what_to_install() -> None:

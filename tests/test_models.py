@@ -53,8 +53,8 @@ def test_spec_and_config_reject_unknown_keys() -> None:
         TaskSpec.model_validate({"func": "m:f", "surprise": 1})
     with pytest.raises(ValidationError):
         TaskConfig.model_validate({"retries": 3})
-    with pytest.raises(ValidationError, match=r"package\.module:function"):
-        TaskSpec(func="no_colon")
+    # Any func builds (as in sheppy); only registered @task functions ever run (test_safe_execution).
+    assert TaskSpec(func="no_colon").func == "no_colon"
 
 
 def test_retry_delay_per_attempt() -> None:
@@ -77,7 +77,7 @@ def test_task_exception_round_trip_without_imports() -> None:
     # A class from a module nobody imported is never imported to rebuild it.
     foreign = TaskException(type="Boom", module="some.unimported.module", message="x")
     rebuilt = foreign.to_exception()
-    assert isinstance(rebuilt, TaskFailedError) and "Boom" in str(rebuilt)
+    assert isinstance(rebuilt, TaskFailedError) and rebuilt.original_type == "some.unimported.module:Boom"
     assert str(foreign) == "Boom: x"
 
 
@@ -91,7 +91,7 @@ def test_cron_ids_are_deterministic() -> None:
     assert one.next_run(start) == datetime(2026, 1, 1, 0, 5, tzinfo=UTC)
     assert one.create_task(start).id == two.create_task(start).id
     assert one.create_task(start).cron_id == one.deterministic_id
-    with pytest.raises(ValidationError, match="invalid cron expression"):
+    with pytest.raises(ValidationError, match="is not a valid cron expression"):
         TaskCron(expression="every minute", spec=spec)
 
 

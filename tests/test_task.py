@@ -57,13 +57,16 @@ def test_injected_parameters_are_not_stored_and_cannot_be_supplied() -> None:
     assert t.uses_dependency(5).spec.kwargs == {} and t.uses_dependency(5).spec.args == (5,)
 
 
-def test_options_become_config_and_are_validated_at_decoration() -> None:
+def test_options_become_config_and_are_validated_when_called() -> None:
     assert t.fails_once("k").config.retry == 2
     assert t.limited(1).config.rate_limit is not None
-    with pytest.raises(ValidationError):
-        task(retry=-1)
-    with pytest.raises(ValidationError):
-        task(rate_limit={"max_rate": 0, "rate_period": 1})
+    # As in sheppy: decorating succeeds, calling the task raises; an unknown option name fails at once.
+    for options in ({"retry": -1}, {"rate_limit": {"max_rate": 0, "rate_period": 1}}):
+        factory = task(**options)(lambda: None)
+        with pytest.raises(ValidationError):
+            factory()
+    with pytest.raises(TypeError):
+        task(retries=1)  # type: ignore[call-overload]
 
 
 def test_positional_only_parameter_refuses_keyword() -> None:

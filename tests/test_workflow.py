@@ -81,7 +81,7 @@ def test_registered_by_module_and_name() -> None:
 
 def test_fan_out_fan_in_with_deterministic_step_ids() -> None:
     q = TestQueue()
-    done = q.process_workflow(wf.fan_out_fan_in(5))
+    done = q.process_workflow(wf.fan_out_fan_in(5)).workflow
     assert done.completed and done.final_result == 2 * sum(range(5))
     assert done.finished_at is not None and done.exception is None
     assert done.task_order == [str(step_id(done.id, i)) for i in range(6)]
@@ -91,18 +91,18 @@ def test_fan_out_fan_in_with_deterministic_step_ids() -> None:
 
 
 def test_tuple_fan_out_resumes_with_a_tuple() -> None:
-    assert TestQueue().process_workflow(wf.tuple_fan_out(1)).final_result == ["tuple", 2, 3]
+    assert TestQueue().process_workflow(wf.tuple_fan_out(1)).workflow.final_result == ["tuple", 2, 3]
 
 
 def test_failed_step_is_visible_and_the_generator_can_branch() -> None:
-    done = TestQueue().process_workflow(wf.failure_branch())
+    done = TestQueue().process_workflow(wf.failure_branch()).workflow
     assert done.completed
     assert done.final_result == "recovered 2 after ValueError: first try"
 
 
 def test_unhandled_error_ends_the_workflow_with_the_exception() -> None:
     q = TestQueue()
-    done = q.process_workflow(wf.unhandled())
+    done = q.process_workflow(wf.unhandled()).workflow
     assert not done.completed and done.finished_at is not None
     assert done.exception is not None and done.exception.type == "RuntimeError"
     assert done.exception.message == "step ended failed"
@@ -111,24 +111,25 @@ def test_unhandled_error_ends_the_workflow_with_the_exception() -> None:
 
 
 @pytest.mark.parametrize(
-    ("factory", "words"), [(wf.bad_yield, "got int (42)"), (wf.mixed_yield, "a list of Task, Workflow")]
+    ("factory", "words"),
+    [(wf.bad_yield, "got int (42)"), (wf.mixed_yield, "list containing: Task, Workflow")],
 )
 def test_invalid_yields_raise_workflow_error(factory: Any, words: str) -> None:
-    done = TestQueue().process_workflow(factory())
+    done = TestQueue().process_workflow(factory()).workflow
     assert done.exception is not None and done.exception.type == "WorkflowError"
     assert words in done.exception.message
 
 
 def test_sub_workflows_run_inline_and_send_back_their_value() -> None:
-    done = TestQueue().process_workflow(wf.nested(1))
+    done = TestQueue().process_workflow(wf.nested(1)).workflow
     # sequential(x) = x + 11: 12 + (12 + 13) = 37
     assert done.completed and done.final_result == 37
 
 
 def test_return_value_is_coerced_through_the_generator_annotation() -> None:
-    done = TestQueue().process_workflow(wf.summary(3))
+    done = TestQueue().process_workflow(wf.summary(3)).workflow
     assert done.final_result == wf.Summary(count=3, total=3)
-    assert TestQueue().process_workflow(wf.fan_out_fan_in(2)).final_result == 2
+    assert TestQueue().process_workflow(wf.fan_out_fan_in(2)).workflow.final_result == 2
 
 
 def test_workflow_without_steps_completes_at_once() -> None:
@@ -143,7 +144,7 @@ def test_non_determinism_is_detected() -> None:
     try:
         started = q.add_workflow(wf.nondeterministic())
         wf.knobs["offset"] = 5  # the replay will now yield add(5, 0) where add(0, 0) was submitted
-        done = q.process_workflow(started.workflow)
+        done = q.process_workflow(started.workflow).workflow
     finally:
         wf.knobs["offset"] = 0
     assert not done.completed and done.exception is not None
@@ -163,7 +164,7 @@ def test_testqueue_workflow_methods_and_experimental_spelling() -> None:
     assert q.get_workflow(first.workflow.id) == first.workflow
     assert q.get_pending_workflows() == [first.workflow]
     assert q.wait_for_workflow(first.workflow, timeout=-1) is None
-    done = q.experimental.process_workflow(first.workflow.id)
+    done = q.experimental.process_workflow(first.workflow.id).workflow
     assert done.final_result == 12
     assert q.experimental.wait_for_workflow(done) == done
     assert q.get_all_workflows() == [done]
@@ -340,7 +341,7 @@ def test_reads_sheppy_0_0_7_records() -> None:
 
 
 def test_final_result_is_coerced_when_read_back() -> None:
-    done = TestQueue().process_workflow(wf.summary(2))
+    done = TestQueue().process_workflow(wf.summary(2)).workflow
     stored = done.model_dump(mode="json")
     assert stored["final_result"] == {"count": 2, "total": 1}
     assert sheppy_core.Workflow.model_validate(stored).final_result == wf.Summary(count=2, total=1)

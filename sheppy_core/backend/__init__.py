@@ -18,7 +18,14 @@ from sheppy_core.backend._capabilities import (
     TTL,
     WORKFLOWS,
 )
-from sheppy_core.backend._checks import check_queue_name, check_task_id, check_task_ids
+from sheppy_core.backend._checks import (
+    UNFINISHED_DELETE,
+    check_queue_name,
+    check_task_id,
+    check_task_ids,
+    unfinished_delete_error,
+)
+from sheppy_core.backend._rate_limits import FixedWindow, take_fixed_window, take_sliding_window
 from sheppy_core.backend._records import (
     DEFAULT_TTL_SECONDS,
     ERROR_STATUSES,
@@ -67,6 +74,7 @@ __all__ = [
     "STATS_KEYS",
     "TRANSACTIONAL_ENQUEUE",
     "TTL",
+    "UNFINISHED_DELETE",
     "WORKFLOWS",
     "Backend",
     "BackendConnectionError",
@@ -74,6 +82,7 @@ __all__ = [
     "BackendInputError",
     "ConfigurationError",
     "CorruptRecordError",
+    "FixedWindow",
     "MemoryBackend",
     "NotSupportedError",
     "TaskStateError",
@@ -92,8 +101,11 @@ __all__ = [
     "redact_secrets",
     "redact_url",
     "retention_seconds",
+    "take_fixed_window",
+    "take_sliding_window",
     "task_id_of",
     "to_iso",
+    "unfinished_delete_error",
     "utcnow",
 ]
 

@@ -287,6 +287,12 @@ class Backend(ABC):
         every backend (leases are not optional).
         """
 
+    async def get_stale_messages(self, queue_name: str, min_idle_ms: int) -> list[dict[str, Any]]:
+        """sheppy's hook for reclaiming messages of dead workers; always ``[]`` here: an expired lease
+        makes a claimed task claimable again by :meth:`pop` itself, so nothing is ever left stale.
+        Kept so code written against sheppy's ``Backend`` finds the name."""
+        return []
+
     # -- results ---------------------------------------------------------------------------------
 
     @abstractmethod
@@ -459,16 +465,21 @@ class Backend(ABC):
     ) -> float | None:
         """Try to take one start from the budget ``max_rate`` per ``rate_period`` seconds of ``key``.
 
-        Returns None when granted, else the seconds (> 0) to wait before the budget frees up. Atomic
-        across all clients: grants never exceed the budget ``[rate_limit.atomic]``.
+        Returns None when granted, else the seconds (> 0) until the start this call *reserved* for
+        ``task_id``: a later call for ``task_id`` from that moment on is granted without using another
+        start, and tasks deferred after it queue behind it. Each deferral is no sooner than "the budget
+        frees up" (counting reservations) nor than "the previous pending reservation + ``rate_period /
+        max_rate``" (deferred tasks are staggered, as in sheppy). Atomic across all clients: grants and
+        reservations never exceed the budget ``[rate_limit.atomic]``. A ``task_id`` that already holds a
+        start in the window is granted again without using another (a redelivered task is not charged
+        twice). ``sheppy_core.backend.take_sliding_window`` / ``take_fixed_window`` implement the rule on
+        plain data.
 
         - ``[rate_limit.sliding_window]`` ``"sliding_window"``: granted iff fewer than ``max_rate``
-          grants happened in the trailing ``rate_period`` seconds; the wait is until the oldest of
-          them leaves the window. A ``task_id`` that already holds a grant in the window is granted
-          again without using another slot (a redelivered task is not charged twice).
-        - ``[rate_limit.fixed_window]`` ``"fixed_window"``: windows are the intervals
-          ``[k*rate_period, (k+1)*rate_period)`` of Unix time; at most ``max_rate`` grants per window;
-          the wait is until the window ends.
+          starts (made or reserved) are in the trailing ``rate_period`` seconds or later.
+        - ``[rate_limit.fixed_window]`` ``"fixed_window"``: at most ``max_rate`` starts per window; a
+          window begins with the first start after the previous one ended (as sheppy's), and windows
+          holding reservations follow one another without a gap.
         - An unknown strategy, ``max_rate < 1`` or ``rate_period <= 0`` raises ``BackendInputError``.
         """
         raise NotSupportedError(f"{type(self).__name__} does not declare capability 'rate_limit'")

@@ -11,9 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sheppy_core.exceptions import BackendInputError
+from sheppy_core.exceptions import BackendInputError, TaskStateError
 
-__all__ = ["check_queue_name", "check_task_id", "check_task_ids"]
+__all__ = [
+    "UNFINISHED_DELETE",
+    "check_queue_name",
+    "check_task_id",
+    "check_task_ids",
+    "unfinished_delete_error",
+]
+
+UNFINISHED_DELETE = "Only finished tasks can be deleted, cancel the task first"
+"""sheppy's words for ``delete_task`` of a task that is not finished (its users' tests match them)."""
 
 
 def _utf8_problem(text: str) -> str | None:
@@ -60,3 +69,15 @@ def check_task_id(task_id: object) -> str:
 def check_task_ids(task_ids: Iterable[object]) -> list[str]:
     """:func:`check_task_id` for each id, in order (a lookup's list of ids)."""
     return [check_task_id(task_id) for task_id in task_ids]
+
+
+def unfinished_delete_error(
+    task_id: str, status: object = None, queue_name: str | None = None
+) -> TaskStateError:
+    """The ``TaskStateError`` a backend raises when ``delete_task`` meets a task that is not finished
+    (``[delete.unfinished]``): sheppy's words first, then which task and its status."""
+    where = f" in queue {queue_name!r}" if queue_name is not None else ""
+    state = f" (status {status!r})" if status is not None else ""
+    return TaskStateError(
+        f"{UNFINISHED_DELETE}: task {task_id}{where} is not finished{state}; it was not deleted"
+    )

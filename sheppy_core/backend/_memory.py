@@ -34,7 +34,13 @@ from sheppy_core.backend._capabilities import (
     TTL,
     WORKFLOWS,
 )
-from sheppy_core.backend._checks import check_queue_name, check_task_id, check_task_ids
+from sheppy_core.backend._checks import (
+    check_queue_name,
+    check_task_id,
+    check_task_ids,
+    unfinished_delete_error,
+)
+from sheppy_core.backend._rate_limits import FixedWindow, take_fixed_window, take_sliding_window
 from sheppy_core.backend._records import (
     DEFAULT_TTL_SECONDS,
     STATS_KEYS,
@@ -52,7 +58,6 @@ from sheppy_core.exceptions import (
     BackendInputError,
     ConfigurationError,
     CorruptRecordError,
-    TaskStateError,
 )
 
 __all__ = ["MemoryBackend"]
@@ -73,8 +78,8 @@ class _Queue:
     # whose id was stored again or deleted since no longer match ``expires`` and are dropped unseen.
     expiry_order: list[tuple[float, str]] = field(default_factory=list)
     crons: dict[str, dict[str, Any]] = field(default_factory=dict)
-    sliding: dict[str, dict[str, float]] = field(default_factory=dict)  # key -> {task_id: grant time}
-    fixed: dict[str, tuple[int, int]] = field(default_factory=dict)  # key -> (window index, grants)
+    sliding: dict[str, dict[str, float]] = field(default_factory=dict)  # key -> {task_id: start}
+    fixed: dict[str, FixedWindow] = field(default_factory=dict)
     workflows: dict[str, dict[str, Any]] = field(default_factory=dict)
     workflow_pending: dict[str, set[str]] = field(default_factory=dict)
     listed: bool = False  # True once a task was appended or scheduled: what list_queues reports
@@ -304,12 +309,15 @@ class MemoryBackend(Backend):
         queue.queued[task_id] = None
         self._notify()
 
-    def _claim(self, queue: _Queue, limit: int, worker_id: str, lease: float) -> list[dict[str, Any]]:
+    def _claim(
+        self, queue: _Queue, limit: int, worker_id: str, lease: float, only: list[str] | None = None
+    ) -> list[dict[str, Any]]:
         now = utcnow()
         expired = [t for t, until in queue.claimed.items() if until <= now]
         expiry = now + timedelta(seconds=lease)
         claimed: list[dict[str, Any]] = []
-        for task_id in [*expired, *queue.queued]:
+        candidates = [*expired, *queue.queued] if only is None else [t for t in only if t in queue.queued]
+        for task_id in candidates:
             if len(claimed) >= limit:
                 break
             record = queue.records[task_id]
@@ -356,6 +364,26 @@ class MemoryBackend(Backend):
                 soonest = min(queue.claimed.values())
                 remaining = min(remaining, max(0.001, (soonest - utcnow()).total_seconds()))
             await self._wait_for_change(remaining)
+
+    # -- TestQueue's hooks (not part of the contract) ---------------------------------------------
+
+    def _claim_queued(self, queue_name: str, task_ids: list[str], worker_id: str) -> list[dict[str, Any]]:
+        """Claim exactly these queued tasks, in this order (ids not queued are skipped): how
+        ``TestQueue.process_scheduled`` runs the tasks it moved out of the schedule, and only those."""
+        queue = self._queue(queue_name)
+        return self._claim(queue, len(task_ids), worker_id, self.lease_duration, only=task_ids)
+
+    def _requeue_now(self, queue_name: str, task_id: str) -> bool:
+        """Move a scheduled (or retrying) task to the end of the queue, due at once: how ``TestQueue``
+        re-queues a retry without waiting for its delay. False if the task is not in the schedule."""
+        queue = self._queue(queue_name)
+        if task_id not in queue.scheduled:
+            return False
+        del queue.scheduled[task_id]
+        queue.queued[task_id] = None
+        queue.records[task_id]["status"] = "pending"
+        self._notify()
+        return True
 
     async def acknowledge(self, queue_name: str, task_id: str) -> bool:
         task_id = check_task_id(task_id)
@@ -531,10 +559,7 @@ class MemoryBackend(Backend):
         if record is None:
             return False
         if not is_finished(record):
-            raise TaskStateError(
-                f"task {task_id} is not finished (status {record.get('status')!r}); "
-                "only finished tasks can be deleted"
-            )
+            raise unfinished_delete_error(task_id, record.get("status"))
         del queue.records[task_id]
         queue.expires.pop(task_id, None)
         # A corrupt record reads as finished (quarantined) while it still waits in the queue.
@@ -582,22 +607,10 @@ class MemoryBackend(Backend):
         queue = self._queue(queue_name, create=True)
         now = time.time()
         if strategy == "sliding_window":
-            grants = queue.sliding.setdefault(key, {})
-            for holder in [t for t, at in grants.items() if at <= now - rate_period]:
-                del grants[holder]
-            if task_id in grants or len(grants) < max_rate:
-                grants.setdefault(task_id, now)
-                return None
-            return max(min(grants.values()) + rate_period - now, 0.001)
+            return take_sliding_window(queue.sliding.setdefault(key, {}), max_rate, rate_period, task_id, now)
         if strategy == "fixed_window":
-            window = math.floor(now / rate_period)
-            current, count = queue.fixed.get(key, (window, 0))
-            if current != window:
-                count = 0
-            if count < max_rate:
-                queue.fixed[key] = (window, count + 1)
-                return None
-            return max((window + 1) * rate_period - now, 0.001)
+            window = queue.fixed.setdefault(key, FixedWindow())
+            return take_fixed_window(window, max_rate, rate_period, task_id, now)
         raise BackendInputError(
             f"unknown rate-limit strategy {strategy!r}; use sliding_window or fixed_window"
         )

@@ -17,11 +17,12 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from sheppy_core import __version__
 from sheppy_core.cli._backends import backends_app
 from sheppy_core.cli._bench import bench
-from sheppy_core.cli._common import console
+from sheppy_core.cli._common import console, errors, one_line, propagated_line
 from sheppy_core.cli._queues import cron_app, queue_app
 from sheppy_core.cli._tasks import experimental_app, task_app
 from sheppy_core.cli._work import work
@@ -65,5 +66,14 @@ app.add_typer(experimental_app, name="experimental")
 
 
 def main() -> None:
-    """Console-script entry point (``sheppy``)."""
-    app()
+    """Console-script entry point (``sheppy``): an exception a command lets propagate (a failing
+    prestart hook) is shown as one ``error:`` line, exit status 1."""
+    try:
+        app()
+    except Exception as exc:
+        line = propagated_line(exc)
+        if line is None:
+            raise
+        shown = escape(one_line(line))
+        errors.print(f"[bold red]error:[/] {shown}", highlight=False, soft_wrap=True, emoji=False)
+        sys.exit(1)

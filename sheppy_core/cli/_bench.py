@@ -29,7 +29,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import IO, Annotated, Any
+from typing import IO, Annotated, Any, cast
 
 import typer
 from rich.table import Table
@@ -165,7 +165,7 @@ async def _burn_down(
     finished = [t for t in await queue.get_all_tasks() if t.status == "completed"]
     if not finished:
         raise SheppyError("no bench task completed during burn-down")
-    first_start = min(float(t.result) for t in finished)
+    first_start = min(float(cast(float, t.result)) for t in finished)
     last_finish = max(t.finished_at.timestamp() for t in finished if t.finished_at is not None)
     span = max(last_finish - first_start, 1e-9)
     await fleet.stop_all()
@@ -238,7 +238,7 @@ async def _steady_and_latency(
         enqueued = time.time()
         done = await queue.wait_for(probe, timeout=timeout)
         if done is not None and done.status == "completed":
-            latencies.append(max(float(done.result) - enqueued, 0.0) * 1000)
+            latencies.append(max(float(cast(float, done.result)) - enqueued, 0.0) * 1000)
         await asyncio.sleep(0.02)  # idle again: the next task finds the worker waiting
     await fleet.stop_all()
     latency: dict[str, Any] = {"samples": len(latencies)}

@@ -37,6 +37,8 @@ __all__ = [
     "one_line",
     "parse_json_args",
     "print_json",
+    "propagate",
+    "propagated_line",
     "run",
     "settings_from",
 ]
@@ -130,16 +132,38 @@ async def _settled(coroutine: Coroutine[Any, Any, T]) -> T:
         raise
 
 
+PROPAGATE_NOTE = "sheppy: "
+
+
+def propagate(exc: BaseException, line: str) -> BaseException:
+    """Mark ``exc`` to leave the command unchanged (sheppy lets a failing prestart hook's exception
+    propagate); the console entry point :func:`sheppy_core.cli.main` shows it as ``error: line``."""
+    exc.add_note(f"{PROPAGATE_NOTE}{line}")
+    return exc
+
+
+def propagated_line(exc: BaseException) -> str | None:
+    """The one line :func:`propagate` attached to ``exc``, or None."""
+    for note in getattr(exc, "__notes__", ()):
+        if isinstance(note, str) and note.startswith(PROPAGATE_NOTE):
+            return note[len(PROPAGATE_NOTE) :]
+    return None
+
+
 def run(coroutine: Coroutine[Any, Any, T], url: str | None = None) -> T:
     """Run ``coroutine``; any error an operator can fix becomes one line and exit status 1."""
     try:
         return asyncio.run(_settled(coroutine))
-    except BackendConnectionError as exc:
-        fail(f"cannot reach the backend at {redact_url(url or '')}: {exc}", url)
-    except ValidationError as exc:
-        fail(validation_line(exc), url)
-    except (SheppyError, ValueError, TimeoutError, TypeError) as exc:
-        fail(str(exc) or type(exc).__name__, url)
+    except Exception as exc:
+        if propagated_line(exc) is not None:
+            raise
+        if isinstance(exc, BackendConnectionError):
+            fail(f"cannot reach the backend at {redact_url(url or '')}: {exc}", url)
+        if isinstance(exc, ValidationError):
+            fail(validation_line(exc), url)
+        if isinstance(exc, (SheppyError, ValueError, TimeoutError, TypeError)):
+            fail(str(exc) or type(exc).__name__, url)
+        raise
 
 
 def make_backend(url: str) -> Backend:

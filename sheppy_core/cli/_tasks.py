@@ -488,7 +488,8 @@ def cancel(
     wanted = _task_id(task_id)
     cancelled = on_queue(settings.backend_url, settings.queue, lambda q: q.cancel(wanted))
     if fmt is Format.json:
-        print_json(_dump(cancelled, settings.queue))
+        # sheppy's keys: the record, its queue, queue_status and cancelled.
+        print_json({**_dump(cancelled, settings.queue), "queue_status": cancelled.status, "cancelled": True})
     else:
         console.print(f"task {wanted} cancelled", highlight=False)
 
@@ -507,11 +508,17 @@ def delete(
 
     async def remove() -> bool:
         async with connected(settings.backend_url) as backend:
-            return await backend.delete_task(settings.queue, wanted)
+            try:
+                uuid.UUID(wanted)
+            except ValueError:  # a quarantined record may carry any id: straight to the store
+                return await backend.delete_task(settings.queue, wanted)
+            # A task id: through Queue.delete, so its refusal reads as sheppy's.
+            return await Queue(backend, settings.queue).delete(wanted)
 
     if not run(remove(), settings.backend_url):
         _not_found(wanted, settings.queue)
     if fmt is Format.json:
-        print_json({"id": wanted, "deleted": True})
+        # sheppy's keys (task_id, queue, deleted), and id as in every other record this command prints.
+        print_json({"task_id": wanted, "id": wanted, "queue": settings.queue, "deleted": True})
     else:
         console.print(f"task {wanted} deleted", highlight=False)

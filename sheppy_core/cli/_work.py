@@ -19,7 +19,16 @@ from sheppy_core._registry import import_task_modules, registered_names
 from sheppy_core._settings import Settings
 from sheppy_core._worker import Worker
 from sheppy_core.backend import Backend, redact_url
-from sheppy_core.cli._common import QueueOption, UrlOption, errors, fail, make_backend, run, settings_from
+from sheppy_core.cli._common import (
+    QueueOption,
+    UrlOption,
+    errors,
+    fail,
+    make_backend,
+    propagate,
+    run,
+    settings_from,
+)
 from sheppy_core.exceptions import BackendError, ConfigurationError, SheppyError
 
 __all__ = ["work"]
@@ -56,24 +65,34 @@ def _logging(level: str, rich_console: bool) -> Iterator[None]:
 
 
 async def _call_prestart(name: str) -> None:
-    """Import and call the prestart hook once; any failure aborts before a worker starts."""
+    """Import and call the prestart hook once; any failure aborts before a worker starts.
+
+    As in sheppy, the failure propagates: the hook's own exception, or a ``ValueError``
+    (``ConfigurationError``) when the hook cannot be loaded.
+    """
     import importlib
 
     module_name, _, function_name = name.partition(":")
+    if not module_name or not function_name:
+        problem = ConfigurationError(f"cannot load prestart hook {name!r}: expected 'module:function'")
+        raise propagate(problem, str(problem))
     try:
         target: Any = importlib.import_module(module_name)
         for part in function_name.split("."):
             target = getattr(target, part)
     except (ImportError, AttributeError) as exc:
-        raise ConfigurationError(f"cannot load prestart hook {name!r}: {exc}") from None
+        problem = ConfigurationError(f"cannot load prestart hook {name!r}: {exc}")
+        raise propagate(problem, str(problem)) from None
     if not callable(target):
-        raise ConfigurationError(f"prestart hook {name!r} is not callable")
+        problem = ConfigurationError(f"prestart hook {name!r} is not callable")
+        raise propagate(problem, str(problem))
     try:
         outcome = target()
         if inspect.isawaitable(outcome):
             await outcome
     except Exception as exc:
-        raise ConfigurationError(f"prestart hook {name!r} failed: {type(exc).__name__}: {exc}") from None
+        propagate(exc, f"prestart hook {name!r} failed: {type(exc).__name__}: {exc}")
+        raise  # the hook's own exception, as in sheppy
 
 
 async def _remaining(backend: Backend, queues: list[str]) -> int:
@@ -239,8 +258,28 @@ def work(
             "worker with no tasks refuses to start: it would hand every task back unrun.",
         ),
     ] = False,
+    reload: Annotated[
+        bool,
+        typer.Option(
+            "--reload",
+            help="Not supported (sheppy 0.0.7 restarts the worker on file changes): run the worker under "
+            "a file watcher instead.",
+        ),
+    ] = False,
 ) -> None:
     """Start a worker that runs the @task functions of the imported modules."""
+    if reload:
+        # Restarting in-process on every save would re-run tasks cut off mid-way; a watcher around the
+        # command restarts it as a fresh process, with the usual shutdown hand-back.
+        fail(
+            "--reload is not supported by sheppy-core: run the worker under a file watcher instead, e.g. "
+            "watchfiles 'sheppy work ...' (pip install watchfiles)"
+        )
+    if disable_job_processing and disable_scheduler and disable_cron_manager:
+        fail(
+            "At least one processing type must be enabled: --disable-job-processing, --disable-scheduler "
+            "and --disable-cron-manager together leave the worker nothing to do"
+        )
     settings: Settings = settings_from(
         backend_url,
         queue,

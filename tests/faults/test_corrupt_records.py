@@ -161,7 +161,8 @@ async def test_corrupt_records_never_stop_a_worker(store_name: str, tmp_path: Pa
 
         # An operator deletes them by id, and they are gone.
         for bad in sorted(bad_ids):
-            assert await sheppy_json("task", "delete", bad) == {"id": bad, "deleted": True}
+            deleted = {"id": bad, "task_id": bad, "queue": queue.name, "deleted": True}
+            assert await sheppy_json("task", "delete", bad) == deleted
         assert await queue.backend.get_tasks(queue.name, sorted(bad_ids)) == {}
         assert (await queue.stats())["quarantined"] == 0
         assert worker.poll() is None, f"the worker exited: {await state()}"

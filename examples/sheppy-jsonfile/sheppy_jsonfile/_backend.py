@@ -56,7 +56,6 @@ from sheppy_core.backend import (
     BackendError,
     BackendInputError,
     CorruptRecordError,
-    TaskStateError,
     check_queue_name,
     check_task_id,
     check_task_ids,
@@ -68,6 +67,7 @@ from sheppy_core.backend import (
     retention_seconds,
     task_id_of,
     to_iso,
+    unfinished_delete_error,
 )
 from sheppy_core.exceptions import ConfigurationError
 
@@ -576,7 +576,7 @@ class JsonFileBackend(Backend):
                 return False
             record = _record(queue, task_id)  # a corrupt record reads as quarantined: finished
             if not is_finished(record):
-                raise TaskStateError(f"task {task_id} is not finished (status {record.get('status')!r})")
+                raise unfinished_delete_error(task_id, record.get("status"))
             self._forget_position(queue, task_id)  # a corrupt record may still be queued
             del queue["records"][task_id]
             return True

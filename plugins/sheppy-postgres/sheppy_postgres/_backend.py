@@ -46,6 +46,7 @@ from sheppy_core.backend import (
     retention_seconds,
     task_id_of,
     to_iso,
+    unfinished_delete_error,
     utcnow,
 )
 from sheppy_core.exceptions import (
@@ -53,7 +54,6 @@ from sheppy_core.exceptions import (
     BackendError,
     BackendInputError,
     CorruptRecordError,
-    TaskStateError,
 )
 from sheppy_postgres._batching import FinishedWrite, ResultBatcher
 from sheppy_postgres._config import PostgresConfig, parse_url, quote_ident
@@ -774,7 +774,7 @@ class PostgresBackend(ExtrasMixin, Backend):
             state, seq, data = current[0]["state"], current[0]["seq"], current[0]["data"]
             if await self._fetchval("delete_unfinished", queue, stored_id, state, seq, data):
                 return True
-        raise TaskStateError(f"task {task_id!r} in queue {queue_name!r} is not finished; it was not deleted")
+        raise unfinished_delete_error(str(task_id), queue_name=queue_name)
 
     # -- retention -------------------------------------------------------------------------------
 

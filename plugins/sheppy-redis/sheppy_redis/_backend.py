@@ -23,8 +23,9 @@ key                 type    holds
 ``wf`` / ``wfv``    HASH    workflow id -> JSON / version (compare-and-set without parsing JSON)
 ``wfp:<wid>``       SET     pending task ids of an unfinished workflow; ``wfo`` SET: unfinished ids
 ``wft:<wid>``       SET     task ids carrying that workflow_id (``wftk``: which ``wft`` sets exist)
-``rl:s:<k>``        ZSET    sliding-window grants (task id -> grant time); ``rl:f:<k>`` HASH: fixed
-                            window index and count; ``rlk`` SET: the rate-limit keys in use
+``rl:s:<k>``        ZSET    sliding-window starts, made or reserved (task id -> time); ``rl:fw:<k>``
+                            STRING: when the current fixed window began, ``rl:fs:<k>`` ZSET: its
+                            starts; ``rlk`` SET: the rate-limit keys in use
 ==================  ======  =====================================================================
 
 plus ``<prefix>:queues`` (HASH of queue names, for ``list_queues``) and the pub/sub channel
@@ -101,13 +102,13 @@ from sheppy_core.backend import (
     record_to_json,
     redact_url,
     to_iso,
+    unfinished_delete_error,
 )
 from sheppy_core.exceptions import (
     BackendConnectionError,
     BackendInputError,
     ConfigurationError,
     CorruptRecordError,
-    TaskStateError,
 )
 from sheppy_redis._batching import ScriptBatcher
 from sheppy_redis._config import RedisSettings, check_prefix, parse_redis_url, without_option
@@ -785,10 +786,7 @@ class RedisBackend(OptionalCapabilities, Backend):
             if body is not None:
                 reply = await self._run("delete_task", "delete_task", keys, [task_id, body])
         if isinstance(reply, bytes):
-            raise TaskStateError(
-                f"task {task_id} is not finished (status {json.loads(reply)!r}); "
-                "only finished tasks can be deleted"
-            )
+            raise unfinished_delete_error(task_id, json.loads(reply))
         return bool(reply)
 
 

@@ -66,7 +66,7 @@ from sheppy_core.backend import (
     BackendError,
     BackendInputError,
     CorruptRecordError,
-    TaskStateError,
+    FixedWindow,
     check_queue_name,
     check_task_id,
     check_task_ids,
@@ -78,8 +78,11 @@ from sheppy_core.backend import (
     record_from_json,
     record_to_json,
     retention_seconds,
+    take_fixed_window,
+    take_sliding_window,
     task_id_of,
     to_iso,
+    unfinished_delete_error,
 )
 from sheppy_sqlite._batching import Coalescer
 from sheppy_sqlite._config import DEFAULT_BUSY_TIMEOUT_MS, DEFAULT_POLL_INTERVAL, SQLiteOptions, parse_url
@@ -659,8 +662,8 @@ class SQLiteBackend(Backend):
 
         async def body(conn: Conn) -> int:
             removed = int((await self._fetch(conn, "clear_count", params))[0][0])
-            for name in ("clear_tasks", "clear_crons", "clear_grants", "clear_windows", "clear_workflows",
-                         "clear_workflow_pending", "clear_queue"):
+            for name in ("clear_tasks", "clear_crons", "clear_grants", "clear_windows", "clear_window_starts",
+                         "clear_workflows", "clear_workflow_pending", "clear_queue"):
                 await self._fetch(conn, name, params)
             return removed
 
@@ -714,10 +717,7 @@ class SQLiteBackend(Backend):
         state = await self._rows("delete_task", "task_state", key)
         if not state:
             return False
-        raise TaskStateError(
-            f"task {task_id} in queue {queue_name!r} is not finished (status {state[0][1]!r}); "
-            "only finished tasks can be deleted"
-        )
+        raise unfinished_delete_error(task_id, state[0][1], queue_name)
 
     # -- cron ------------------------------------------------------------------------------------
 
@@ -766,7 +766,7 @@ class SQLiteBackend(Backend):
                 queue_name, str(key), max_rate, float(rate_period), str(task_id)
             )
         if strategy == "fixed_window":
-            return await self._fixed_window(queue_name, str(key), max_rate, float(rate_period))
+            return await self._fixed_window(queue_name, str(key), max_rate, float(rate_period), str(task_id))
         raise BackendInputError(
             f"unknown rate-limit strategy {strategy!r}; use sliding_window or fixed_window"
         )
@@ -774,29 +774,52 @@ class SQLiteBackend(Backend):
     async def _sliding_window(
         self, queue_name: str, key: str, max_rate: int, period: float, task_id: str
     ) -> float | None:
+        """The key's starts and reservations are read, updated by the shared rule
+        (``take_sliding_window``) and written back in one write transaction: atomic across clients."""
+        params = {"queue": queue_name, "key": key}
+
         async def body(conn: Conn) -> float | None:
-            now = time.time()
-            params = {"queue": queue_name, "key": key, "task_id": task_id, "now": now, "cutoff": now - period}
-            await self._fetch(conn, "sliding_prune", params)
-            count, oldest, holds = (await self._fetch(conn, "sliding_state", params))[0]
-            if holds:  # a redelivered task keeps the slot it was granted
-                return None
-            if int(count) < max_rate:
-                await self._fetch(conn, "sliding_grant", params)
-                return None
-            return max(float(oldest) + period - now, 0.001)
+            before = {str(t): float(at) for t, at in await self._fetch(conn, "rate_starts", params)}
+            starts = dict(before)
+            wait = take_sliding_window(starts, max_rate, period, task_id, time.time())
+            await self._save_starts(conn, params, before, starts, "rate_start")
+            return wait
 
         return await self._transaction("acquire_rate_limit", body)
 
-    async def _fixed_window(self, queue_name: str, key: str, max_rate: int, period: float) -> float | None:
-        now = time.time()
-        window = math.floor(now / period)
-        rows = await self._rows("acquire_rate_limit", "fixed_grant", {
-            "queue": queue_name, "key": key, "window": window, "max_rate": max_rate,
-        })
-        if rows:
-            return None
-        return max((window + 1) * period - now, 0.001)
+    async def _fixed_window(
+        self, queue_name: str, key: str, max_rate: int, period: float, task_id: str
+    ) -> float | None:
+        params = {"queue": queue_name, "key": key}
+
+        async def body(conn: Conn) -> float | None:
+            rows = await self._fetch(conn, "window_get", params)
+            before = {str(t): float(at) for t, at in await self._fetch(conn, "window_starts", params)}
+            window = FixedWindow(float(rows[0][0]) if rows else None, dict(before))
+            wait = take_fixed_window(window, max_rate, period, task_id, time.time())
+            if window.start is None:
+                await self._fetch(conn, "window_delete", params)
+            else:
+                await self._fetch(conn, "window_put", {**params, "start": window.start})
+            await self._save_starts(conn, params, before, window.starts, "window_start")
+            return wait
+
+        return await self._transaction("acquire_rate_limit", body)
+
+    async def _save_starts(
+        self,
+        conn: Conn,
+        params: dict[str, Any],
+        before: dict[str, float],
+        after: dict[str, float],
+        table: str,
+    ) -> None:
+        """Write the changes from ``before`` to ``after`` with the ``<table>_delete``/``_put`` queries."""
+        for task_id in before.keys() - after.keys():
+            await self._fetch(conn, f"{table}_delete", {**params, "task_id": task_id})
+        for task_id, at in after.items():
+            if before.get(task_id) != at:
+                await self._fetch(conn, f"{table}_put", {**params, "task_id": task_id, "at": at})
 
     # -- workflows -------------------------------------------------------------------------------
 

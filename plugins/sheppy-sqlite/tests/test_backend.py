@@ -525,7 +525,8 @@ async def test_fixed_window(backend: SQLiteBackend) -> None:
     # Start right after a window boundary so both grants land in one window.
     await asyncio.sleep(period - (time.time() % period) + 0.01)
     assert await backend.acquire_rate_limit(Q, "f", 2, period, "a", "fixed_window") is None
-    assert await backend.acquire_rate_limit(Q, "f", 2, period, "a", "fixed_window") is None
+    assert await backend.acquire_rate_limit(Q, "f", 2, period, "a2", "fixed_window") is None
+    assert await backend.acquire_rate_limit(Q, "f", 2, period, "a", "fixed_window") is None  # a holder
     wait = await backend.acquire_rate_limit(Q, "f", 2, period, "b", "fixed_window")
     assert wait is not None and 0 < wait <= period
     await asyncio.sleep(wait + 0.01)

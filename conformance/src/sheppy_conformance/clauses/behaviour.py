@@ -58,7 +58,8 @@ class BehaviourClauses:
         async with running_worker(await env.peer(), queue.name):
             done = await queue.wait_for(work, timeout=WAIT_SECONDS)
         assert {t.status for t in done.values()} == {"completed"}
-        assert sorted(t.result for t in done.values()) == [0, 2, 4, 6, 8]
+        results: list[Any] = [t.result for t in done.values()]
+        assert sorted(results) == [0, 2, 4, 6, 8]
 
     @clause("behaviour.retries", timeout=15)
     async def test_behaviour_retries(self, env: Env) -> None:

@@ -233,6 +233,9 @@ DELETE FROM rate_limit_grants WHERE queue = :queue;
 -- name: clear_windows
 DELETE FROM rate_limit_windows WHERE queue = :queue;
 
+-- name: clear_window_starts
+DELETE FROM rate_limit_window_starts WHERE queue = :queue;
+
 -- name: clear_workflows
 DELETE FROM workflows WHERE queue = :queue;
 
@@ -257,27 +260,35 @@ DELETE FROM tasks WHERE queue = :queue AND state = 'scheduled' AND status = 'sch
 -- name: get_crons
 SELECT data FROM crons WHERE queue = :queue ORDER BY id;
 
--- name: sliding_prune
--- Forget grants that have left the window of this key.
-DELETE FROM rate_limit_grants WHERE queue = :queue AND key = :key AND granted_at <= :cutoff;
+-- name: rate_starts
+-- The starts a sliding-window key made or reserved (its budget, see sheppy_core.backend._rate_limits).
+SELECT task_id, granted_at FROM rate_limit_grants WHERE queue = :queue AND key = :key;
 
--- name: sliding_state
--- How many grants are in the window, when the oldest leaves it, and whether :task_id holds one.
-SELECT count(*), min(granted_at), coalesce(max(task_id = :task_id), 0)
-FROM rate_limit_grants WHERE queue = :queue AND key = :key;
+-- name: rate_start_delete
+DELETE FROM rate_limit_grants WHERE queue = :queue AND key = :key AND task_id = :task_id;
 
--- name: sliding_grant
-INSERT INTO rate_limit_grants (queue, key, task_id, granted_at) VALUES (:queue, :key, :task_id, :now);
+-- name: rate_start_put
+INSERT OR REPLACE INTO rate_limit_grants (queue, key, task_id, granted_at)
+VALUES (:queue, :key, :task_id, :at);
 
--- name: fixed_grant
--- One statement, hence atomic: start a new window, or count one more grant in the current window while
--- it has room. A row comes back only when the grant was made.
-INSERT INTO rate_limit_windows (queue, key, window_index, grants) VALUES (:queue, :key, :window, 1)
-ON CONFLICT (queue, key) DO UPDATE SET
-    grants = CASE WHEN window_index = excluded.window_index THEN grants + 1 ELSE 1 END,
-    window_index = excluded.window_index
-WHERE window_index != excluded.window_index OR grants < :max_rate
-RETURNING grants;
+-- name: window_get
+SELECT window_start FROM rate_limit_windows WHERE queue = :queue AND key = :key;
+
+-- name: window_put
+INSERT OR REPLACE INTO rate_limit_windows (queue, key, window_start) VALUES (:queue, :key, :start);
+
+-- name: window_delete
+DELETE FROM rate_limit_windows WHERE queue = :queue AND key = :key;
+
+-- name: window_starts
+SELECT task_id, started_at FROM rate_limit_window_starts WHERE queue = :queue AND key = :key;
+
+-- name: window_start_delete
+DELETE FROM rate_limit_window_starts WHERE queue = :queue AND key = :key AND task_id = :task_id;
+
+-- name: window_start_put
+INSERT OR REPLACE INTO rate_limit_window_starts (queue, key, task_id, started_at)
+VALUES (:queue, :key, :task_id, :at);
 
 -- name: workflow_version
 SELECT version FROM workflows WHERE queue = :queue AND id = :id;
