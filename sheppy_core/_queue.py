@@ -74,12 +74,23 @@ def _task_id(ref: TaskRef) -> str:
     return task_id
 
 
-def _lookup_refs(task: object) -> tuple[bool, list[str | None]]:
-    """``(single, ids)`` for ``get_task``/``wait_for``: a list, tuple or set is a batch, anything else
-    one reference. Duplicate ids collapse; an id that cannot name a task stays as None."""
+def _lookup_refs(task: object) -> tuple[bool, list[str], bool]:
+    """``(single, ids, unnamed)`` for ``get_task``/``wait_for``: a list, tuple or set is a batch,
+    anything else one reference. Duplicate ids collapse; ``unnamed`` says a reference could not name a
+    task (None, a malformed id), which is left out of ``ids``."""
     single = not isinstance(task, (list, tuple, set, frozenset))
     refs: list[object] = [task] if single else list(task)  # type: ignore[call-overload]
-    return single, list(dict.fromkeys(_lookup_id(ref) for ref in refs))
+    lookup = list(dict.fromkeys(_lookup_id(ref) for ref in refs))
+    ids = [task_id for task_id in lookup if task_id is not None]
+    return single, ids, len(ids) < len(lookup)
+
+
+def _one_or_all(
+    single: bool, ids: list[str], found: dict[uuid.UUID, Task[Any]]
+) -> Task[Any] | dict[uuid.UUID, Task[Any]] | None:
+    if single:
+        return found.get(uuid.UUID(ids[0])) if ids else None
+    return found
 
 
 def readable_tasks(queue_name: str, records: Iterable[Mapping[str, Any]]) -> list[Task[Any]]:
@@ -275,13 +286,10 @@ class Queue:
     ) -> Task[Any] | dict[uuid.UUID, Task[Any]] | None:
         """One task (None if unknown), or ``{id: Task}`` for a list (unknown ids omitted). A reference
         that cannot name a task (None, a malformed id) is unknown, never an error."""
-        single, lookup = _lookup_refs(task)
-        ids = [task_id for task_id in lookup if task_id is not None]
+        single, ids, _ = _lookup_refs(task)
         backend = await self._ensure()
         found = _by_id(self.name, await backend.get_tasks(self.name, ids)) if ids else {}
-        if single:
-            return found.get(uuid.UUID(ids[0])) if ids else None
-        return found
+        return _one_or_all(single, ids, found)
 
     async def get_all_tasks(self) -> list[Task[Any]]:
         return readable_tasks(self.name, await (await self._ensure()).get_all_tasks(self.name))
@@ -327,17 +335,14 @@ class Queue:
         everything finished in time; ``< 0`` returns at once with what is finished. A reference that
         cannot name a task (None, a malformed id) is waited for like an id nobody added: it never
         finishes."""
-        single, lookup = _lookup_refs(task)
-        ids = [task_id for task_id in lookup if task_id is not None]
+        single, ids, unnamed = _lookup_refs(task)
         backend = await self._ensure()
         found = _by_id(self.name, await backend.get_results(self.name, ids, timeout=timeout)) if ids else {}
-        if len(ids) < len(lookup) and timeout is not None and timeout >= 0:
+        if unnamed and timeout is not None and timeout >= 0:
             if timeout > 0:
                 raise TimeoutError(f"task(s) of queue {self.name!r} did not finish within {timeout} s")
             await asyncio.Event().wait()  # timeout=0 waits for ever, as for any id that never finishes
-        if single:
-            return found.get(uuid.UUID(ids[0])) if ids else None
-        return found
+        return _one_or_all(single, ids, found)
 
     # -- manage ----------------------------------------------------------------------------------
 
@@ -393,10 +398,9 @@ class Queue:
         resume is handed to a worker as an internal task.
         """
         task_id = _lookup_id(task)
-        if task_id is None:
-            await self._ensure()
-            raise TaskCancellationError(f"cannot cancel task {task!r}: it does not exist")
         backend = await self._ensure()
+        if task_id is None:
+            raise TaskCancellationError(f"cannot cancel task {task!r}: it does not exist")
         record = await backend.cancel(self.name, task_id)
         if record is None:
             current = await self.get_task(task_id)

@@ -96,10 +96,16 @@ def coerce_result(name: str, value: Any) -> Any:
     """A stored result turned back into its annotated type, if the task is registered here; otherwise
     the raw JSON value (reading a record never imports anything)."""
     definition = _tasks.get(name)
-    if definition is None or definition.return_adapter is None:
+    return typed_or_raw(definition.return_adapter if definition is not None else None, value)
+
+
+def typed_or_raw(adapter: TypeAdapter[Any] | None, value: Any) -> Any:
+    """``value`` validated by ``adapter`` (a return annotation), or unchanged when there is none or
+    the value does not fit it: a changed annotation never makes a stored value unreadable."""
+    if adapter is None:
         return value
     try:
-        return definition.return_adapter.validate_python(value)
+        return adapter.validate_python(value)
     except ValidationError:
         return value
 

@@ -51,10 +51,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, overload
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from sheppy_core._dependencies import is_injected
-from sheppy_core._registry import TaskDefinition
+from sheppy_core._registry import TaskDefinition, typed_or_raw
 from sheppy_core._runner import released, rescheduled
 from sheppy_core._task import _module_name, _to_json, validate_arguments
 from sheppy_core.backend import SHARED_STORE, WORKFLOWS
@@ -184,12 +184,7 @@ def typed_final_result(func: str, value: Any) -> Any:
     """A stored (JSON) ``final_result`` as the type the workflow's ``Generator[..., R]`` names, when
     the workflow is registered here and the value fits; otherwise the value unchanged."""
     definition = _definitions.get(func)
-    if definition is None or definition.return_adapter is None:
-        return value
-    try:
-        return definition.return_adapter.validate_python(value)
-    except ValidationError:
-        return value
+    return typed_or_raw(definition.return_adapter if definition is not None else None, value)
 
 
 class WorkflowResult(NamedTuple):

@@ -19,34 +19,20 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
-import redis.asyncio as redis_asyncio
-from compat.support import QUEUE_NAME, STORES, Store, fast
+from compat.support import (
+    POSTGRES_URL,
+    QUEUE_NAME,
+    REDIS_URL,
+    STORES,
+    Store,
+    delete_redis_prefix,
+    drop_schema,
+    fast,
+)
 
 from sheppy_core import Queue, Worker
 from sheppy_core.backend import Backend
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
-POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-async def _delete_redis_prefix(prefix: str) -> None:
-    client = redis_asyncio.Redis.from_url(REDIS_URL)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
-        if keys:
-            await client.unlink(*keys)
-    finally:
-        await client.aclose()
-
-
-async def _drop_schema(schema: str) -> None:
-    conn = await asyncpg.connect(POSTGRES_URL)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(params=STORES)
@@ -68,9 +54,9 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     if made._memory is not None and made._memory.is_connected:
         await made._memory.disconnect()
     if kind == "redis":
-        await _delete_redis_prefix(f"compat-{token}")
+        await delete_redis_prefix(f"compat-{token}")
     elif kind == "postgres":
-        await _drop_schema(f"compat_{token}")
+        await drop_schema(f"compat_{token}")
 
 
 @pytest.fixture

@@ -5,11 +5,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import asyncpg
+import redis.asyncio as redis_asyncio
+
 from sheppy_core import MemoryBackend, Worker
 from sheppy_core._plugins import backend_from_url
 from sheppy_core.backend import Backend
 
 QUEUE_NAME = "pytest"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 WORK_BOUND = 60.0
 """Seconds a test lets ``work()`` run before it fails (a bound, never a sleep)."""
 
@@ -36,6 +41,26 @@ class Store:
         backend = backend_from_url(self.url)
         self.made.append(backend)
         return backend
+
+
+async def delete_redis_prefix(prefix: str) -> None:
+    """Remove every key under ``prefix`` on the shared Redis (a test's clean-up)."""
+    client = redis_asyncio.Redis.from_url(REDIS_URL)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
+        if keys:
+            await client.unlink(*keys)
+    finally:
+        await client.aclose()
+
+
+async def drop_schema(schema: str) -> None:
+    """Drop a test's PostgreSQL schema and everything in it."""
+    conn = await asyncpg.connect(POSTGRES_URL)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
 
 
 def fast(worker: Worker) -> Worker:

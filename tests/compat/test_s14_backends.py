@@ -16,17 +16,14 @@ from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
 import pytest
-import redis.asyncio as redis_asyncio
 from compat import tasks_testqueue as t
-from compat.support import QUEUE_NAME, Store, work
+from compat.support import QUEUE_NAME, REDIS_URL, Store, delete_redis_prefix, work
 
 import sheppy_core
 from sheppy_core import Backend, BackendError, MemoryBackend, Queue, Task, Worker
 from sheppy_core import backend as backend_module
 from sheppy_core import exceptions as exceptions_module
 from sheppy_core.backend import DEFAULT_TTL_SECONDS
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 SHEPPY_BACKEND_METHODS = [
     "connect", "disconnect", "is_connected", "append", "pop", "get_tasks", "get_all_tasks",
@@ -200,13 +197,7 @@ async def test_memory_error_ttl_applies_to_failed_records_only() -> None:
 async def redis_prefix() -> AsyncIterator[str]:
     prefix = f"compat-s14-{uuid.uuid4().hex[:10]}"
     yield prefix
-    client = redis_asyncio.Redis.from_url(REDIS_URL)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
-        if keys:
-            await client.unlink(*keys)
-    finally:
-        await client.aclose()
+    await delete_redis_prefix(prefix)
 
 
 def test_redis_backend_is_the_plugin_class() -> None:
