@@ -63,6 +63,12 @@ async def stamp(label: str) -> float:
     return record_start(label)
 
 
+@task(retry=2, timeout=30)
+async def housekeeping(days: int, dry_run: bool = False) -> int:
+    """A task with decorator options, declared as a cron in the §6 tests: the options must be kept."""
+    return 0 if dry_run else days
+
+
 @task(retry=2, retry_delay=0.05)
 async def fails_until_third(current: Task[Any] = CURRENT_TASK) -> str:
     if current.retry_count < 2:
