@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
+import pytest
 import redis.asyncio as redis_asyncio
 
 from sheppy_core import MemoryBackend, Worker
@@ -17,6 +20,8 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 WORK_BOUND = 60.0
 """Seconds a test lets ``work()`` run before it fails (a bound, never a sleep)."""
+STATE_BOUND = 20.0
+"""Seconds ``until()`` waits for a state before the test fails."""
 
 STORES = ["memory", "sqlite", "redis", "postgres"]
 
@@ -75,3 +80,18 @@ async def work(worker: Worker, bound: float = WORK_BOUND, **options: Any) -> Non
     """``await worker.work(**options)`` without signal handlers, failing the test after ``bound`` s."""
     options.setdefault("register_signal_handlers", False)
     await asyncio.wait_for(worker.work(**options), bound)
+
+
+async def until(condition: Callable[[], Any], bound: float = STATE_BOUND) -> None:
+    """Wait (polling) until ``condition()`` is true; fail the test after ``bound`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + bound
+    while True:
+        value = condition()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return
+        if loop.time() > deadline:
+            pytest.fail(f"condition not met within {bound} s")
+        await asyncio.sleep(0.01)

@@ -16,7 +16,6 @@ asserted (§18.13: ``pending`` once queued). Declared crons keep the ``@task`` o
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import uuid
 from collections.abc import Callable, Iterable
@@ -26,15 +25,12 @@ from typing import Any
 
 import pytest
 from compat import tasks_timing as t
-from compat.support import QUEUE_NAME, WORK_BOUND, Store, fast, work
+from compat.support import QUEUE_NAME, STATE_BOUND, WORK_BOUND, Store, fast, until, work
 from pydantic import ValidationError
 
 from sheppy_core import Queue, Task, Worker
 from sheppy_core.backend import Backend
 from sheppy_core.models import TaskConfig, TaskCron, TaskSpec
-
-BOUND = 20.0
-"""Seconds any wait for a state may take before the test fails."""
 
 EVERY_MINUTE = "* * * * *"
 LOOKAHEAD = 3
@@ -45,21 +41,6 @@ OTHER_QUEUE = "pytest-maintenance"
 
 def new_label() -> str:
     return f"s06-{uuid.uuid4().hex[:10]}"
-
-
-async def until(condition: Callable[[], Any], bound: float = BOUND) -> None:
-    """Wait (polling) until ``condition()`` is true; fail the test after ``bound`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + bound
-    while True:
-        value = condition()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return
-        if loop.time() > deadline:
-            pytest.fail(f"condition not met within {bound} s")
-        await asyncio.sleep(0.01)
 
 
 def cron_only(worker: Worker) -> Worker:
@@ -130,7 +111,7 @@ async def test_a_due_task_is_moved_to_the_queue_as_pending_then_run(
 
     runner = make_worker(enable_scheduler=False, enable_cron_manager=False)
     await work(runner, max_tasks=1)
-    done = await queue.wait_for(task, timeout=BOUND)
+    done = await queue.wait_for(task, timeout=STATE_BOUND)
     assert done is not None and done.status == "completed" and done.result == t.STARTS[label][0]
     assert done.scheduled_at == at
 
@@ -143,7 +124,7 @@ async def test_a_scheduled_task_runs_when_due_and_not_before(queue: Queue, worke
     assert await queue.schedule(task, at) is True
     job = asyncio.create_task(work(worker))
     try:
-        done = await queue.wait_for(task, timeout=BOUND)
+        done = await queue.wait_for(task, timeout=STATE_BOUND)
     finally:
         await stop(worker, job)
     assert done is not None and done.status == "completed" and done.finished_at is not None

@@ -120,9 +120,14 @@ async def test_a_pending_retry_leaves_the_task_unfinished(queue, worker):
         await queue.wait_for(task, timeout=0.3)
 
 
-async def test_a_timeout_ends_the_attempt_with_task_timeout_error(queue, worker):
+@pytest.mark.parametrize(
+    "fn", [t.too_slow, t.too_slow_with_retries, t.sync_too_slow], ids=["async", "retries-left", "sync"]
+)
+async def test_a_timeout_ends_the_attempt_with_task_timeout_error_and_is_final(queue, worker, fn):
+    """Final even with retries left (no ``retry_on_timeout``); a sync task times out too (its thread
+    runs on, §7)."""
     name = label()
-    task = t.too_slow(name)
+    task = fn(name)
     await queue.add(task)
     done = await run_until_finished(queue, worker, task)
     assert done.status == "failed"
@@ -130,17 +135,6 @@ async def test_a_timeout_ends_the_attempt_with_task_timeout_error(queue, worker)
     assert done.exception is not None and done.exception.type == "TaskTimeoutError"
     assert "exceeded timeout of 0.2 seconds" in done.exception.message
     assert isinstance(done.exception.to_exception(), TaskTimeoutError)
-    assert len(t.RUNS[name]) == 1
-
-
-async def test_a_timeout_is_final_without_retry_on_timeout(queue, worker):
-    name = label()
-    task = t.too_slow_with_retries(name)
-    await queue.add(task)
-    done = await run_until_finished(queue, worker, task)
-    assert done.status == "failed"
-    assert done.retry_count == 0
-    assert done.exception is not None and done.exception.type == "TaskTimeoutError"
     assert len(t.RUNS[name]) == 1
 
 
@@ -153,13 +147,3 @@ async def test_retry_on_timeout_spends_a_retry_on_a_timeout(queue, worker):
     assert done.result == "quick the second time"
     assert done.retry_count == 1
     assert [run.retry_count for run in t.RUNS[name]] == [0, 1]
-
-
-async def test_a_sync_task_times_out_too(queue, worker):
-    name = label()
-    task = t.sync_too_slow(name)
-    await queue.add(task)
-    done = await run_until_finished(queue, worker, task)
-    assert done.status == "failed"
-    assert done.exception is not None and done.exception.type == "TaskTimeoutError"
-    assert "exceeded timeout of 0.2 seconds" in done.exception.message

@@ -17,32 +17,14 @@ from typing import Any
 
 import pytest
 from compat import tasks_worker as t
-from compat.support import QUEUE_NAME, WORK_BOUND, work
+from compat.support import QUEUE_NAME, WORK_BOUND, until, work
 
 from sheppy_core import Queue, Worker
 from sheppy_core.backend import Backend
 
-BOUND = 20.0
-"""Seconds any wait for a state may take before the test fails."""
-
 
 def new_key() -> str:
     return f"k-{uuid.uuid4().hex[:10]}"
-
-
-async def until(condition: Callable[[], Any], bound: float = BOUND) -> None:
-    """Wait (polling) until ``condition()`` is true; fail the test after ``bound`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + bound
-    while True:
-        value = condition()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return
-        if loop.time() > deadline:
-            pytest.fail(f"condition not met within {bound} s")
-        await asyncio.sleep(0.01)
 
 
 def handler_installed(sig: signal.Signals) -> bool:
