@@ -87,14 +87,16 @@ class EarlySchedule(_Mutant):
 class AppendNotUnique(_Mutant):
     """Checks uniqueness against the queue index only, so claimed/scheduled/finished ids are overwritten."""
 
-    async def append(self, queue_name: str, tasks: list[dict[str, Any]], unique: bool = True) -> list[bool]:
+    async def append(
+        self, queue_name: str, tasks: list[dict[str, Any]], unique: bool = True, *, connection: object = None
+    ) -> list[bool]:
         queue = self._queue(queue_name, create=True)
         results = []
         for task in tasks:
             if unique and task.get("id") in queue.queued:
                 results.append(False)
             else:
-                results.extend(await super().append(queue_name, [task], unique=False))
+                results.extend(await super().append(queue_name, [task], unique=False, connection=connection))
         return results
 
 
@@ -375,7 +377,9 @@ class EagerPurge(_Mutant):
     """Purges "ahead" on each write (finished records due to expire within the next 1.5 s go now, to save
     a later pass): a finished record disappears before its TTL whenever other clients keep writing."""
 
-    async def append(self, queue_name: str, tasks: list[dict[str, Any]], unique: bool = True) -> list[bool]:
+    async def append(
+        self, queue_name: str, tasks: list[dict[str, Any]], unique: bool = True, *, connection: object = None
+    ) -> list[bool]:
         import time
 
         queue = self._queue(queue_name, create=True)
@@ -383,7 +387,7 @@ class EagerPurge(_Mutant):
         for task_id in [t for t, at in queue.expires.items() if at <= soon]:
             del queue.expires[task_id]
             queue.records.pop(task_id, None)
-        return await super().append(queue_name, tasks, unique)
+        return await super().append(queue_name, tasks, unique, connection=connection)
 
 
 class CronDeleteKeepsOccurrences(_Mutant):

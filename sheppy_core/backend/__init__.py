@@ -4,6 +4,13 @@ in-memory reference backend.
 Backend plugins import from here (and only from sheppy-core's public names)::
 
     from sheppy_core.backend import Backend, CONTRACT_VERSION, BLOCKING_POP, to_iso, due_at
+
+The backend kit is what every backend would otherwise write again: argument checks (``check_*``,
+``_checks.py``), the missing-capability error (``missing_capability``, ``_capabilities.py``), named
+queries and numbered migrations in ``.sql`` files (``_sql.py``), the common URL options ``lease``,
+``ttl``, ``error_ttl`` (``parse_common_options``, ``_url_options.py``), URL redaction (``_url.py``),
+record helpers (``_records.py``) and the rate-limit rule (``_rate_limits.py``). The kit's own modules import
+nothing of the engine (tests/test_backend_kit.py checks it).
 """
 
 from sheppy_core.backend._base import CONTRACT_VERSION, Backend
@@ -17,10 +24,17 @@ from sheppy_core.backend._capabilities import (
     TRANSACTIONAL_ENQUEUE,
     TTL,
     WORKFLOWS,
+    check_no_connection,
+    missing_capability,
+    missing_capability_reason,
 )
 from sheppy_core.backend._checks import (
+    RATE_LIMIT_STRATEGIES,
     UNFINISHED_DELETE,
+    check_aware,
+    check_count,
     check_queue_name,
+    check_rate_limit,
     check_task_id,
     check_task_ids,
     unfinished_delete_error,
@@ -47,7 +61,22 @@ from sheppy_core.backend._records import (
     to_iso,
     utcnow,
 )
+from sheppy_core.backend._sql import (
+    Migration,
+    NamedQuery,
+    check_schema_not_newer,
+    load_migrations,
+    load_named_queries,
+    migrations_to_apply,
+    parse_named_queries,
+)
 from sheppy_core.backend._url import redact_secrets, redact_url
+from sheppy_core.backend._url_options import (
+    COMMON_URL_OPTION_HELP,
+    COMMON_URL_OPTIONS,
+    CommonOptions,
+    parse_common_options,
+)
 from sheppy_core.exceptions import (
     BackendConnectionError,
     BackendError,
@@ -61,6 +90,8 @@ from sheppy_core.exceptions import (
 __all__ = [
     "BLOCKING_POP",
     "CAPABILITIES",
+    "COMMON_URL_OPTIONS",
+    "COMMON_URL_OPTION_HELP",
     "CONTRACT_VERSION",
     "CRON",
     "DEFAULT_TTL_SECONDS",
@@ -68,6 +99,7 @@ __all__ = [
     "FINISHED_STATUSES",
     "QUARANTINED",
     "RATE_LIMIT",
+    "RATE_LIMIT_STRATEGIES",
     "RESULT_NOTIFY",
     "SCHEDULED_STATUSES",
     "SHARED_STORE",
@@ -80,13 +112,21 @@ __all__ = [
     "BackendConnectionError",
     "BackendError",
     "BackendInputError",
+    "CommonOptions",
     "ConfigurationError",
     "CorruptRecordError",
     "FixedWindow",
     "MemoryBackend",
+    "Migration",
+    "NamedQuery",
     "NotSupportedError",
     "TaskStateError",
+    "check_aware",
+    "check_count",
+    "check_no_connection",
     "check_queue_name",
+    "check_rate_limit",
+    "check_schema_not_newer",
     "check_task_id",
     "check_task_ids",
     "decode_record",
@@ -95,6 +135,13 @@ __all__ = [
     "from_iso",
     "is_finished",
     "is_quarantined",
+    "load_migrations",
+    "load_named_queries",
+    "migrations_to_apply",
+    "missing_capability",
+    "missing_capability_reason",
+    "parse_common_options",
+    "parse_named_queries",
     "quarantine_record",
     "record_from_json",
     "record_to_json",

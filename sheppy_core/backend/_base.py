@@ -77,6 +77,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
+from sheppy_core.backend._capabilities import CRON, RATE_LIMIT, WORKFLOWS, missing_capability
 from sheppy_core.exceptions import NotSupportedError
 
 __all__ = ["CONTRACT_VERSION", "Backend"]
@@ -172,7 +173,9 @@ class Backend(ABC):
     # -- enqueue ---------------------------------------------------------------------------------
 
     @abstractmethod
-    async def append(self, queue_name: str, tasks: list[dict[str, Any]], unique: bool = True) -> list[bool]:
+    async def append(
+        self, queue_name: str, tasks: list[dict[str, Any]], unique: bool = True, *, connection: Any = None
+    ) -> list[bool]:
         """Store task records and queue them for claiming, in list order.
 
         Returns one bool per input record, in order: True if it was stored and queued.
@@ -189,13 +192,22 @@ class Backend(ABC):
           not at all) and should be one round trip for the whole list; an empty list returns ``[]``.
         - ``[append.fifo]`` Tasks are claimed in the order they were appended (see ``pop``).
 
-        Backends declaring ``TRANSACTIONAL_ENQUEUE`` also accept ``connection=`` (the caller's open
-        connection/transaction); the records then become visible only when that transaction commits.
+        ``[append.connection]`` ``connection`` (keyword only) belongs to the ``TRANSACTIONAL_ENQUEUE``
+        capability: a backend declaring it takes the caller's open connection/transaction there, and
+        the records become visible only when that transaction commits (a rollback leaves no task
+        behind). A backend without the capability accepts only ``connection=None`` and raises
+        :func:`~sheppy_core.backend.missing_capability` for anything else.
         """
 
     @abstractmethod
     async def schedule(
-        self, queue_name: str, task_data: dict[str, Any], at: datetime, unique: bool = True
+        self,
+        queue_name: str,
+        task_data: dict[str, Any],
+        at: datetime,
+        unique: bool = True,
+        *,
+        connection: Any = None,
     ) -> bool:
         """Store a record and keep it out of the queue until ``at`` (an aware datetime).
 
@@ -205,7 +217,8 @@ class Backend(ABC):
           entry or claim for it.
         - ``[schedule.not_before]`` The task is not returned by ``pop`` or ``pop_scheduled`` before ``at``.
 
-        Returns True if stored. A naive ``at`` raises ``BackendInputError``.
+        Returns True if stored. A naive ``at`` raises ``BackendInputError``. ``connection``: as in
+        ``append`` (``TRANSACTIONAL_ENQUEUE``).
         """
 
     # -- claim -----------------------------------------------------------------------------------
@@ -434,7 +447,7 @@ class Backend(ABC):
     async def add_cron(self, queue_name: str, deterministic_id: str, task_cron: dict[str, Any]) -> bool:
         """Store a cron definition under ``deterministic_id``. ``[cron.unique]`` False (and no change)
         if that id exists in the queue; True when stored."""
-        raise NotSupportedError(f"{type(self).__name__} does not declare capability 'cron'")
+        raise missing_capability(self, CRON)
 
     async def delete_cron(self, queue_name: str, deterministic_id: str) -> bool:
         """Remove a cron definition and, in the same atomic step, its waiting occurrences
@@ -446,11 +459,11 @@ class Backend(ABC):
         cron is added back. Occurrences that are queued, claimed, retrying or finished, and every other
         record, are left as they are. Returns True if the definition existed; False changes nothing.
         """
-        raise NotSupportedError(f"{type(self).__name__} does not declare capability 'cron'")
+        raise missing_capability(self, CRON)
 
     async def get_crons(self, queue_name: str) -> list[dict[str, Any]]:
         """Every stored cron definition of the queue, as stored ``[cron.list]``."""
-        raise NotSupportedError(f"{type(self).__name__} does not declare capability 'cron'")
+        raise missing_capability(self, CRON)
 
     # -- rate limits (capability RATE_LIMIT) -----------------------------------------------------
 
@@ -482,7 +495,7 @@ class Backend(ABC):
           holding reservations follow one another without a gap.
         - An unknown strategy, ``max_rate < 1`` or ``rate_period <= 0`` raises ``BackendInputError``.
         """
-        raise NotSupportedError(f"{type(self).__name__} does not declare capability 'rate_limit'")
+        raise missing_capability(self, RATE_LIMIT)
 
     # -- workflows (capability WORKFLOWS) --------------------------------------------------------
 
@@ -499,23 +512,23 @@ class Backend(ABC):
         ``completed`` not true) its ``pending_task_ids`` replace the workflow's set of pending task ids
         and it is listed by ``get_pending_workflows``; once finished, the pending set is dropped.
         """
-        raise NotSupportedError(f"{type(self).__name__} does not declare capability 'workflows'")
+        raise missing_capability(self, WORKFLOWS)
 
     async def get_workflows(self, queue_name: str, workflow_ids: list[str]) -> dict[str, dict[str, Any]]:
         """``{id: record}`` for the stored workflows among ``workflow_ids`` ``[workflow.get]``."""
-        raise NotSupportedError(f"{type(self).__name__} does not declare capability 'workflows'")
+        raise missing_capability(self, WORKFLOWS)
 
     async def get_all_workflows(self, queue_name: str) -> list[dict[str, Any]]:
         """Every stored workflow record of the queue."""
-        raise NotSupportedError(f"{type(self).__name__} does not declare capability 'workflows'")
+        raise missing_capability(self, WORKFLOWS)
 
     async def get_pending_workflows(self, queue_name: str) -> list[dict[str, Any]]:
         """Every unfinished workflow record of the queue ``[workflow.pending]``."""
-        raise NotSupportedError(f"{type(self).__name__} does not declare capability 'workflows'")
+        raise missing_capability(self, WORKFLOWS)
 
     async def delete_workflow(self, queue_name: str, workflow_id: str) -> bool:
         """Delete a workflow record and its pending set ``[workflow.delete]``; True if it existed."""
-        raise NotSupportedError(f"{type(self).__name__} does not declare capability 'workflows'")
+        raise missing_capability(self, WORKFLOWS)
 
     async def mark_workflow_task_complete(self, queue_name: str, workflow_id: str, task_id: str) -> int:
         """Remove ``task_id`` from the workflow's pending set and return how many remain.
@@ -524,9 +537,9 @@ class Backend(ABC):
         exactly one of them sees 0. Returns -1 if ``task_id`` was not in the set (already removed, or
         unknown workflow) — so each id is counted once.
         """
-        raise NotSupportedError(f"{type(self).__name__} does not declare capability 'workflows'")
+        raise missing_capability(self, WORKFLOWS)
 
     async def get_workflow_results(self, queue_name: str, workflow_id: str) -> dict[str, dict[str, Any]]:
         """``{id: record}`` of every finished task record whose ``workflow_id`` equals ``workflow_id``
         ``[workflow.results]``."""
-        raise NotSupportedError(f"{type(self).__name__} does not declare capability 'workflows'")
+        raise missing_capability(self, WORKFLOWS)

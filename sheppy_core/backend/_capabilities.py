@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from sheppy_core.exceptions import NotSupportedError
+
 __all__ = [
     "BLOCKING_POP",
     "CAPABILITIES",
@@ -19,6 +21,9 @@ __all__ = [
     "TRANSACTIONAL_ENQUEUE",
     "TTL",
     "WORKFLOWS",
+    "check_no_connection",
+    "missing_capability",
+    "missing_capability_reason",
 ]
 
 BLOCKING_POP: Final = "blocking_pop"
@@ -61,3 +66,23 @@ CAPABILITIES: Final[dict[str, str]] = {
     SHARED_STORE: "several connections or processes share one store",
 }
 """Every known capability name, with a one-line description (shown by ``sheppy backends``)."""
+
+
+def missing_capability_reason(capability: str) -> str:
+    """The words the conformance suite skips a clause with: ``backend does not declare capability X``."""
+    return f"backend does not declare capability {capability}"
+
+
+def missing_capability(backend: object, capability: str) -> NotSupportedError:
+    """The ``NotSupportedError`` for a call that needs ``capability`` of a backend that does not declare
+    it, naming the backend's class: ``raise missing_capability(self, CRON)``. ``backend`` may be the
+    object or its class."""
+    owner = backend if isinstance(backend, type) else type(backend)
+    return NotSupportedError(f"{owner.__name__} does not declare capability {capability!r}")
+
+
+def check_no_connection(backend: object, connection: object) -> None:
+    """For a backend without ``TRANSACTIONAL_ENQUEUE``: ``append``/``schedule`` got ``connection=``
+    something other than None, a transaction it cannot join. Raises :func:`missing_capability`."""
+    if connection is not None:
+        raise missing_capability(backend, TRANSACTIONAL_ENQUEUE)

@@ -33,9 +33,13 @@ from sheppy_core.backend._capabilities import (
     RESULT_NOTIFY,
     TTL,
     WORKFLOWS,
+    check_no_connection,
 )
 from sheppy_core.backend._checks import (
+    check_aware,
+    check_count,
     check_queue_name,
+    check_rate_limit,
     check_task_id,
     check_task_ids,
     unfinished_delete_error,
@@ -53,6 +57,8 @@ from sheppy_core.backend._records import (
     to_iso,
     utcnow,
 )
+from sheppy_core.backend._url import redact_url
+from sheppy_core.backend._url_options import COMMON_URL_OPTIONS, parse_common_options
 from sheppy_core.exceptions import (
     BackendConnectionError,
     BackendInputError,
@@ -91,23 +97,6 @@ def _copy(data: Any) -> Any:
         return json.loads(json.dumps(data))
     except (TypeError, ValueError) as exc:
         raise BackendInputError(f"record is not JSON-serialisable: {exc}") from exc
-
-
-def _check_queue(queue_name: str) -> None:
-    check_queue_name(queue_name)
-
-
-def _ttl_option(raw: str, name: str = "ttl") -> float | None:
-    """A ``ttl``/``error_ttl`` URL option: seconds (> 0), or ``none`` to keep finished records for ever."""
-    if raw.strip().lower() in ("none", "forever"):
-        return None
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = math.nan
-    if not seconds > 0 or math.isinf(seconds):
-        raise ValueError(f"{name} must be seconds > 0 or 'none', got {raw!r}")
-    return seconds
 
 
 class MemoryBackend(Backend):
@@ -154,22 +143,13 @@ class MemoryBackend(Backend):
         (``ttl``: seconds, or ``none`` to keep finished records for ever, default 30 days; ``error_ttl``
         the same for failed/cancelled/crashed records, or ``inherit``, the default)."""
         options = dict(parse_qsl(urlsplit(url).query))
-        known = {"instant_processing", "lease", "ttl", "error_ttl"}
+        known = {"instant_processing"} | COMMON_URL_OPTIONS
         unknown = set(options) - known
         if unknown:
             raise ConfigurationError(f"unknown memory:// option(s) {sorted(unknown)}; known: {sorted(known)}")
-        try:
-            instant = options.get("instant_processing", "true").lower() not in ("0", "false", "no", "off")
-            lease = float(options["lease"]) if "lease" in options else None
-            raw_ttl = options.get("ttl")
-            ttl = DEFAULT_TTL_SECONDS if raw_ttl is None else _ttl_option(raw_ttl)
-            raw_error_ttl = options.get("error_ttl", "inherit")
-            error_ttl: float | str | None = "inherit"
-            if raw_error_ttl.strip().lower() != "inherit":
-                error_ttl = _ttl_option(raw_error_ttl, "error_ttl")
-        except ValueError as exc:
-            raise ConfigurationError(f"invalid memory:// option value: {exc}") from exc
-        return cls(instant_processing=instant, lease=lease, ttl=ttl, error_ttl=error_ttl)
+        instant = options.get("instant_processing", "true").lower() not in ("0", "false", "no", "off")
+        common = parse_common_options(options, redact_url(url))
+        return cls(instant_processing=instant, lease=common.lease, ttl=common.ttl, error_ttl=common.error_ttl)
 
     def __repr__(self) -> str:
         return f"<MemoryBackend instant_processing={self.instant_processing}>"
@@ -195,7 +175,7 @@ class MemoryBackend(Backend):
     def _queue(self, queue_name: str, *, create: bool = False) -> _Queue:
         if not self._connected:
             raise BackendConnectionError("MemoryBackend is not connected; call connect() first")
-        _check_queue(queue_name)
+        check_queue_name(queue_name)
         queue = self._queues.get(queue_name)
         if queue is None:
             queue = _Queue()
@@ -256,7 +236,10 @@ class MemoryBackend(Backend):
 
     # -- enqueue ---------------------------------------------------------------------------------
 
-    async def append(self, queue_name: str, tasks: list[dict[str, Any]], unique: bool = True) -> list[bool]:
+    async def append(
+        self, queue_name: str, tasks: list[dict[str, Any]], unique: bool = True, *, connection: object = None
+    ) -> list[bool]:
+        check_no_connection(self, connection)
         queue = self._queue(queue_name, create=True)
         queue.listed = True
         records = [_copy(t) for t in tasks]
@@ -278,10 +261,16 @@ class MemoryBackend(Backend):
         return results
 
     async def schedule(
-        self, queue_name: str, task_data: dict[str, Any], at: datetime, unique: bool = True
+        self,
+        queue_name: str,
+        task_data: dict[str, Any],
+        at: datetime,
+        unique: bool = True,
+        *,
+        connection: object = None,
     ) -> bool:
-        if at.tzinfo is None:
-            raise BackendInputError("schedule() needs an aware datetime for 'at'")
+        check_no_connection(self, connection)
+        check_aware(at, "at", "schedule")
         queue = self._queue(queue_name, create=True)
         queue.listed = True
         record = _copy(task_data)
@@ -346,8 +335,7 @@ class MemoryBackend(Backend):
         worker_id: str | None = None,
         lease: float | None = None,
     ) -> list[dict[str, Any]]:
-        if limit < 1:
-            raise BackendInputError(f"pop() limit must be >= 1, got {limit}")
+        check_count(limit, "limit", "pop")
         owner = worker_id or self.client_id
         duration = self.lease_duration if lease is None else lease
         deadline = None if timeout is None or timeout <= 0 else time.monotonic() + timeout
@@ -477,8 +465,7 @@ class MemoryBackend(Backend):
         return [_copy(r) for r in self._queue(queue_name).records.values()]
 
     async def get_pending(self, queue_name: str, count: int = 1) -> list[dict[str, Any]]:
-        if count < 1:
-            raise BackendInputError(f"get_pending() count must be >= 1, got {count}")
+        check_count(count, "count", "get_pending")
         queue = self._queue(queue_name)
         return [_copy(queue.records[t]) for t in list(queue.queued)[:count]]
 
@@ -521,9 +508,7 @@ class MemoryBackend(Backend):
 
     async def pop_scheduled(self, queue_name: str, now: datetime | None = None) -> list[dict[str, Any]]:
         queue = self._queue(queue_name)
-        moment = now or utcnow()
-        if moment.tzinfo is None:
-            raise BackendInputError("pop_scheduled() needs an aware datetime for 'now'")
+        moment = utcnow() if now is None else check_aware(now, "now", "pop_scheduled")
         due = sorted(((at, t) for t, at in queue.scheduled.items() if at <= moment), key=lambda x: x[0])
         moved: list[dict[str, Any]] = []
         for _, task_id in due:
@@ -602,18 +587,13 @@ class MemoryBackend(Backend):
         task_id: str,
         strategy: str = "sliding_window",
     ) -> float | None:
-        if max_rate < 1 or rate_period <= 0:
-            raise BackendInputError(f"invalid rate limit: max_rate={max_rate}, rate_period={rate_period}")
+        check_rate_limit(max_rate, rate_period, strategy)
         queue = self._queue(queue_name, create=True)
         now = time.time()
         if strategy == "sliding_window":
             return take_sliding_window(queue.sliding.setdefault(key, {}), max_rate, rate_period, task_id, now)
-        if strategy == "fixed_window":
-            window = queue.fixed.setdefault(key, FixedWindow())
-            return take_fixed_window(window, max_rate, rate_period, task_id, now)
-        raise BackendInputError(
-            f"unknown rate-limit strategy {strategy!r}; use sliding_window or fixed_window"
-        )
+        window = queue.fixed.setdefault(key, FixedWindow())  # fixed_window: check_rate_limit let no other by
+        return take_fixed_window(window, max_rate, rate_period, task_id, now)
 
     # -- workflows -------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ sheppy-core) loads on first access, so the pytest plugin stays inert for project
 
 from __future__ import annotations
 
+import importlib.metadata
 from typing import TYPE_CHECKING, Any
 
 from sheppy_conformance._clause import clause
@@ -18,8 +19,8 @@ from sheppy_conformance._clause import clause
 if TYPE_CHECKING:
     from sheppy_conformance.suite import BackendConformance
 
-__all__ = ["BackendConformance", "clause"]
-__version__ = "0.1.0"
+__all__ = ["BackendConformance", "__version__", "clause"]
+__version__ = importlib.metadata.version("sheppy-conformance")
 
 
 def __getattr__(name: str) -> Any:

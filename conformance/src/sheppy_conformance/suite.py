@@ -35,7 +35,7 @@ from sheppy_conformance.clauses.results import ResultClauses
 from sheppy_conformance.clauses.robust import RobustnessClauses
 from sheppy_conformance.clauses.stateful import StatefulClauses
 from sheppy_conformance.plugin import RESULTS_KEY, suite_key
-from sheppy_core.backend import Backend
+from sheppy_core.backend import Backend, missing_capability_reason
 
 __all__ = ["BackendConformance"]
 
@@ -105,7 +105,7 @@ class BackendConformance(
                 results.backend = describe_backend(probe)
         needed = required_capability(request.node)
         if needed is not None and needed not in type(probe).capabilities:
-            pytest.skip(f"backend does not declare capability {needed}")
+            pytest.skip(missing_capability_reason(needed))
 
     @pytest_asyncio.fixture
     async def env(

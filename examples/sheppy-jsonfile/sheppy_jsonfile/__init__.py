@@ -6,6 +6,11 @@ The worked example of the backend author guide (``conformance/README.md``)::
     queue = Queue("jsonfile:///tmp/sheppy.json")
 """
 
-from sheppy_jsonfile._backend import JsonFileBackend
+import importlib.metadata
 
-__all__ = ["JsonFileBackend"]
+from sheppy_jsonfile._backend import JsonFileBackend
+from sheppy_jsonfile._config import JsonFileOptions, parse_url
+
+__all__ = ["JsonFileBackend", "JsonFileOptions", "__version__", "parse_url"]
+
+__version__ = importlib.metadata.version("sheppy-jsonfile")

@@ -34,7 +34,6 @@ import contextlib
 import fcntl
 import json
 import logging
-import math
 import os
 import tempfile
 import time
@@ -43,7 +42,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Self, TypeVar
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 from sheppy_core.backend import (
     CONTRACT_VERSION,
@@ -56,6 +54,9 @@ from sheppy_core.backend import (
     BackendError,
     BackendInputError,
     CorruptRecordError,
+    check_aware,
+    check_count,
+    check_no_connection,
     check_queue_name,
     check_task_id,
     check_task_ids,
@@ -63,13 +64,12 @@ from sheppy_core.backend import (
     due_at,
     is_finished,
     is_quarantined,
-    redact_url,
     retention_seconds,
     task_id_of,
     to_iso,
     unfinished_delete_error,
 )
-from sheppy_core.exceptions import ConfigurationError
+from sheppy_jsonfile._config import parse_url
 
 __all__ = ["JsonFileBackend"]
 
@@ -110,23 +110,6 @@ class _Before:
     fields: dict[str, Any]
 
 
-def _check_queue_name(queue_name: str) -> None:
-    check_queue_name(queue_name)  # non-empty, with a UTF-8 form: the kit's check ([input.unencodable])
-
-
-def _retention_option(name: str, raw: str) -> float | None:
-    """A ``ttl``/``error_ttl`` URL option: seconds (> 0) or ``none`` (keep for ever)."""
-    if raw.strip().lower() == "none":
-        return None
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = math.nan
-    if not seconds > 0 or math.isinf(seconds):
-        raise ConfigurationError(f"jsonfile:// option {name}={raw!r}: expected seconds > 0 or 'none'")
-    return seconds
-
-
 def _epoch(moment: datetime) -> float:
     return moment.timestamp()
 
@@ -144,34 +127,23 @@ class JsonFileBackend(Backend):
         *,
         ttl: float | None = DEFAULT_TTL_SECONDS,
         error_ttl: float | str | None = "inherit",
+        lease: float | None = None,
     ) -> None:
         self.path = Path(path)
         self.ttl = ttl
         self.error_ttl = error_ttl
+        if lease is not None:
+            self.lease_duration = lease
         self._lock_path = self.path.with_name(self.path.name + ".lock")
         self._connected = False
 
     @classmethod
     def from_url(cls, url: str) -> Self:
         """``jsonfile:///absolute/path/store.json`` or ``jsonfile://relative/path.json``, with optional
-        ``?ttl=SECONDS|none&error_ttl=SECONDS|none|inherit`` (retention of finished records)."""
-        parts = urlsplit(url)
-        if parts.scheme != "jsonfile":
-            raise ConfigurationError(f"JsonFileBackend serves jsonfile:// URLs, not {parts.scheme}://")
-        path = unquote(parts.netloc + parts.path)
-        if not path or path.endswith("/"):
-            raise ConfigurationError(
-                f"jsonfile URL {redact_url(url)!r} names no file; use jsonfile:///path/to/store.json"
-            )
-        options = dict(parse_qsl(parts.query, keep_blank_values=True))
-        unknown = sorted(set(options) - {"ttl", "error_ttl"})
-        if unknown:
-            raise ConfigurationError(f"unknown jsonfile:// option(s) {unknown}; known: ['error_ttl', 'ttl']")
-        ttl = _retention_option("ttl", options["ttl"]) if "ttl" in options else DEFAULT_TTL_SECONDS
-        error_ttl: float | str | None = "inherit"
-        if options.get("error_ttl", "inherit").strip().lower() != "inherit":
-            error_ttl = _retention_option("error_ttl", options["error_ttl"])
-        return cls(path, ttl=ttl, error_ttl=error_ttl)
+        ``?lease=SECONDS&ttl=SECONDS|none&error_ttl=SECONDS|none|inherit`` (the common options every
+        backend takes): see :func:`sheppy_jsonfile._config.parse_url`."""
+        options = parse_url(url)
+        return cls(options.path, ttl=options.ttl, error_ttl=options.error_ttl, lease=options.lease)
 
     def __repr__(self) -> str:
         return f"<JsonFileBackend {str(self.path)!r}>"
@@ -237,7 +209,7 @@ class JsonFileBackend(Backend):
         if not self._connected:
             raise BackendConnectionError(f"{self!r} is not connected; call connect() first")
         if queue_name is not None:
-            _check_queue_name(queue_name)
+            check_queue_name(queue_name)  # non-empty, with a UTF-8 form ([input.unencodable])
         try:
             return await asyncio.to_thread(self._run, change, write)
         except OSError as exc:
@@ -282,7 +254,10 @@ class JsonFileBackend(Backend):
 
     # -- enqueue ---------------------------------------------------------------------------------
 
-    async def append(self, queue_name: str, tasks: list[dict[str, Any]], unique: bool = True) -> list[bool]:
+    async def append(
+        self, queue_name: str, tasks: list[dict[str, Any]], unique: bool = True, *, connection: object = None
+    ) -> list[bool]:
+        check_no_connection(self, connection)
         records = [json.loads(json.dumps(t)) for t in tasks]
         for record in records:
             record["id"] = task_id_of(record)
@@ -304,10 +279,16 @@ class JsonFileBackend(Backend):
         return await self._transaction(queue_name, change)
 
     async def schedule(
-        self, queue_name: str, task_data: dict[str, Any], at: datetime, unique: bool = True
+        self,
+        queue_name: str,
+        task_data: dict[str, Any],
+        at: datetime,
+        unique: bool = True,
+        *,
+        connection: object = None,
     ) -> bool:
-        if at.tzinfo is None:
-            raise BackendInputError("schedule() needs an aware datetime for 'at'")
+        check_no_connection(self, connection)
+        check_aware(at, "at", "schedule")
         record = json.loads(json.dumps(task_data))
         task_id = record["id"] = task_id_of(record)
 
@@ -327,8 +308,7 @@ class JsonFileBackend(Backend):
     async def pop(self, queue_name: str, limit: int = 1, timeout: float | None = None, *,
                   worker_id: str | None = None, lease: float | None = None) -> list[dict[str, Any]]:
         # No BLOCKING_POP: ``timeout`` is ignored and an empty queue answers [] at once.
-        if limit < 1:
-            raise BackendInputError(f"pop() limit must be >= 1, got {limit}")
+        check_count(limit, "limit", "pop")
         owner = worker_id or self.client_id
         duration = self.lease_duration if lease is None else lease
 
@@ -488,8 +468,7 @@ class JsonFileBackend(Backend):
         return await self._read(queue_name, lambda q: [_record(q, t) for t in q["records"]])
 
     async def get_pending(self, queue_name: str, count: int = 1) -> list[dict[str, Any]]:
-        if count < 1:
-            raise BackendInputError(f"get_pending() count must be >= 1, got {count}")
+        check_count(count, "count", "get_pending")
         return await self._read(queue_name, lambda q: [_record(q, t) for t in q["queued"][:count]])
 
     async def get_scheduled(self, queue_name: str) -> list[dict[str, Any]]:
@@ -530,9 +509,7 @@ class JsonFileBackend(Backend):
     # -- scheduling ------------------------------------------------------------------------------
 
     async def pop_scheduled(self, queue_name: str, now: datetime | None = None) -> list[dict[str, Any]]:
-        if now is not None and now.tzinfo is None:
-            raise BackendInputError("pop_scheduled() needs an aware datetime for 'now'")
-        moment = _epoch(now) if now is not None else time.time()
+        moment = _epoch(check_aware(now, "now", "pop_scheduled")) if now is not None else time.time()
 
         def change(document: Document) -> list[dict[str, Any]]:
             queue = self._queue(document, queue_name)

@@ -12,7 +12,19 @@ and tasks can be enqueued inside the caller's own transaction::
         await backend.append("emails", [task.model_dump(mode="json")], connection=conn)
 """
 
-from sheppy_postgres._backend import Connection, PostgresBackend, migrate
-from sheppy_postgres._config import PostgresConfig, parse_url
+import importlib.metadata
 
-__all__ = ["Connection", "PostgresBackend", "PostgresConfig", "migrate", "parse_url"]
+from sheppy_postgres._backend import Connection, PostgresBackend, migrate
+from sheppy_postgres._config import PostgresConfig, PostgresOptions, parse_url
+
+__all__ = [
+    "Connection",
+    "PostgresBackend",
+    "PostgresConfig",
+    "PostgresOptions",
+    "__version__",
+    "migrate",
+    "parse_url",
+]
+
+__version__ = importlib.metadata.version("sheppy-postgres")

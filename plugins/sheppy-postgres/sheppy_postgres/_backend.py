@@ -36,6 +36,8 @@ from sheppy_core.backend import (
     TTL,
     WORKFLOWS,
     Backend,
+    check_aware,
+    check_count,
     check_queue_name,
     check_task_id,
     check_task_ids,
@@ -56,9 +58,9 @@ from sheppy_core.exceptions import (
     CorruptRecordError,
 )
 from sheppy_postgres._batching import FinishedWrite, ResultBatcher
-from sheppy_postgres._config import PostgresConfig, parse_url, quote_ident
+from sheppy_postgres._config import PostgresOptions, parse_url, quote_ident
 from sheppy_postgres._errors import is_connection_problem, translate
-from sheppy_postgres._extras import ExtrasMixin
+from sheppy_postgres._extras import OptionalCapabilities
 from sheppy_postgres._lane import Lane, LaneUnavailable
 from sheppy_postgres._listener import Notifier
 from sheppy_postgres._migrations import apply_migrations, latest_version
@@ -112,7 +114,7 @@ def _workflow_key(record: dict[str, Any]) -> str | None:
     return None if workflow_id is None else encode_name(str(workflow_id))
 
 
-class PostgresBackend(ExtrasMixin, Backend):
+class PostgresBackend(OptionalCapabilities, Backend):
     """Task storage in a PostgreSQL schema. Build it with :meth:`from_url`::
 
         backend = PostgresBackend.from_url("postgresql://user:pw@db:5432/app?schema=jobs")
@@ -127,7 +129,7 @@ class PostgresBackend(ExtrasMixin, Backend):
     })
 
     def __init__(self, url: str = "postgresql://postgres@127.0.0.1:5432/postgres") -> None:
-        self._config: PostgresConfig = parse_url(url)
+        self._config: PostgresOptions = parse_url(url)
         self.lease_duration = self._config.lease
         self.ttl: float | None = self._config.ttl
         self.error_ttl: float | str | None = self._config.error_ttl
@@ -161,7 +163,7 @@ class PostgresBackend(ExtrasMixin, Backend):
         return f"<PostgresBackend {self._config.redacted} schema={self._config.schema!r}>"
 
     @property
-    def config(self) -> PostgresConfig:
+    def config(self) -> PostgresOptions:
         return self._config
 
     @property
@@ -395,8 +397,7 @@ class PostgresBackend(ExtrasMixin, Backend):
         """Store a record as scheduled for ``at``; ``connection`` as in :meth:`append`."""
         queue = self._queue(queue_name)
         task_id = encode_name(task_id_of(task_data))
-        if not isinstance(at, datetime) or at.tzinfo is None:
-            raise BackendInputError(f"schedule needs an aware datetime, got {at!r}")
+        check_aware(at, "at", "schedule")
         record = dict(task_data)
         record["status"] = "scheduled"
         record["scheduled_at"] = to_iso(at)
@@ -419,8 +420,7 @@ class PostgresBackend(ExtrasMixin, Backend):
     ) -> list[dict[str, Any]]:
         """Claim up to ``limit`` tasks; with ``timeout > 0`` wait for a NOTIFY (or the fallback poll)."""
         queue = self._queue(queue_name)
-        if not isinstance(limit, int) or limit < 1:
-            raise BackendInputError(f"limit must be an integer >= 1, got {limit!r}")
+        check_count(limit, "limit", "pop")
         worker = worker_id or self.client_id
         seconds = self._lease(lease)
         if timeout is None or timeout <= 0:
@@ -688,8 +688,7 @@ class PostgresBackend(ExtrasMixin, Backend):
 
     async def get_pending(self, queue_name: str, count: int = 1) -> list[dict[str, Any]]:
         queue = self._queue(queue_name)
-        if not isinstance(count, int) or count < 1:
-            raise BackendInputError(f"count must be an integer >= 1, got {count!r}")
+        check_count(count, "count", "get_pending")
         return [row_to_record(r) for r in await self._fetch("get_pending", queue, count, retry=True)]
 
     async def get_scheduled(self, queue_name: str) -> list[dict[str, Any]]:
@@ -723,9 +722,7 @@ class PostgresBackend(ExtrasMixin, Backend):
 
     async def pop_scheduled(self, queue_name: str, now: datetime | None = None) -> list[dict[str, Any]]:
         queue = self._queue(queue_name)
-        moment = utcnow() if now is None else now
-        if moment.tzinfo is None:
-            raise BackendInputError(f"pop_scheduled needs an aware datetime, got {now!r}")
+        moment = utcnow() if now is None else check_aware(now, "now", "pop_scheduled")
         rows = await self._fetch(
             "pop_scheduled", queue, moment, self._seq_name, self._channel, notify_key("q", queue)
         )

@@ -9,10 +9,16 @@ import math
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from sheppy_core.backend import DEFAULT_TTL_SECONDS, redact_secrets, redact_url
+from sheppy_core.backend import (
+    COMMON_URL_OPTIONS,
+    DEFAULT_TTL_SECONDS,
+    parse_common_options,
+    redact_secrets,
+    redact_url,
+)
 from sheppy_core.exceptions import ConfigurationError
 
-__all__ = ["DEFAULT_SCHEMA", "PostgresConfig", "parse_url", "quote_ident"]
+__all__ = ["DEFAULT_SCHEMA", "PostgresConfig", "PostgresOptions", "parse_url", "quote_ident"]
 
 DEFAULT_SCHEMA = "sheppy"
 DEFAULT_POOL_MIN = 1
@@ -39,13 +45,12 @@ _DRIVER_OPTIONS = frozenset({
 })
 _SSLMODES = frozenset({"disable", "allow", "prefer", "require", "verify-ca", "verify-full"})
 _OWN_OPTIONS = frozenset({
-    "schema", "pool_min", "pool_max", "lease", "ttl", "error_ttl", "listen", "poll_interval",
-    "purge_interval", "statement_cache_size",
-})
+    "schema", "pool_min", "pool_max", "listen", "poll_interval", "purge_interval", "statement_cache_size",
+}) | COMMON_URL_OPTIONS
 
 
 @dataclass(frozen=True)
-class PostgresConfig:
+class PostgresOptions:
     """Everything a backend needs, parsed from its URL."""
 
     url: str
@@ -66,6 +71,10 @@ class PostgresConfig:
     @property
     def redacted(self) -> str:
         return redact_url(self.url)
+
+
+PostgresConfig = PostgresOptions
+"""The name of :class:`PostgresOptions` before the plugin skeleton (kept for code importing it)."""
 
 
 def quote_ident(name: str) -> str:
@@ -97,15 +106,6 @@ def _number(name: str, raw: str, shown: str, *, minimum: float, integer: bool = 
     return value
 
 
-def _ttl(name: str, raw: str, shown: str) -> float | None:
-    if raw.lower() in ("none", "forever", ""):
-        return None
-    value = _number(name, raw, shown, minimum=0)
-    if value <= 0:
-        raise ConfigurationError(f"option {name!r} must be > 0 or 'none', got {raw!r} in {shown!r}")
-    return value
-
-
 def _bool(name: str, raw: str, shown: str) -> bool:
     lowered = raw.lower()
     if lowered in ("true", "1", "yes", "on"):
@@ -115,7 +115,7 @@ def _bool(name: str, raw: str, shown: str) -> bool:
     raise ConfigurationError(f"option {name!r} must be true or false, got {raw!r} in {shown!r}")
 
 
-def parse_url(url: str) -> PostgresConfig:
+def parse_url(url: str) -> PostgresOptions:
     """Split ``url`` into sheppy's options and the DSN handed to asyncpg.
 
     Raises ``ConfigurationError`` naming the offending part; the password never appears in a message.
@@ -177,20 +177,18 @@ def parse_url(url: str) -> PostgresConfig:
             f"option 'pool_min' ({pool_min}) exceeds 'pool_max' ({pool_max}) in {shown!r}"
         )
     default_poll = DEFAULT_POLL_LISTEN if listen else DEFAULT_POLL_NO_LISTEN
-    error_ttl: float | str | None = "inherit"
-    if "error_ttl" in own and own["error_ttl"].lower() != "inherit":
-        error_ttl = _ttl("error_ttl", own["error_ttl"], shown)
+    common = parse_common_options(own, shown)
 
     dsn = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(passed)))
-    return PostgresConfig(
+    return PostgresOptions(
         url=url,
         dsn=dsn,
         schema=_check_schema(own.get("schema", DEFAULT_SCHEMA), shown),
         pool_min=pool_min,
         pool_max=pool_max,
-        lease=_positive("lease", own, DEFAULT_LEASE, shown),
-        ttl=_ttl("ttl", own["ttl"], shown) if "ttl" in own else DEFAULT_TTL,
-        error_ttl=error_ttl,
+        lease=DEFAULT_LEASE if common.lease is None else common.lease,
+        ttl=common.ttl,
+        error_ttl=common.error_ttl,
         listen=listen,
         poll_interval=_positive("poll_interval", own, default_poll, shown),
         purge_interval=_positive("purge_interval", own, DEFAULT_PURGE_INTERVAL, shown),

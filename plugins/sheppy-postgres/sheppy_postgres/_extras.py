@@ -9,19 +9,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sheppy_core.backend import record_from_json, record_to_json, task_id_of
-from sheppy_core.exceptions import BackendInputError
+from sheppy_core.backend import check_rate_limit, record_from_json, record_to_json, task_id_of
 from sheppy_postgres._records import encode_name, int_or_none, row_to_record
 
 if TYPE_CHECKING:
     import asyncpg
 
-__all__ = ["ExtrasMixin"]
-
-_RATE_STRATEGIES = ("sliding_window", "fixed_window")
+__all__ = ["OptionalCapabilities"]
 
 
-class ExtrasMixin:
+
+class OptionalCapabilities:
     """Mixed into ``PostgresBackend``, which provides the query plumbing declared here."""
 
     if TYPE_CHECKING:
@@ -69,14 +67,7 @@ class ExtrasMixin:
         strategy: str = "sliding_window",
     ) -> float | None:
         queue = self._queue(queue_name)
-        if strategy not in _RATE_STRATEGIES:
-            raise BackendInputError(
-                f"unknown rate-limit strategy {strategy!r}; use one of {_RATE_STRATEGIES}"
-            )
-        if not isinstance(max_rate, int) or isinstance(max_rate, bool) or max_rate < 1:
-            raise BackendInputError(f"max_rate must be an integer >= 1, got {max_rate!r}")
-        if not isinstance(rate_period, int | float) or not rate_period > 0:
-            raise BackendInputError(f"rate_period must be > 0 seconds, got {rate_period!r}")
+        check_rate_limit(max_rate, rate_period, strategy)
         wait = await self._fetchval(
             "acquire_rate_limit", queue, encode_name(str(key)), max_rate, float(rate_period),
             encode_name(str(task_id)), strategy,

@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from sheppy_core.backend import migrations_to_apply
 from sheppy_postgres._config import quote_ident
 from sheppy_postgres._sql import load_migrations
 
@@ -50,9 +51,7 @@ async def apply_migrations(
             " applied_at timestamptz NOT NULL DEFAULT now())"
         )
         current: int = await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_version")
-        for migration in load_migrations():
-            if migration.version <= current:
-                continue
+        for migration in migrations_to_apply(load_migrations(), current):
             await conn.execute(migration.sql)
             await conn.execute(
                 "INSERT INTO schema_version (version, name) VALUES ($1, $2)",

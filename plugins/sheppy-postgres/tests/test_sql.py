@@ -1,43 +1,13 @@
-"""The named-query parser and the shipped SQL files (no server needed)."""
+"""The shipped SQL files (no server needed)."""
 
 from __future__ import annotations
 
 import re
 
-import pytest
-from sheppy_postgres._sql import load_migrations, load_queries, parse_queries, queries_for
+from sheppy_postgres._sql import load_migrations, load_queries, queries_for
 
-
-def test_parse_queries_reads_name_description_and_body() -> None:
-    text = """-- a file comment, ignored
--- name: first
--- Does the first thing.
-SELECT 1
-
--- name: second_one
---   Does the second thing.
-SELECT *
-FROM t
-WHERE x = $1
-"""
-    queries = parse_queries(text)
-    assert list(queries) == ["first", "second_one"]
-    assert queries["first"].description == "Does the first thing."
-    assert queries["first"].sql == "SELECT 1"
-    assert queries["second_one"].sql == "SELECT *\nFROM t\nWHERE x = $1"
-
-
-@pytest.mark.parametrize(
-    ("text", "problem"),
-    [
-        ("-- name: a\nSELECT 1\n", "no '-- description'"),
-        ("-- name: a\n-- Described.\n\n", "no SQL"),
-        ("-- name: a\n-- One.\nSELECT 1\n-- name: a\n-- Two.\nSELECT 2\n", "defined twice"),
-    ],
-)
-def test_parse_queries_rejects_malformed_blocks(text: str, problem: str) -> None:
-    with pytest.raises(ValueError, match=problem):
-        parse_queries(text)
+# The named-query parser is the backend kit's (sheppy-core's tests/test_backend_kit.py); what is tested
+# here is this package's files.
 
 
 def test_shipped_queries_all_have_descriptions_and_schema_placeholders() -> None:

@@ -4,8 +4,11 @@
 distribution is installed; :class:`RedisBackend` can also be built directly.
 """
 
+import importlib.metadata
+
 from sheppy_redis._backend import RedisBackend
+from sheppy_redis._config import RedisOptions, parse_url
 
-__all__ = ["RedisBackend", "__version__"]
+__all__ = ["RedisBackend", "RedisOptions", "__version__", "parse_url"]
 
-__version__ = "0.1.0"
+__version__ = importlib.metadata.version("sheppy-redis")

@@ -93,6 +93,9 @@ from sheppy_core.backend import (
     TTL,
     WORKFLOWS,
     Backend,
+    check_aware,
+    check_count,
+    check_no_connection,
     check_task_id,
     check_task_ids,
     decode_record,
@@ -111,7 +114,7 @@ from sheppy_core.exceptions import (
     CorruptRecordError,
 )
 from sheppy_redis._batching import ScriptBatcher
-from sheppy_redis._config import RedisSettings, check_prefix, parse_redis_url, without_option
+from sheppy_redis._config import RedisOptions, check_prefix, parse_url, without_option
 from sheppy_redis._errors import translate_errors
 from sheppy_redis._extras import OptionalCapabilities
 from sheppy_redis._keys import QueueKeys
@@ -182,7 +185,7 @@ class RedisBackend(OptionalCapabilities, Backend):
         cluster: bool | None = None,
         **redis_kwargs: Any,
     ) -> None:
-        settings = parse_redis_url(url)
+        settings = parse_url(url)
         self.url = url
         self.safe_url = redact_url(url)
         self.consumer_group = consumer_group
@@ -219,7 +222,7 @@ class RedisBackend(OptionalCapabilities, Backend):
     def is_connected(self) -> bool:
         return self._client is not None
 
-    def _build_client(self, settings: RedisSettings, *, for_waits: bool = False) -> Any:
+    def _build_client(self, settings: RedisOptions, *, for_waits: bool = False) -> Any:
         kwargs: dict[str, Any] = {"retry": Retry(NoBackoff(), 0), **self.redis_kwargs}
         kwargs["decode_responses"] = False  # records are read as bytes and parsed by json
         url = settings.redis_url
@@ -325,7 +328,10 @@ class RedisBackend(OptionalCapabilities, Backend):
 
     # -- enqueue ---------------------------------------------------------------------------------
 
-    async def append(self, queue_name: str, tasks: list[dict[str, Any]], unique: bool = True) -> list[bool]:
+    async def append(
+        self, queue_name: str, tasks: list[dict[str, Any]], unique: bool = True, *, connection: object = None
+    ) -> list[bool]:
+        check_no_connection(self, connection)
         client = self._require()
         keys = self._keys(queue_name)
         if not tasks:
@@ -357,10 +363,16 @@ class RedisBackend(OptionalCapabilities, Backend):
         return [flag == 0x31 for reply in replies for flag in reply]
 
     async def schedule(
-        self, queue_name: str, task_data: dict[str, Any], at: datetime, unique: bool = True
+        self,
+        queue_name: str,
+        task_data: dict[str, Any],
+        at: datetime,
+        unique: bool = True,
+        *,
+        connection: object = None,
     ) -> bool:
-        if at.tzinfo is None:
-            raise BackendInputError("schedule() needs an aware datetime for 'at'")
+        check_no_connection(self, connection)
+        check_aware(at, "at", "schedule")
         client = self._require()
         keys = self._keys(queue_name)
         item = encode_record(task_data, self.ttl, self.error_ttl)
@@ -386,8 +398,7 @@ class RedisBackend(OptionalCapabilities, Backend):
         worker_id: str | None = None,
         lease: float | None = None,
     ) -> list[dict[str, Any]]:
-        if limit < 1:
-            raise BackendInputError(f"pop() limit must be >= 1, got {limit}")
+        check_count(limit, "limit", "pop")
         keys = self._keys(queue_name)
         duration = self.lease_duration if lease is None else lease
         if duration < 0:
@@ -695,8 +706,7 @@ class RedisBackend(OptionalCapabilities, Backend):
         return list(records.values())
 
     async def get_pending(self, queue_name: str, count: int = 1) -> list[dict[str, Any]]:
-        if count < 1:
-            raise BackendInputError(f"get_pending() count must be >= 1, got {count}")
+        check_count(count, "count", "get_pending")
         keys = self._keys(queue_name)
         reply = await self._run("get_pending", "get_range", keys, ["q", count])
         return list((await self._read_records(keys, _pairs(reply))).values())
@@ -757,8 +767,8 @@ class RedisBackend(OptionalCapabilities, Backend):
     # -- scheduling ------------------------------------------------------------------------------
 
     async def pop_scheduled(self, queue_name: str, now: datetime | None = None) -> list[dict[str, Any]]:
-        if now is not None and now.tzinfo is None:
-            raise BackendInputError("pop_scheduled() needs an aware datetime for 'now'")
+        if now is not None:
+            check_aware(now, "now", "pop_scheduled")
         keys = self._keys(queue_name)
         moment = "" if now is None else epoch_ms(now)
         moved: list[dict[str, Any]] = []

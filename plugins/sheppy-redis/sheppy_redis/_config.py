@@ -23,24 +23,25 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from redis.asyncio import connection as redis_connection
 
-from sheppy_core.backend import redact_secrets, redact_url
+from sheppy_core.backend import COMMON_URL_OPTIONS, parse_common_options, redact_secrets, redact_url
 from sheppy_core.exceptions import ConfigurationError
 
 __all__ = [
-    "DEFAULT_PREFIX", "RedisSettings", "check_prefix", "parse_redis_url", "parse_ttl", "without_option",
+    "DEFAULT_PREFIX", "RedisOptions", "RedisSettings", "check_prefix", "parse_redis_url", "parse_url",
+    "without_option",
 ]
 
 DEFAULT_PREFIX = "sheppy"
 _ENCODE = (
     "; percent-encode '/', '?', '#' and '@' in a user name, password or option value (%2F, %3F, %23, %40)"
 )
-OUR_OPTIONS = frozenset({"lease", "ttl", "error_ttl", "prefix", "cluster"})
+OUR_OPTIONS = frozenset({"prefix", "cluster"}) | COMMON_URL_OPTIONS
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
 
 @dataclass(frozen=True)
-class RedisSettings:
+class RedisOptions:
     """What a URL says: the URL for redis-py (our options removed) and our options, parsed."""
 
     redis_url: str
@@ -51,6 +52,10 @@ class RedisSettings:
     ttl_given: bool = False  # ttl=... was in the URL (None is a value: keep for ever)
     error_ttl: float | str | None = "inherit"
     prefix: str = DEFAULT_PREFIX
+
+
+RedisSettings = RedisOptions
+"""The name of :class:`RedisOptions` before the plugin skeleton (kept for code importing it)."""
 
 
 def _accepted_redis_options() -> frozenset[str]:
@@ -72,22 +77,6 @@ def _accepted_redis_options() -> frozenset[str]:
     return frozenset(names)
 
 
-def parse_ttl(value: str, name: str, *, allow_inherit: bool = False) -> float | str | None:
-    """A retention option: seconds (>= 0), ``none`` (keep for ever) or, for ``error_ttl``, ``inherit``."""
-    lowered = value.strip().lower()
-    if lowered in ("none", "null", "forever"):
-        return None
-    if allow_inherit and lowered == "inherit":
-        return "inherit"
-    try:
-        seconds = float(lowered)
-    except ValueError:
-        raise ConfigurationError(f"option {name}={value!r}: expected seconds or 'none'") from None
-    if seconds < 0:
-        raise ConfigurationError(f"option {name}={value!r}: must be >= 0")
-    return seconds
-
-
 def check_prefix(prefix: str) -> str:
     """Refuse prefixes that would break the key layout: empty, or containing hash-tag braces."""
     if not prefix or "{" in prefix or "}" in prefix:
@@ -102,7 +91,7 @@ def without_option(url: str, name: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(kept)))
 
 
-def parse_redis_url(url: str) -> RedisSettings:
+def parse_url(url: str) -> RedisOptions:
     """Split ``url`` into redis-py's URL and our options; ``ConfigurationError`` names what is wrong.
 
     Does no I/O: redis-py only parses here.
@@ -138,19 +127,12 @@ def parse_redis_url(url: str) -> RedisSettings:
         raise ConfigurationError(f"unix:// URL {safe} names no socket path")
     if parts.scheme != "unix" and not parts.hostname:
         raise ConfigurationError(f"Redis URL {safe} names no host")
-    settings: dict[str, Any] = {"redis_url": redis_url, "redis_options": parsed}
-    try:
-        if "lease" in ours:
-            settings["lease"] = float(ours["lease"])
-            if not settings["lease"] > 0:
-                raise ValueError("lease must be > 0")
-    except ValueError as exc:
-        raise ConfigurationError(f"option lease={ours['lease']!r} in {safe}: {exc}") from None
-    if "ttl" in ours:
-        settings["ttl"] = parse_ttl(ours["ttl"], "ttl")
-        settings["ttl_given"] = True
-    if "error_ttl" in ours:
-        settings["error_ttl"] = parse_ttl(ours["error_ttl"], "error_ttl", allow_inherit=True)
+    common = parse_common_options(ours, safe)
+    settings: dict[str, Any] = {
+        "redis_url": redis_url, "redis_options": parsed, "lease": common.lease,
+        "ttl": common.ttl if common.ttl_given else None, "ttl_given": common.ttl_given,
+        "error_ttl": common.error_ttl,
+    }
     if "prefix" in ours:
         settings["prefix"] = check_prefix(ours["prefix"])
     if "cluster" in ours:
@@ -162,4 +144,8 @@ def parse_redis_url(url: str) -> RedisSettings:
             raise ConfigurationError(f"cluster=true needs a redis:// or rediss:// URL, got {safe}")
         if settings["cluster"] and parsed.get("db", 0) != 0:
             raise ConfigurationError(f"Redis Cluster has only database 0, got db={parsed['db']} in {safe}")
-    return RedisSettings(**settings)
+    return RedisOptions(**settings)
+
+
+parse_redis_url = parse_url
+"""The name of :func:`parse_url` before the plugin skeleton (kept for code importing it)."""

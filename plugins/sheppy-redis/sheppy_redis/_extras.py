@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from sheppy_core.backend import is_finished, task_id_of
+from sheppy_core.backend import check_rate_limit, is_finished, task_id_of
 from sheppy_core.exceptions import BackendInputError
 from sheppy_redis._errors import translate_errors
 from sheppy_redis._keys import QueueKeys
@@ -69,12 +69,7 @@ class OptionalCapabilities:
         task_id: str,
         strategy: str = "sliding_window",
     ) -> float | None:
-        if strategy not in ("sliding_window", "fixed_window"):
-            raise BackendInputError(
-                f"unknown rate-limit strategy {strategy!r}; use sliding_window or fixed_window"
-            )
-        if max_rate < 1 or rate_period <= 0:
-            raise BackendInputError(f"invalid rate limit: max_rate={max_rate}, rate_period={rate_period}")
+        check_rate_limit(max_rate, rate_period, strategy)
         args = [strategy, str(key), int(max_rate), float(rate_period) * 1000.0, str(task_id)]
         wait = float(await self._run("acquire_rate_limit", "rate_limit", self._keys(queue_name), args))
         return None if wait < 0 else wait / 1000.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sheppy_redis import RedisBackend
-from sheppy_redis._config import parse_redis_url
+from sheppy_redis._config import parse_url
 from sheppy_redis._keys import QueueKeys, queue_tag
 
 from sheppy_core import get_backend
@@ -19,7 +19,7 @@ def test_registered_for_its_schemes() -> None:
 
 def test_our_options_are_stripped_and_theirs_kept() -> None:
     url = "redis://u:secret@127.0.0.1:6380/3?lease=2.5&ttl=60&error_ttl=none&prefix=app&max_connections=7"
-    settings = parse_redis_url(url)
+    settings = parse_url(url)
     assert "lease" not in settings.redis_url and "prefix" not in settings.redis_url
     assert settings.redis_options["max_connections"] == 7
     assert settings.redis_options["db"] == 3

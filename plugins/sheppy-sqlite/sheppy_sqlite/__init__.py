@@ -9,9 +9,12 @@ Installing the distribution registers the ``sqlite://`` scheme with sheppy-core 
 ``sheppy``). See the README for URL options, capabilities and latency.
 """
 
+import importlib.metadata
+
 from sheppy_sqlite._backend import SQLiteBackend
-from sheppy_sqlite._schema import LATEST_SCHEMA_VERSION
+from sheppy_sqlite._config import SQLiteOptions, parse_url
+from sheppy_sqlite._migrations import LATEST_SCHEMA_VERSION
 
-__all__ = ["LATEST_SCHEMA_VERSION", "SQLiteBackend", "__version__"]
+__all__ = ["LATEST_SCHEMA_VERSION", "SQLiteBackend", "SQLiteOptions", "__version__", "parse_url"]
 
-__version__ = "0.1.0"
+__version__ = importlib.metadata.version("sheppy-sqlite")

@@ -23,7 +23,7 @@ How it keeps the contract
   retried here with a short backoff until the same deadline. After that the call raises
   ``BackendError`` saying the database stayed locked; the statement was rolled back, so no task is lost
   or half-written.
-* **Waiting** (``pop``/``get_results`` with a timeout) — see :mod:`sheppy_sqlite._wakeup`: in-process
+* **Waiting** (``pop``/``get_results`` with a timeout) — see :mod:`sheppy_sqlite._listener`: in-process
   wake-ups are immediate; commits from other processes are noticed through ``PRAGMA data_version`` within
   ``poll_interval`` (10 ms by default, the worst case).
 * **TTL**: finished records get an ``expires_at`` (Unix seconds); every read ignores expired rows, and
@@ -34,7 +34,7 @@ a lock, so each operation — a statement or a ``BEGIN IMMEDIATE`` transaction �
 shielded task: cancelling the caller never leaves the connection inside a transaction. Single
 statements first try the fast path (:mod:`sheppy_sqlite._fastpath`): a second, non-waiting connection
 used directly on the event loop, which hands the statement to the thread when the file is busy. The
-change watcher (:mod:`sheppy_sqlite._wakeup`) has a third connection while someone waits.
+change watcher (:mod:`sheppy_sqlite._listener`) has a third connection while someone waits.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ import math
 import os
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Self, TypeVar
@@ -64,9 +64,10 @@ from sheppy_core.backend import (
     WORKFLOWS,
     Backend,
     BackendError,
-    BackendInputError,
     CorruptRecordError,
-    FixedWindow,
+    check_aware,
+    check_count,
+    check_no_connection,
     check_queue_name,
     check_task_id,
     check_task_ids,
@@ -75,11 +76,7 @@ from sheppy_core.backend import (
     is_finished,
     is_quarantined,
     quarantine_record,
-    record_from_json,
-    record_to_json,
     retention_seconds,
-    take_fixed_window,
-    take_sliding_window,
     task_id_of,
     to_iso,
     unfinished_delete_error,
@@ -87,9 +84,11 @@ from sheppy_core.backend import (
 from sheppy_sqlite._batching import Coalescer
 from sheppy_sqlite._config import DEFAULT_BUSY_TIMEOUT_MS, DEFAULT_POLL_INTERVAL, SQLiteOptions, parse_url
 from sheppy_sqlite._errors import translate
+from sheppy_sqlite._extras import OptionalCapabilities
+from sheppy_sqlite._listener import ChangeWatcher, Waiter, notify
+from sheppy_sqlite._records import decoded, decoded_by_id, dumps
 from sheppy_sqlite._sql import queries
 from sheppy_sqlite._store import Conn, Store, fetch
-from sheppy_sqlite._wakeup import ChangeWatcher, Waiter, notify
 
 __all__ = ["SQLiteBackend"]
 
@@ -102,19 +101,6 @@ _MAX_WAIT_SLICE = 3600.0  # asyncio timeouts are re-armed at least hourly (timeo
 _EPOCH_ISO = "1970-01-01T00:00:00Z"
 
 
-def _dumps(data: Any) -> str:
-    """Records as compact JSON (:func:`sheppy_core.backend.record_to_json`); NaN and infinities are
-    refused, as SQLite's JSON functions reject them."""
-    try:
-        return record_to_json(data, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise BackendInputError(f"record is not JSON-serialisable: {exc}") from exc
-
-
-def _check_queue(queue_name: str) -> None:
-    check_queue_name(queue_name)
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -122,21 +108,6 @@ def _now() -> datetime:
 def _resolve(path: str) -> str:
     """The absolute, symlink-free path: the key under which every backend on this file meets."""
     return os.path.realpath(os.path.expanduser(path))
-
-
-def _workflow_finished(record: dict[str, Any]) -> bool:
-    return record.get("finished_at") is not None or record.get("completed") is True
-
-
-def _decoded(rows: Iterable[Any]) -> list[dict[str, Any]]:
-    """The records of ``(id, data)`` rows; data that is not a task record reads as its quarantine
-    record (robust.corrupt_record), so one bad row never fails a listing."""
-    return [decode_record(data, str(task_id)) for task_id, data in rows]
-
-
-def _decoded_by_id(rows: Iterable[Any]) -> dict[str, dict[str, Any]]:
-    """:func:`_decoded` as ``{id: record}``."""
-    return {str(task_id): decode_record(data, str(task_id)) for task_id, data in rows}
 
 
 @dataclass
@@ -169,7 +140,7 @@ def _read_claim(rows: list[Any]) -> _Claim:
     return claim
 
 
-class SQLiteBackend(Backend):
+class SQLiteBackend(OptionalCapabilities, Backend):
     """Task queues in a SQLite file (``sqlite:///relative.db``, ``sqlite:////absolute/path.db``).
 
     :param path: the database file; created (with its schema) on :meth:`connect`. Relative paths are
@@ -327,14 +298,17 @@ class SQLiteBackend(Backend):
         else:
             name = "insert_tasks_unique" if unique else "replace_tasks"
             stored = await self._rows(
-                operation, name, {"queue": queue_name, "rows": _dumps(rows), "now": time.time()},
+                operation, name, {"queue": queue_name, "rows": dumps(rows), "now": time.time()},
                 inline=len(rows) <= _INLINE_BATCH,
             )
         notify(self._path, queue_name)
         return {str(row[0]) for row in stored}
 
-    async def append(self, queue_name: str, tasks: list[dict[str, Any]], unique: bool = True) -> list[bool]:
-        _check_queue(queue_name)
+    async def append(
+        self, queue_name: str, tasks: list[dict[str, Any]], unique: bool = True, *, connection: object = None
+    ) -> list[bool]:
+        check_no_connection(self, connection)
+        check_queue_name(queue_name)
         if not tasks:
             return []
         ids: list[str] = []
@@ -345,7 +319,7 @@ class SQLiteBackend(Backend):
             workflow_id = record.get("workflow_id")
             ids.append(task_id)
             rows.append([task_id, "queued", "pending", None,
-                         None if workflow_id is None else str(workflow_id), _dumps(record)])
+                         None if workflow_id is None else str(workflow_id), dumps(record)])
         stored = await self._insert("append", queue_name, rows, unique)
         results: list[bool] = []
         seen: set[str] = set()
@@ -356,16 +330,22 @@ class SQLiteBackend(Backend):
         return results
 
     async def schedule(
-        self, queue_name: str, task_data: dict[str, Any], at: datetime, unique: bool = True
+        self,
+        queue_name: str,
+        task_data: dict[str, Any],
+        at: datetime,
+        unique: bool = True,
+        *,
+        connection: object = None,
     ) -> bool:
-        _check_queue(queue_name)
-        if not isinstance(at, datetime) or at.tzinfo is None:
-            raise BackendInputError(f"schedule() needs an aware datetime for 'at', got {at!r}")
+        check_no_connection(self, connection)
+        check_queue_name(queue_name)
+        check_aware(at, "at", "schedule")
         task_id = task_id_of(task_data)
         record = {**task_data, "id": task_id, "status": "scheduled", "scheduled_at": to_iso(at)}
         workflow_id = record.get("workflow_id")
         row = [task_id, "scheduled", "scheduled", at.timestamp(),
-               None if workflow_id is None else str(workflow_id), _dumps(record)]
+               None if workflow_id is None else str(workflow_id), dumps(record)]
         return task_id in await self._insert("schedule", queue_name, [row], unique)
 
     # -- claim -----------------------------------------------------------------------------------
@@ -428,7 +408,7 @@ class SQLiteBackend(Backend):
         try:
             await self._store.rows_many("pop", [("quarantine_task", {
                 "queue": queue_name, "id": record["id"], "seq": seq, "worker": worker,
-                "data": _dumps(record), "expires_at": self._retention_deadline(record),
+                "data": dumps(record), "expires_at": self._retention_deadline(record),
             }) for seq, record in set_aside])
         except BackendError as exc:
             logger.warning("sheppy-sqlite: queue %r: storing quarantine records failed: %s", queue_name, exc)
@@ -463,9 +443,8 @@ class SQLiteBackend(Backend):
         worker_id: str | None = None,
         lease: float | None = None,
     ) -> list[dict[str, Any]]:
-        _check_queue(queue_name)
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise BackendInputError(f"pop() limit must be an integer >= 1, got {limit!r}")
+        check_queue_name(queue_name)
+        check_count(limit, "limit", "pop")
         worker = worker_id or self.client_id
         duration = self.lease_duration if lease is None else float(lease)
         if timeout is None or timeout <= 0:
@@ -502,7 +481,7 @@ class SQLiteBackend(Backend):
             self._watcher.release()
 
     async def acknowledge(self, queue_name: str, task_id: str) -> bool:
-        _check_queue(queue_name)
+        check_queue_name(queue_name)
         key = {"queue": queue_name, "id": check_task_id(task_id)}
         rows = await self._rows("acknowledge", "acknowledge", key)
         return bool(rows)
@@ -515,7 +494,7 @@ class SQLiteBackend(Backend):
         worker_id: str | None = None,
         lease: float | None = None,
     ) -> list[str]:
-        _check_queue(queue_name)
+        check_queue_name(queue_name)
         task_ids = check_task_ids(task_ids)
         if not task_ids:
             return []
@@ -532,7 +511,7 @@ class SQLiteBackend(Backend):
     # -- results ---------------------------------------------------------------------------------
 
     async def store_result(self, queue_name: str, task_data: dict[str, Any]) -> bool:
-        _check_queue(queue_name)
+        check_queue_name(queue_name)
         task_id = task_id_of(task_data)
         record = {**task_data, "id": task_id, "claimed_by": None, "lease_expires_at": None}
         due: float | None = None
@@ -551,7 +530,7 @@ class SQLiteBackend(Backend):
         rows = await self._results.run("store_result_to_tail" if state == "queued" else "store_result", {
             "queue": queue_name, "id": task_id, "state": state, "status": record.get("status"),
             "due_at": due, "expires_at": expires,
-            "workflow_id": None if workflow_id is None else str(workflow_id), "data": _dumps(record),
+            "workflow_id": None if workflow_id is None else str(workflow_id), "data": dumps(record),
             "now": time.time(),
         })
         if rows:
@@ -561,7 +540,7 @@ class SQLiteBackend(Backend):
     async def get_results(
         self, queue_name: str, task_ids: list[str], timeout: float | None = None
     ) -> dict[str, dict[str, Any]]:
-        _check_queue(queue_name)
+        check_queue_name(queue_name)
         if not task_ids:
             return {}
         wanted = list(dict.fromkeys(check_task_ids(task_ids)))
@@ -569,7 +548,7 @@ class SQLiteBackend(Backend):
 
         async def finished() -> dict[str, dict[str, Any]]:
             rows = await self._rows("get_results", "get_results", {**params, "now": time.time()})
-            return _decoded_by_id(rows)
+            return decoded_by_id(rows)
 
         if timeout is None or timeout < 0:
             return await finished()
@@ -595,37 +574,36 @@ class SQLiteBackend(Backend):
     # -- inspection ------------------------------------------------------------------------------
 
     async def get_tasks(self, queue_name: str, task_ids: list[str]) -> dict[str, dict[str, Any]]:
-        _check_queue(queue_name)
+        check_queue_name(queue_name)
         if not task_ids:
             return {}
         rows = await self._rows("get_tasks", "get_tasks", {
             "queue": queue_name, "ids": json.dumps(list(dict.fromkeys(check_task_ids(task_ids)))),
             "now": time.time(),
         })
-        return _decoded_by_id(rows)
+        return decoded_by_id(rows)
 
     async def get_all_tasks(self, queue_name: str) -> list[dict[str, Any]]:
-        _check_queue(queue_name)
+        check_queue_name(queue_name)
         rows = await self._rows("get_all_tasks", "get_all_tasks", {"queue": queue_name, "now": time.time()},
                                inline=False)
-        return _decoded(rows)
+        return decoded(rows)
 
     async def get_pending(self, queue_name: str, count: int = 1) -> list[dict[str, Any]]:
-        _check_queue(queue_name)
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise BackendInputError(f"get_pending() count must be an integer >= 1, got {count!r}")
+        check_queue_name(queue_name)
+        check_count(count, "count", "get_pending")
         rows = await self._rows("get_pending", "get_pending", {"queue": queue_name, "count": count})
-        return _decoded(rows)
+        return decoded(rows)
 
     async def get_scheduled(self, queue_name: str) -> list[dict[str, Any]]:
-        _check_queue(queue_name)
+        check_queue_name(queue_name)
         rows = await self._rows("get_scheduled", "get_scheduled", {"queue": queue_name}, inline=False)
-        return _decoded(rows)
+        return decoded(rows)
 
     async def next_scheduled_at(self, queue_name: str) -> datetime | None:
         """One indexed query. The time is read from the earliest record itself, not from the REAL
         column, so it equals the ``at`` it was scheduled for to the microsecond."""
-        _check_queue(queue_name)
+        check_queue_name(queue_name)
         rows = await self._rows("next_scheduled_at", "next_scheduled_at", {"queue": queue_name})
         if not rows:
             return None
@@ -638,11 +616,11 @@ class SQLiteBackend(Backend):
         return due_at(record)
 
     async def size(self, queue_name: str) -> int:
-        _check_queue(queue_name)
+        check_queue_name(queue_name)
         return int((await self._rows("size", "size", {"queue": queue_name}))[0][0])
 
     async def get_stats(self, queue_name: str) -> dict[str, int]:
-        _check_queue(queue_name)
+        check_queue_name(queue_name)
         rows = await self._rows("get_stats", "stats", {"queue": queue_name, "now": time.time()}, inline=False)
         stats = dict.fromkeys(STATS_KEYS, 0)
         places = {"queued": "pending", "claimed": "processing", "scheduled": "scheduled"}
@@ -657,7 +635,7 @@ class SQLiteBackend(Backend):
         return {str(name): int(size) for name, size in rows}
 
     async def clear(self, queue_name: str) -> int:
-        _check_queue(queue_name)
+        check_queue_name(queue_name)
         params = {"queue": queue_name, "now": time.time()}
 
         async def body(conn: Conn) -> int:
@@ -674,21 +652,19 @@ class SQLiteBackend(Backend):
     # -- scheduling ------------------------------------------------------------------------------
 
     async def pop_scheduled(self, queue_name: str, now: datetime | None = None) -> list[dict[str, Any]]:
-        _check_queue(queue_name)
-        moment = now or _now()
-        if not isinstance(moment, datetime) or moment.tzinfo is None:
-            raise BackendInputError(f"pop_scheduled() needs an aware datetime for 'now', got {moment!r}")
+        check_queue_name(queue_name)
+        moment = _now() if now is None else check_aware(now, "now", "pop_scheduled")
         rows = await self._rows("pop_scheduled", "pop_scheduled",
                                 {"queue": queue_name, "now": moment.timestamp()}, inline=False)
         if not rows:
             return []
         notify(self._path, queue_name)
-        return _decoded((task_id, data) for _, task_id, data in sorted(rows, key=lambda row: int(row[0])))
+        return decoded((task_id, data) for _, task_id, data in sorted(rows, key=lambda row: int(row[0])))
 
     # -- cancel / delete -------------------------------------------------------------------------
 
     async def cancel(self, queue_name: str, task_id: str) -> dict[str, Any] | None:
-        _check_queue(queue_name)
+        check_queue_name(queue_name)
         key = {"queue": queue_name, "id": check_task_id(task_id)}
 
         async def body(conn: Conn) -> dict[str, Any] | None:
@@ -700,7 +676,7 @@ class SQLiteBackend(Backend):
             record["finished_at"] = to_iso(_now())
             await self._fetch(conn, "finish_task", {
                 **key, "status": "cancelled", "expires_at": self._retention_deadline(record),
-                "data": _dumps(record),
+                "data": dumps(record),
             })
             return record
 
@@ -710,7 +686,7 @@ class SQLiteBackend(Backend):
         return record
 
     async def delete_task(self, queue_name: str, task_id: str) -> bool:
-        _check_queue(queue_name)
+        check_queue_name(queue_name)
         key = {"queue": queue_name, "id": check_task_id(task_id), "now": time.time()}
         if await self._rows("delete_task", "delete_finished", key):
             return True
@@ -718,199 +694,3 @@ class SQLiteBackend(Backend):
         if not state:
             return False
         raise unfinished_delete_error(task_id, state[0][1], queue_name)
-
-    # -- cron ------------------------------------------------------------------------------------
-
-    async def add_cron(self, queue_name: str, deterministic_id: str, task_cron: dict[str, Any]) -> bool:
-        _check_queue(queue_name)
-        rows = await self._rows("add_cron", "add_cron", {
-            "queue": queue_name, "id": str(deterministic_id), "data": _dumps(task_cron),
-        })
-        return bool(rows)
-
-    async def delete_cron(self, queue_name: str, deterministic_id: str) -> bool:
-        """The definition and its waiting occurrences, in one ``BEGIN IMMEDIATE`` transaction."""
-        _check_queue(queue_name)
-        key = {"queue": queue_name, "id": str(deterministic_id)}
-
-        async def body(conn: Conn) -> bool:
-            if not await self._fetch(conn, "delete_cron", key):
-                return False
-            await self._fetch(conn, "delete_cron_occurrences", key)
-            return True
-
-        return await self._transaction("delete_cron", body)
-
-    async def get_crons(self, queue_name: str) -> list[dict[str, Any]]:
-        _check_queue(queue_name)
-        return self._records(await self._rows("get_crons", "get_crons", {"queue": queue_name}, inline=False))
-
-    # -- rate limits -----------------------------------------------------------------------------
-
-    async def acquire_rate_limit(
-        self,
-        queue_name: str,
-        key: str,
-        max_rate: int,
-        rate_period: float,
-        task_id: str,
-        strategy: str = "sliding_window",
-    ) -> float | None:
-        _check_queue(queue_name)
-        if isinstance(max_rate, bool) or not isinstance(max_rate, int) or max_rate < 1:
-            raise BackendInputError(f"rate limit max_rate must be an integer >= 1, got {max_rate!r}")
-        if not isinstance(rate_period, int | float) or not math.isfinite(rate_period) or rate_period <= 0:
-            raise BackendInputError(f"rate limit rate_period must be > 0 seconds, got {rate_period!r}")
-        if strategy == "sliding_window":
-            return await self._sliding_window(
-                queue_name, str(key), max_rate, float(rate_period), str(task_id)
-            )
-        if strategy == "fixed_window":
-            return await self._fixed_window(queue_name, str(key), max_rate, float(rate_period), str(task_id))
-        raise BackendInputError(
-            f"unknown rate-limit strategy {strategy!r}; use sliding_window or fixed_window"
-        )
-
-    async def _sliding_window(
-        self, queue_name: str, key: str, max_rate: int, period: float, task_id: str
-    ) -> float | None:
-        """The key's starts and reservations are read, updated by the shared rule
-        (``take_sliding_window``) and written back in one write transaction: atomic across clients."""
-        params = {"queue": queue_name, "key": key}
-
-        async def body(conn: Conn) -> float | None:
-            before = {str(t): float(at) for t, at in await self._fetch(conn, "rate_starts", params)}
-            starts = dict(before)
-            wait = take_sliding_window(starts, max_rate, period, task_id, time.time())
-            await self._save_starts(conn, params, before, starts, "rate_start")
-            return wait
-
-        return await self._transaction("acquire_rate_limit", body)
-
-    async def _fixed_window(
-        self, queue_name: str, key: str, max_rate: int, period: float, task_id: str
-    ) -> float | None:
-        params = {"queue": queue_name, "key": key}
-
-        async def body(conn: Conn) -> float | None:
-            rows = await self._fetch(conn, "window_get", params)
-            before = {str(t): float(at) for t, at in await self._fetch(conn, "window_starts", params)}
-            window = FixedWindow(float(rows[0][0]) if rows else None, dict(before))
-            wait = take_fixed_window(window, max_rate, period, task_id, time.time())
-            if window.start is None:
-                await self._fetch(conn, "window_delete", params)
-            else:
-                await self._fetch(conn, "window_put", {**params, "start": window.start})
-            await self._save_starts(conn, params, before, window.starts, "window_start")
-            return wait
-
-        return await self._transaction("acquire_rate_limit", body)
-
-    async def _save_starts(
-        self,
-        conn: Conn,
-        params: dict[str, Any],
-        before: dict[str, float],
-        after: dict[str, float],
-        table: str,
-    ) -> None:
-        """Write the changes from ``before`` to ``after`` with the ``<table>_delete``/``_put`` queries."""
-        for task_id in before.keys() - after.keys():
-            await self._fetch(conn, f"{table}_delete", {**params, "task_id": task_id})
-        for task_id, at in after.items():
-            if before.get(task_id) != at:
-                await self._fetch(conn, f"{table}_put", {**params, "task_id": task_id, "at": at})
-
-    # -- workflows -------------------------------------------------------------------------------
-
-    async def store_workflow(
-        self, queue_name: str, workflow_data: dict[str, Any], *, if_version: int | None = None
-    ) -> bool:
-        _check_queue(queue_name)
-        workflow_id = task_id_of(workflow_data)
-        record = {**workflow_data, "id": workflow_id}
-        finished = _workflow_finished(record)
-        try:
-            version = int(record.get("version") or 0)
-        except (TypeError, ValueError):
-            raise BackendInputError(f"workflow version must be an integer, got {record.get('version')!r}") \
-                from None
-        pending = [str(t) for t in (record.get("pending_task_ids") or [])]
-        params = {
-            "queue": queue_name, "id": workflow_id, "version": version, "finished": int(finished),
-            "data": _dumps(record), "task_ids": json.dumps(pending),
-        }
-
-        async def body(conn: Conn) -> bool:
-            if if_version is not None:
-                rows = await self._fetch(conn, "workflow_version", params)
-                current = int(rows[0][0]) if rows else 0
-                if current != if_version:
-                    return False
-            await self._fetch(conn, "workflow_upsert", params)
-            await self._fetch(conn, "workflow_pending_clear", params)
-            if not finished:
-                await self._fetch(conn, "workflow_pending_fill", params)
-            return True
-
-        stored = await self._transaction("store_workflow", body)
-        if stored:
-            notify(self._path, queue_name)
-        return stored
-
-    async def get_workflows(self, queue_name: str, workflow_ids: list[str]) -> dict[str, dict[str, Any]]:
-        _check_queue(queue_name)
-        if not workflow_ids:
-            return {}
-        rows = await self._rows("get_workflows", "get_workflows", {
-            "queue": queue_name, "ids": json.dumps([str(w) for w in workflow_ids]),
-        })
-        return {str(row[0]): record_from_json(row[1]) for row in rows}
-
-    async def get_all_workflows(self, queue_name: str) -> list[dict[str, Any]]:
-        _check_queue(queue_name)
-        return self._records(
-            await self._rows("get_all_workflows", "get_all_workflows", {"queue": queue_name}, inline=False)
-        )
-
-    async def get_pending_workflows(self, queue_name: str) -> list[dict[str, Any]]:
-        _check_queue(queue_name)
-        return self._records(
-            await self._rows(
-                "get_pending_workflows", "get_pending_workflows", {"queue": queue_name}, inline=False
-            )
-        )
-
-    async def delete_workflow(self, queue_name: str, workflow_id: str) -> bool:
-        _check_queue(queue_name)
-        params = {"queue": queue_name, "id": str(workflow_id)}
-
-        async def body(conn: Conn) -> bool:
-            await self._fetch(conn, "workflow_pending_clear", params)
-            return bool(await self._fetch(conn, "delete_workflow", params))
-
-        return await self._transaction("delete_workflow", body)
-
-    async def mark_workflow_task_complete(self, queue_name: str, workflow_id: str, task_id: str) -> int:
-        _check_queue(queue_name)
-        params = {"queue": queue_name, "id": str(workflow_id), "task_id": str(task_id)}
-
-        async def body(conn: Conn) -> int:
-            # Delete and count in one write transaction: of several callers removing the last ids,
-            # exactly one sees 0.
-            if not await self._fetch(conn, "workflow_task_done", params):
-                return -1
-            return int((await self._fetch(conn, "workflow_pending_count", params))[0][0])
-
-        return await self._transaction("mark_workflow_task_complete", body)
-
-    async def get_workflow_results(self, queue_name: str, workflow_id: str) -> dict[str, dict[str, Any]]:
-        _check_queue(queue_name)
-        rows = await self._rows("get_workflow_results", "get_workflow_results", {
-            "queue": queue_name, "workflow_id": str(workflow_id), "now": time.time(),
-        }, inline=False)
-        return _decoded_by_id(rows)
-
-    @staticmethod
-    def _records(rows: Iterable[Any]) -> list[dict[str, Any]]:
-        return [record_from_json(row[0]) for row in rows]

@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from sheppy_core.backend import DEFAULT_TTL_SECONDS, redact_secrets, redact_url
+from sheppy_core.backend import (
+    COMMON_URL_OPTION_HELP,
+    COMMON_URL_OPTIONS,
+    DEFAULT_TTL_SECONDS,
+    parse_common_options,
+    redact_secrets,
+    redact_url,
+)
 from sheppy_core.exceptions import ConfigurationError
 
 __all__ = [
@@ -42,9 +49,7 @@ OPTION_HELP: Final[dict[str, str]] = {
     "busy_timeout": "milliseconds to wait for a locked database (default 5000)",
     "journal_mode": f"one of {', '.join(JOURNAL_MODES)} (default wal)",
     "synchronous": f"one of {', '.join(SYNCHRONOUS_MODES)} (default normal)",
-    "lease": "default claim lease in seconds (default 15)",
-    "ttl": "retention of finished records in seconds, or 'none' to keep them (default 2592000: 30 days)",
-    "error_ttl": "retention of failed/cancelled/crashed records: seconds, 'none' or 'inherit' (default)",
+    **COMMON_URL_OPTION_HELP,
     "poll_interval": "longest pause in seconds between looks for other processes' changes (default 0.01)",
     "purge_interval": "seconds between purges of expired records (default 60)",
     "fast_path": "true/false: run non-waiting statements on the event loop (default true)",
@@ -103,14 +108,9 @@ def _check_positive(name: str, value: Any, *, allow_none: bool = False) -> None:
         raise ConfigurationError(f"{name} must be a number > 0, got {value!r}")
 
 
-def _seconds(name: str, raw: str, *, nullable: bool = False, inherit: bool = False) -> float | str | None:
-    lowered = raw.strip().lower()
-    if nullable and lowered in ("none", "null", "never", ""):
-        return None
-    if inherit and lowered == "inherit":
-        return "inherit"
+def _seconds(name: str, raw: str) -> float:
     try:
-        value = float(lowered)
+        value = float(raw.strip())
     except ValueError:
         raise ConfigurationError(f"sqlite:// option {name}={raw!r} is not a number of seconds") from None
     _check_positive(name, value)
@@ -148,6 +148,7 @@ def parse_url(url: str) -> SQLiteOptions:
         raise ConfigurationError(f"sqlite URL {shown!r} names a directory, not a database file")
 
     options: dict[str, Any] = {"path": path}
+    common: dict[str, str] = {}
     seen: set[str] = set()
     for name, raw in parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False):
         if name in seen:
@@ -170,12 +171,12 @@ def parse_url(url: str) -> SQLiteOptions:
             options[name] = flag in ("1", "true", "yes", "on")
         elif name in ("journal_mode", "synchronous"):
             options[name] = raw.strip().lower()
-        elif name == "ttl":
-            options[name] = _seconds(name, raw, nullable=True)
-        elif name == "error_ttl":
-            options[name] = _seconds(name, raw, nullable=True, inherit=True)
+        elif name in COMMON_URL_OPTIONS:
+            common[name] = raw
         else:
             options[name] = _seconds(name, raw)
+    parsed = parse_common_options(common, shown)
+    options.update(lease=parsed.lease, ttl=parsed.ttl, error_ttl=parsed.error_ttl)
     try:
         return SQLiteOptions(**options)
     except ConfigurationError as exc:

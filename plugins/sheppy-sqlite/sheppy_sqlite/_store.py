@@ -32,7 +32,7 @@ from sheppy_core.backend import BackendConnectionError
 from sheppy_sqlite._config import SQLiteOptions
 from sheppy_sqlite._errors import is_busy, translate
 from sheppy_sqlite._fastpath import CHECKPOINT_EVERY, FastPath
-from sheppy_sqlite._schema import check_sqlite_version, configure, migrate
+from sheppy_sqlite._migrations import check_sqlite_version, configure, migrate
 from sheppy_sqlite._sql import queries
 
 __all__ = ["Conn", "Store"]

@@ -284,7 +284,7 @@ async def test_cancel_arriving_with_a_wakeup_is_not_swallowed(
     # iteration: the pop must end at once with CancelledError, not carry on waiting out its 10 s
     # timeout, and claim nothing. (An append through a backend awaits its thread: under load the woken
     # pop could claim before the cancel came, so the task is committed here without yielding.)
-    from sheppy_sqlite._wakeup import notify
+    from sheppy_sqlite._listener import notify
 
     looked = asyncio.Event()
     claim = backend._claim

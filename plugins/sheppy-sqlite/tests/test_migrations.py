@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Callable
 
 import pytest
-from sheppy_sqlite import SQLiteBackend, _schema
+from sheppy_sqlite import SQLiteBackend, _migrations
 from sheppy_sqlite._sql import Migration, migrations
 
 from sheppy_core.exceptions import BackendError
@@ -19,8 +19,8 @@ from sheppy_core.exceptions import BackendError
 def _with_extra(monkeypatch: pytest.MonkeyPatch, *statements: str) -> None:
     """Pretend this sheppy-sqlite ships one more migration."""
     extra = Migration(len(migrations()) + 1, "9999_test.sql", list(statements))
-    monkeypatch.setattr(_schema, "migrations", lambda: (*migrations(), extra))
-    monkeypatch.setattr(_schema, "LATEST_SCHEMA_VERSION", extra.version)
+    monkeypatch.setattr(_migrations, "migrations", lambda: (*migrations(), extra))
+    monkeypatch.setattr(_migrations, "LATEST_SCHEMA_VERSION", extra.version)
 
 
 def _versions(db_path: str) -> list[int]:
@@ -81,8 +81,8 @@ async def test_version_2_keeps_rows_claims_and_order(
     """A version-1 file (AUTOINCREMENT seq) upgrades to the rowid seq with every row, claim and place."""
     first = migrations()[:1]
     with monkeypatch.context() as patch:
-        patch.setattr(_schema, "migrations", lambda: first)
-        patch.setattr(_schema, "LATEST_SCHEMA_VERSION", 1)
+        patch.setattr(_migrations, "migrations", lambda: first)
+        patch.setattr(_migrations, "LATEST_SCHEMA_VERSION", 1)
         old = make_backend()
         await old.connect()
         await old.append("q", [{"id": f"t{i}", "status": "new", "config": {}} for i in range(4)])

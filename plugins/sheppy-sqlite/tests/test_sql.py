@@ -1,21 +1,10 @@
-"""The SQL files: named-query parsing, statement splitting and the migration list."""
+"""The SQL files: the shipped queries, statement splitting and the migration list (the named-query
+parser itself is the backend kit's, tested in sheppy-core's tests/test_backend_sql.py)."""
 
 from __future__ import annotations
 
 import pytest
-from sheppy_sqlite._sql import migrations, parse_queries, queries, split_statements
-
-
-def test_parse_queries_splits_on_name_headers_and_drops_comments() -> None:
-    text = "-- file header\n-- name: one\n-- what it does\nSELECT 1;\n\n-- name: two\nSELECT\n  2;\n"
-    assert parse_queries(text) == {"one": "SELECT 1", "two": "SELECT\n  2"}
-
-
-def test_duplicate_or_empty_query_is_an_error() -> None:
-    with pytest.raises(ValueError, match="twice"):
-        parse_queries("-- name: a\nSELECT 1;\n-- name: a\nSELECT 2;\n")
-    with pytest.raises(ValueError, match="no SQL"):
-        parse_queries("-- name: a\n-- only a comment\n")
+from sheppy_sqlite._sql import migrations, queries, split_statements
 
 
 def test_shipped_queries_load() -> None:

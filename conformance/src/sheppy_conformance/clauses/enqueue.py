@@ -9,7 +9,7 @@ import pytest
 from sheppy_conformance._clause import clause
 from sheppy_conformance._env import Env
 from sheppy_conformance.records import finished, future, ids, task_record
-from sheppy_core.backend import BackendInputError, from_iso
+from sheppy_core.backend import TRANSACTIONAL_ENQUEUE, BackendInputError, NotSupportedError, from_iso
 
 __all__ = ["EnqueueClauses"]
 
@@ -19,6 +19,23 @@ def _args(record: dict[str, Any]) -> list[Any]:
 
 
 class EnqueueClauses:
+    @clause("append.connection")
+    async def test_append_connection_is_a_keyword_of_append_and_schedule(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        queued, scheduled = task_record(1), task_record(2)
+        # ``connection=None`` is the contract's default on every backend: nothing changes.
+        assert await b.append(q, [queued], connection=None) == [True]
+        assert await b.schedule(q, scheduled, future(3600), connection=None) is True
+        assert set(await b.get_tasks(q, ids([queued, scheduled]))) == set(ids([queued, scheduled]))
+        if TRANSACTIONAL_ENQUEUE in type(b).capabilities:
+            return  # what a transaction of the store is, only the backend's own tests know
+        other, later = task_record(3), task_record(4)
+        with pytest.raises(NotSupportedError, match="transactional_enqueue"):
+            await b.append(q, [other], connection=object())
+        with pytest.raises(NotSupportedError, match="transactional_enqueue"):
+            await b.schedule(q, later, future(3600), connection=object())
+        assert await b.get_tasks(q, ids([other, later])) == {}
+
     @clause("append.status")
     async def test_append_status(self, env: Env) -> None:
         q, b = env.queue(), env.backend

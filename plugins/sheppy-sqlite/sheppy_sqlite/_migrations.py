@@ -15,6 +15,7 @@ import time
 
 import aiosqlite
 
+from sheppy_core.backend import check_schema_not_newer, migrations_to_apply
 from sheppy_core.exceptions import BackendError
 from sheppy_sqlite._sql import migrations, queries
 
@@ -68,12 +69,9 @@ async def migrate(conn: aiosqlite.Connection) -> int:
     await conn.execute_fetchall("BEGIN IMMEDIATE")
     try:
         version = await schema_version(conn)
-        if version > LATEST_SCHEMA_VERSION:
-            raise BackendError(
-                f"the database has schema version {version}, newer than this sheppy-sqlite knows "
-                f"({LATEST_SCHEMA_VERSION}); upgrade sheppy-sqlite"
-            )
-        for migration in migrations()[version:]:
+        shipped = migrations()
+        check_schema_not_newer(version, shipped, "sheppy-sqlite")
+        for migration in migrations_to_apply(shipped, version):
             for statement in migration.statements:
                 await conn.execute_fetchall(statement)
             await conn.execute_fetchall(

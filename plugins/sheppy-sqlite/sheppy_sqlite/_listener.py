@@ -16,7 +16,7 @@ Two paths deliver "something changed" to a coroutine blocked in ``pop(timeout=..
   after each change. On a change it wakes every waiter on that file; each re-runs its (indexed) query.
 
 Worst case for a cross-process pick-up: ``poll_interval`` plus one claim query (~0.1 ms) plus event-loop
-scheduling; the two-process measurement in ``benchmarks/pickup_latency.py`` gives the typical figure.
+scheduling; the idle pick-up probe of ``benchmarks/bench_sqlite.py`` gives the typical figure.
 """
 
 from __future__ import annotations
