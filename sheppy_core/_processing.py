@@ -28,6 +28,7 @@ from sheppy_core._runner import (
     run_attempt,
     validation_summary,
 )
+from sheppy_core._store import QueueStore
 from sheppy_core._workflow import is_engine_task, run_engine_task, step_finished
 from sheppy_core.backend import is_finished, quarantine_record, record_to_json
 from sheppy_core.exceptions import CorruptRecordError, NotSupportedError, TaskNotRegisteredError
@@ -48,9 +49,9 @@ class StaleClaimError(Exception):
     """A claimed task turned out finished already: the claim raced its previous holder's outcome."""
 
 
-async def _finished_meanwhile(queue: Queue, task: Task[Any]) -> bool:
+async def _finished_meanwhile(store: QueueStore, task: Task[Any]) -> bool:
     """For a redelivered task: is its stored record finished now (outcome stored after our claim)?"""
-    current = (await queue.backend.get_tasks(queue.name, [str(task.id)])).get(str(task.id))
+    current = (await store.records([str(task.id)])).get(str(task.id))
     return current is None or is_finished(current)
 
 
@@ -62,7 +63,7 @@ class HandBackPolicy:
     each hand-back, at most ``max_delay``), using no retry, so a worker that has it registered (another
     deploy, a worker started with the right ``--import``) runs it. After ``limit`` hand-backs, and no
     sooner than ``min_age`` seconds after the first one, it ends ``failed`` with
-    ``TaskNotRegisteredError`` — a misconfigured worker can delay a queue, not destroy it. With the
+    ``TaskNotRegisteredError`` — a misconfigured worker can delay a store, not destroy it. With the
     defaults that is about an hour and 20 deliveries.
     """
 
@@ -94,9 +95,14 @@ class TaskProcessor:
     :class:`HandBackPolicy`). None (``TestQueue``, inline processing): such a task fails at once."""
 
     async def process(
-        self, queue: Queue, record: dict[str, Any], attempt_done: Callable[[], None] | None = None
+        self,
+        store: QueueStore | Queue,
+        record: dict[str, Any],
+        attempt_done: Callable[[], None] | None = None,
     ) -> Task[Any]:
         """Run a claimed record to its next state and store it; returns the stored record.
+
+        ``store``: the queue's storage layer (a ``Queue`` is taken for its ``store``, as before).
 
         ``attempt_done``: called once the task's own code has finished, before its outcome is stored,
         so a worker can start the next task while the store is on its way (not for workflow steps).
@@ -105,42 +111,44 @@ class TaskProcessor:
         then resumes its workflow; internal workflow tasks (watches, deferred resumes) are run by the
         workflow engine itself, before the crash and registry checks (they are idempotent).
         """
+        if not isinstance(store, QueueStore):
+            store = store.store
         try:
             task: Task[Any] = Task.model_validate(record)
         except ValidationError as exc:
-            await self._quarantine(queue, record, exc)
-            raise CorruptRecordError(queue.name, str(record.get("id")), validation_summary(exc)) from None
+            await self._quarantine(store, record, exc)
+            raise CorruptRecordError(store.name, str(record.get("id")), validation_summary(exc)) from None
         if is_engine_task(task):
-            return await run_engine_task(queue, task)
-        outcome = await self._process(queue, task, attempt_done)
+            return await run_engine_task(store, task)
+        outcome = await self._process(store, task, attempt_done)
         if outcome.workflow_id is not None and outcome.finished_at is not None:
             # Shielded: the outcome is stored and the claim released, so the worker's heartbeat may see
             # the lease as gone and cancel this job; the resume must not be cut off half-way.
-            await asyncio.shield(step_finished(queue, outcome))
+            await asyncio.shield(step_finished(store, outcome))
         return outcome
 
     @staticmethod
-    async def _quarantine(queue: Queue, record: dict[str, Any], exc: ValidationError) -> None:
+    async def _quarantine(store: QueueStore, record: dict[str, Any], exc: ValidationError) -> None:
         """Set aside a claimed record that is not a task: stored as finished with status
         ``quarantined`` and its text kept, so it is neither redelivered every lease nor lost."""
         task_id = str(record.get("id"))
         text = record_to_json({k: v for k, v in record.items() if k not in _CLAIM_FIELDS})
         stand_in = quarantine_record(task_id, text, f"not a task: {validation_summary(exc)}")
-        await queue.backend.store_result(queue.name, stand_in)
+        await store.store_record(stand_in)
 
     async def _process(
-        self, queue: Queue, task: Task[Any], attempt_done: Callable[[], None] | None = None
+        self, store: QueueStore, task: Task[Any], attempt_done: Callable[[], None] | None = None
     ) -> Task[Any]:
         attempt_number = task.retry_count + 1
 
-        if task.deliveries > 1 and await _finished_meanwhile(queue, task):
+        if task.deliveries > 1 and await _finished_meanwhile(store, task):
             # The claim raced the previous holder's outcome: its worker (this one, or another whose
             # lease lapsed) stored it just after this claim, releasing the claim. Nothing to run, and
             # storing a crash now would overwrite a real outcome.
             raise StaleClaimError(f"task {task.id} was finished by its previous claim; dropped this one")
 
         if self.unregistered is not None and find_definition(task.spec.func) is None:
-            return await self._hand_back(queue, task, self.unregistered)
+            return await self._hand_back(store, task, self.unregistered)
 
         if task.deliveries > 1:
             crashed = crash_outcome(task)
@@ -149,9 +157,9 @@ class TaskProcessor:
                     "task %s (%s) crashed: its worker lost the lease",
                     task.id,
                     task.spec.func,
-                    extra=_log_fields(task, queue, attempt_number),
+                    extra=_log_fields(task, store, attempt_number),
                 )
-                await queue._store_result(crashed)
+                await store.store_result(crashed)
                 return crashed
             task = charge_crash_retry(task)
             attempt_number = task.retry_count + 1  # the lost run counted as one
@@ -161,23 +169,26 @@ class TaskProcessor:
                 task.spec.func,
                 task.retry_count,
                 task.config.retry,
-                extra=_log_fields(task, queue, attempt_number),
+                extra=_log_fields(task, store, attempt_number),
             )
 
-        deferred = await self._rate_limited(queue, task)
+        deferred = await self._rate_limited(store, task)
         if deferred is not None:
             return deferred
 
         started = time.perf_counter()
         attempt = await run_attempt(
-            task, queue=queue, dependency_overrides=self.dependency_overrides, middleware=self.middleware
+            task,
+            queue=store.as_queue(),
+            dependency_overrides=self.dependency_overrides,
+            middleware=self.middleware,
         )
         duration = time.perf_counter() - started
         outcome = attempt.task
         if attempt.chained and outcome.status == "completed":
             # Children are queued before the parent is marked done: a crash in between runs the parent
             # again (at-least-once) rather than losing its children.
-            await queue.add(attempt.chained)
+            await store.add(attempt.chained)
         if outcome.status == "retrying" and self.ignore_delays:
             outcome = outcome.model_copy(update={"next_retry_at": datetime.now(UTC)})
         if attempt_done is not None and outcome.workflow_id is None:
@@ -185,12 +196,12 @@ class TaskProcessor:
             # database connections and row locks, and letting a worker take on more steps meanwhile
             # can starve its own heartbeats of connections.
             attempt_done()
-        await queue._store_result(outcome)
-        self._log(attempt, duration, task, queue, attempt_number)
+        await store.store_result(outcome)
+        self._log(attempt, duration, task, store, attempt_number)
         return outcome
 
     @staticmethod
-    async def _hand_back(queue: Queue, task: Task[Any], policy: HandBackPolicy) -> Task[Any]:
+    async def _hand_back(store: QueueStore, task: Task[Any], policy: HandBackPolicy) -> Task[Any]:
         """A task this worker cannot run: back to the queue unrun for another worker, or — past the
         policy's bound — failed with the reason."""
         now = datetime.now(UTC)
@@ -202,9 +213,9 @@ class TaskProcessor:
                 "Import the module that defines it in the workers (sheppy work --import MODULE)."
             )
             outcome = failed(task, error, retry=False)
-            await queue._store_result(outcome)
+            await store.store_result(outcome)
             logger.error("task %s (%s) failed: %s", task.id, task.spec.func, error,
-                         extra=_log_fields(task, queue, task.retry_count + 1))
+                         extra=_log_fields(task, store, task.retry_count + 1))
             return outcome
         delay = policy.delay_for(task.handed_back)
         back = released(
@@ -216,23 +227,22 @@ class TaskProcessor:
             handed_back=task.handed_back + 1,
             first_handed_back_at=first,
         )
-        await queue._store_result(back)
+        await store.store_result(back)
         logger.warning(
             "task %s (%s) is not registered in this worker; handed back unrun (%d so far), due again "
             "in %.1f s. Import its module here (sheppy work --import MODULE) or leave it to a worker "
             "that has it",
             task.id, task.spec.func, back.handed_back, delay,
-            extra=_log_fields(task, queue, task.retry_count + 1),
+            extra=_log_fields(task, store, task.retry_count + 1),
         )
         return back
 
-    async def _rate_limited(self, queue: Queue, task: Task[Any]) -> Task[Any] | None:
+    async def _rate_limited(self, store: QueueStore, task: Task[Any]) -> Task[Any] | None:
         limit = task.config.rate_limit
         if limit is None:
             return None
         try:
-            wait = await queue.backend.acquire_rate_limit(
-                queue.name,
+            wait = await store.acquire_rate_limit(
                 limit.key or task.spec.func,
                 limit.max_rate,
                 limit.rate_period,
@@ -242,17 +252,19 @@ class TaskProcessor:
         except NotSupportedError as exc:
             # Running an unlimited task silently could break the very service the limit protects.
             outcome = failed(task, exc, retry=False)
-            await queue._store_result(outcome)
+            await store.store_result(outcome)
             return outcome
         if wait is None:
             return None
         deferred = rescheduled(task, datetime.now(UTC) + timedelta(seconds=wait))
-        await queue._store_result(deferred)
+        await store.store_result(deferred)
         logger.info("task %s (%s) rate-limited; deferred %.3f s", task.id, task.spec.func, wait)
         return deferred
 
     @staticmethod
-    def _log(attempt: Attempt, duration: float, ran: Task[Any], queue: Queue, attempt_number: int) -> None:
+    def _log(
+        attempt: Attempt, duration: float, ran: Task[Any], store: QueueStore, attempt_number: int
+    ) -> None:
         """Log the outcome of ``attempt`` of task ``ran`` (named as claimed, whatever middleware did)."""
         task = attempt.task
         level = (
@@ -264,8 +276,8 @@ class TaskProcessor:
         )
         if not logger.isEnabledFor(level):
             return  # nobody listens at this level: don't build the message
-        extra = {**_log_fields(ran, queue, attempt_number), "duration": duration, "status": task.status}
-        where = f"task {ran.id} ({ran.spec.func}) on queue {queue.name!r}, attempt {attempt_number}"
+        extra = {**_log_fields(ran, store, attempt_number), "duration": duration, "status": task.status}
+        where = f"task {ran.id} ({ran.spec.func}) on queue {store.name!r}, attempt {attempt_number}"
         if task.status == "completed":
             logger.info("%s completed in %.3f s", where, duration, extra=extra)
         elif task.status == "retrying":
@@ -284,6 +296,6 @@ class TaskProcessor:
             logger.error("%s %s in %.3f s: %s", where, task.status, duration, task.exception, extra=extra)
 
 
-def _log_fields(task: Task[Any], queue: Queue, attempt_number: int) -> dict[str, Any]:
+def _log_fields(task: Task[Any], store: QueueStore, attempt_number: int) -> dict[str, Any]:
     """The ``extra`` fields of a worker log record about ``task``."""
-    return {"task_id": str(task.id), "task": task.spec.func, "queue": queue.name, "attempt": attempt_number}
+    return {"task_id": str(task.id), "task": task.spec.func, "queue": store.name, "attempt": attempt_number}

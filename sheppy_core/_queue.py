@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, overload
 
-from pydantic import ValidationError
-
 from sheppy_core import _workflow
 from sheppy_core._config import resolve_backend_url, resolve_queue
-from sheppy_core._runner import released, validation_summary
+from sheppy_core._runner import released
+from sheppy_core._store import QueueStore, by_id, checked_queue_name, readable_tasks
 from sheppy_core._workflow import (
     DEFAULT_WATCH_INTERVAL,
     Workflow,
@@ -21,28 +21,21 @@ from sheppy_core._workflow import (
     WorkflowResult,
     workflow_id_of,
 )
-from sheppy_core.backend import (
-    TRANSACTIONAL_ENQUEUE,
-    UNFINISHED_DELETE,
-    Backend,
-    check_queue_name,
-    is_quarantined,
-    redact_url,
-)
-from sheppy_core.exceptions import (
-    BackendInputError,
-    NotSupportedError,
-    TaskCancellationError,
-    TaskStateError,
-)
+from sheppy_core.backend import UNFINISHED_DELETE, Backend, is_quarantined, redact_url
+from sheppy_core.backend._memory import MemoryBackend
+from sheppy_core.exceptions import TaskCancellationError, TaskStateError
 from sheppy_core.models import Task, TaskCron
 
-__all__ = ["NotATaskError", "Queue"]
+__all__ = ["MAX_DELAY", "NotATaskError", "Queue", "checked_queue_name", "readable_tasks"]
 
 logger = logging.getLogger("sheppy.queue")
 
 TaskRef = Task[Any] | uuid.UUID | str
 _WAITING = frozenset({"new", "pending", "scheduled", "processing", "retrying"})
+
+# Set while a queue runs tasks inline: a task that adds to an inline queue leaves the new tasks to
+# the loop already running (one loop at the top, never a nested one per add).
+_INLINE_LOOP: contextvars.ContextVar[bool] = contextvars.ContextVar("sheppy_inline_loop", default=False)
 
 
 class NotATaskError(TypeError, AttributeError):
@@ -93,45 +86,9 @@ def _one_or_all(
     return found
 
 
-def readable_tasks(queue_name: str, records: Iterable[Mapping[str, Any]]) -> list[Task[Any]]:
-    """The records that are tasks, as ``Task`` objects. A quarantined record (see
-    ``sheppy task list --status quarantined``) or one that is not a task is left out with a warning, so
-    one bad record never fails a whole listing."""
-    tasks: list[Task[Any]] = []
-    for record in records:
-        if is_quarantined(record):
-            reason = (record.get("quarantine") or {}).get("reason", "")
-            logger.warning(
-                "queue %r: skipping quarantined record %r (%s); see `sheppy task info %s`",
-                queue_name, record.get("id"), reason, record.get("id"),
-            )
-            continue
-        try:
-            tasks.append(Task.model_validate(record))
-        except ValidationError as exc:
-            logger.warning(
-                "queue %r: skipping record %r, which is not a task (%s)",
-                queue_name, record.get("id"), validation_summary(exc),
-            )
-    return tasks
-
-
-def _by_id(queue_name: str, records: Mapping[str, Mapping[str, Any]]) -> dict[uuid.UUID, Task[Any]]:
-    return {task.id: task for task in readable_tasks(queue_name, records.values())}
-
-
 MAX_DELAY: Final = timedelta(days=365_000)
 """The longest delay the command line (``--delay``) and the web router (``delay_seconds``) accept:
 about a thousand years, well inside what datetimes and every backend can hold."""
-
-
-def checked_queue_name(name: object) -> str:
-    """``name`` if every backend can store it (a non-empty string with a UTF-8 form); a ``ValueError``
-    naming the problem otherwise, raised before anything is sent to a backend."""
-    try:
-        return check_queue_name(name)
-    except BackendInputError as exc:
-        raise ValueError(str(exc)) from None
 
 
 def _as_datetime(at: datetime | timedelta) -> datetime:
@@ -157,11 +114,23 @@ class Queue:
         ``memory://``); None resolves ``SHEPPY_BACKEND_URL``, then ``[tool.sheppy] backend``, then
         ``sqlite:///sheppy.db``.
     :param name: the queue name; None resolves ``SHEPPY_QUEUE``, then ``"default"``.
+    :param run_inline: run what ``add``/``schedule``/``retry`` queue at once, inside the call (retry
+        delays ignored), as sheppy's ``memory://`` does. None: as the backend was made
+        (``MemoryBackend(instant_processing=...)``; never for other backends).
+    :param dependency_overrides: ``{dependency: replacement}`` for inline runs, as
+        ``Worker(dependency_overrides=...)``. None: the ``MemoryBackend``'s own.
 
     The backend is connected lazily, on the first awaited call.
     """
 
-    def __init__(self, backend: Backend | str | None = None, name: str | None = None) -> None:
+    def __init__(
+        self,
+        backend: Backend | str | None = None,
+        name: str | None = None,
+        *,
+        run_inline: bool | None = None,
+        dependency_overrides: Mapping[Callable[..., Any], Callable[..., Any]] | None = None,
+    ) -> None:
         if name is not None:
             checked_queue_name(name)  # "" is refused, not taken for the default
         if backend is None or isinstance(backend, str):
@@ -173,22 +142,37 @@ class Queue:
             raise TypeError(f"backend must be a Backend or a URL string, got {type(backend).__name__}")
         self.backend: Backend = backend
         self.name: str = checked_queue_name(resolve_queue(name))
-        self._connect_lock: asyncio.Lock | None = None
+        self._store = QueueStore(backend, self.name)
+        self._run_inline = run_inline
+        self._dependency_overrides = None if dependency_overrides is None else dict(dependency_overrides)
         self.experimental = _Experimental(self)
+
+    @classmethod
+    def _on_store(cls, store: QueueStore) -> Queue:
+        """The handle on an existing store (``QueueStore.as_queue``): it shares the connection."""
+        queue = cls(store.backend, store.name, run_inline=False)
+        queue._store = store
+        return queue
 
     def __repr__(self) -> str:
         url = getattr(self.backend, "url", None)
         where = redact_url(url) if isinstance(url, str) else repr(self.backend)
         return f"Queue(name={self.name!r}, backend={where})"
 
+    @property
+    def store(self) -> QueueStore:
+        """The storage layer under this queue (what ``TaskProcessor`` and the engine work through)."""
+        return self._store
+
     async def _ensure(self) -> Backend:
-        if not self.backend.is_connected:
-            if self._connect_lock is None:
-                self._connect_lock = asyncio.Lock()
-            async with self._connect_lock:
-                if not self.backend.is_connected:
-                    await self.backend.connect()
-        return self.backend
+        return await self._store.connected()
+
+    @property
+    def _inline(self) -> bool:
+        if self._run_inline is not None:
+            return self._run_inline
+        # Read at each call: sheppy's tests switch a MemoryBackend's instant processing on and off.
+        return isinstance(self.backend, MemoryBackend) and self.backend.instant_processing
 
     # -- enqueue ---------------------------------------------------------------------------------
 
@@ -219,17 +203,8 @@ class Queue:
                 raise NotATaskError(
                     f"add() takes Task objects (call your @task function), got {type(item).__name__}"
                 )
-        backend = await self._ensure()
-        records = [t.model_dump(mode="json") for t in tasks]
-        if connection is not None:
-            if TRANSACTIONAL_ENQUEUE not in backend.capabilities:
-                raise NotSupportedError(
-                    f"{type(backend).__name__} does not declare capability 'transactional_enqueue'"
-                )
-            results = await backend.append(self.name, records, connection=connection)  # type: ignore[call-arg]
-        else:
-            results = await backend.append(self.name, records) if records else []
-        if getattr(backend, "instant_processing", False) and any(results):
+        results = await self._store.add(tasks, connection=connection)
+        if any(results) and self._inline:
             await self._process_inline()
         return results[0] if isinstance(task, Task) else results
 
@@ -243,36 +218,34 @@ class Queue:
             )
         when = _as_datetime(at)
         task.__dict__.update(status="scheduled", scheduled_at=when)  # frozen model, updated in place
-        backend = await self._ensure()
-        record = task.model_dump(mode="json")
-        if connection is not None:
-            if TRANSACTIONAL_ENQUEUE not in backend.capabilities:
-                raise NotSupportedError(
-                    f"{type(backend).__name__} does not declare capability 'transactional_enqueue'"
-                )
-            stored = await backend.schedule(self.name, record, when, connection=connection)  # type: ignore[call-arg]
-        else:
-            stored = await backend.schedule(self.name, record, when)
-        if stored and getattr(backend, "instant_processing", False):
+        stored = await self._store.schedule(task, when, connection=connection)
+        if stored and self._inline:
             await self._process_inline(now=when)
         return stored
 
     async def _process_inline(self, now: datetime | None = None) -> None:
-        # memory:// with instant_processing: run what was just queued inside the caller, retries
-        # included (delays ignored), as sheppy does.
+        """Run what is queued inside the caller, retries and chained tasks and workflow steps
+        included (delays ignored), as sheppy's instant processing does: one loop until the queue is
+        empty. Called inside a task that this loop runs, it leaves the work to the loop."""
+        if _INLINE_LOOP.get():
+            return
         from sheppy_core._processing import TaskProcessor
 
-        backend = self.backend
-        processor = TaskProcessor(
-            dependency_overrides=getattr(backend, "dependency_overrides", {}), ignore_delays=True
-        )
-        while True:
-            await backend.pop_scheduled(self.name, now=max(now or datetime.now(UTC), datetime.now(UTC)))
-            claimed = await backend.pop(self.name, limit=10)
-            if not claimed:
-                return
-            for record in claimed:
-                await processor.process(self, record)
+        overrides = self._dependency_overrides
+        if overrides is None and isinstance(self.backend, MemoryBackend):
+            overrides = self.backend.dependency_overrides
+        processor = TaskProcessor(dependency_overrides=overrides or {}, ignore_delays=True)
+        token = _INLINE_LOOP.set(True)
+        try:
+            while True:
+                await self._store.release_due(max(now or datetime.now(UTC), datetime.now(UTC)))
+                claimed = await self._store.claim(10)
+                if not claimed:
+                    return
+                for record in claimed:
+                    await processor.process(self._store, record)
+        finally:
+            _INLINE_LOOP.reset(token)
 
     # -- read ------------------------------------------------------------------------------------
 
@@ -287,37 +260,36 @@ class Queue:
         """One task (None if unknown), or ``{id: Task}`` for a list (unknown ids omitted). A reference
         that cannot name a task (None, a malformed id) is unknown, never an error."""
         single, ids, _ = _lookup_refs(task)
-        backend = await self._ensure()
-        found = _by_id(self.name, await backend.get_tasks(self.name, ids)) if ids else {}
+        found = await self._store.tasks(ids)
         return _one_or_all(single, ids, found)
 
     async def get_all_tasks(self) -> list[Task[Any]]:
-        return readable_tasks(self.name, await (await self._ensure()).get_all_tasks(self.name))
+        return await self._store.all_tasks()
 
     async def get_pending(self, count: int = 1) -> list[Task[Any]]:
         """Peek at the head of the queue without claiming."""
         if count < 1:
             raise ValueError(f"Value must be larger than zero: count must be >= 1, got {count}")
-        return readable_tasks(self.name, await (await self._ensure()).get_pending(self.name, count))
+        return await self._store.pending(count)
 
     async def get_scheduled(self) -> list[Task[Any]]:
-        return readable_tasks(self.name, await (await self._ensure()).get_scheduled(self.name))
+        return await self._store.scheduled()
 
     async def size(self) -> int:
         """Tasks waiting to be claimed."""
-        return await (await self._ensure()).size(self.name)
+        return await self._store.size()
 
     async def stats(self) -> dict[str, int]:
         """Counts by state: pending, processing, scheduled, completed, failed, cancelled, crashed,
         quarantined."""
-        return await (await self._ensure()).get_stats(self.name)
+        return await self._store.stats()
 
     async def list_queues(self) -> dict[str, int]:
-        return await (await self._ensure()).list_queues()
+        return await self._store.list_queues()
 
     async def clear(self) -> int:
         """Delete everything of this queue; returns task records plus crons removed."""
-        return await (await self._ensure()).clear(self.name)
+        return await self._store.clear()
 
     # -- wait ------------------------------------------------------------------------------------
 
@@ -336,8 +308,7 @@ class Queue:
         cannot name a task (None, a malformed id) is waited for like an id nobody added: it never
         finishes."""
         single, ids, unnamed = _lookup_refs(task)
-        backend = await self._ensure()
-        found = _by_id(self.name, await backend.get_results(self.name, ids, timeout=timeout)) if ids else {}
+        found = by_id(self.name, await self._store.results(ids, timeout=timeout)) if ids else {}
         if unnamed and timeout is not None and timeout >= 0:
             if timeout > 0:
                 raise TimeoutError(f"task(s) of queue {self.name!r} did not finish within {timeout} s")
@@ -364,30 +335,26 @@ class Queue:
         again = released(
             current, finished_at=None, last_retry_at=now, next_retry_at=when or now, deliveries=0
         )
-        backend = await self._ensure()
-        record = again.model_dump(mode="json")
         if when is not None:
-            return await backend.schedule(self.name, record, when, unique=False)
-        stored = (await backend.append(self.name, [record], unique=False))[0]
-        if getattr(backend, "instant_processing", False):
+            return await self._store.schedule(again, when, unique=False)
+        [stored] = await self._store.add([again], unique=False)
+        if self._inline:
             await self._process_inline()
         return stored
 
     async def add_cron(self, task: Task[Any], expression: str) -> bool:
         """Register a recurring task; False if the same task, arguments, config and expression exist."""
         cron = TaskCron(expression=expression, spec=task.spec, config=task.config)
-        return await (await self._ensure()).add_cron(
-            self.name, str(cron.deterministic_id), cron.model_dump(mode="json")
-        )
+        return await self._store.add_cron(cron)
 
     async def delete_cron(self, task: Task[Any], expression: str) -> bool:
         """Remove a recurring task and, in the same step, its occurrences still scheduled (a run already
         started finishes); False if no such cron exists. Added back later, it resumes on its next slot."""
         cron = TaskCron(expression=expression, spec=task.spec, config=task.config)
-        return await (await self._ensure()).delete_cron(self.name, str(cron.deterministic_id))
+        return await self._store.delete_cron(str(cron.deterministic_id))
 
     async def get_crons(self) -> list[TaskCron]:
-        return [TaskCron.model_validate(c) for c in await (await self._ensure()).get_crons(self.name)]
+        return await self._store.crons()
 
     async def cancel(self, task: TaskRef) -> Task[Any]:
         """Cancel a task that is still waiting; ``TaskCancellationError`` if it is unknown, claimed or
@@ -398,10 +365,9 @@ class Queue:
         resume is handed to a worker as an internal task.
         """
         task_id = _lookup_id(task)
-        backend = await self._ensure()
         if task_id is None:
             raise TaskCancellationError(f"cannot cancel task {task!r}: it does not exist")
-        record = await backend.cancel(self.name, task_id)
+        record = await self._store.cancel(task_id)
         if record is None:
             current = await self.get_task(task_id)
             reason = "it does not exist" if current is None else f"it is {current.status}"
@@ -410,18 +376,19 @@ class Queue:
             raise TaskCancellationError(f"cannot cancel task {task_id}: it is quarantined (not a task)")
         cancelled: Task[Any] = Task.model_validate(record)
         if cancelled.workflow_id is not None:
-            await _workflow.step_finished(self, cancelled, defer_unregistered=True)
+            await _workflow.step_finished(self._store, cancelled, defer_unregistered=True)
+            if self._inline:
+                await self._process_inline()
         return cancelled
 
     async def delete(self, task: TaskRef) -> bool:
         """Delete a finished task record; False if unknown; ``ValueError`` (``TaskStateError``) if it
         is not finished."""
         task_id = _lookup_id(task)
-        backend = await self._ensure()
         if task_id is None:
             return False
         try:
-            return await backend.delete_task(self.name, task_id)
+            return await self._store.delete(task_id)
         except TaskStateError as exc:
             if UNFINISHED_DELETE in str(exc):
                 raise
@@ -438,15 +405,26 @@ class Queue:
         ``watch_interval``: seconds between runs of the workflow's recovery watch on shared-store
         backends (None disables it; see docs/workflows.md). Adding an id that exists changes nothing.
         """
-        return await _workflow.start(self, workflow, watch_interval=watch_interval)
+        result = await _workflow.start(self._store, workflow, watch_interval=watch_interval)
+        if result.pending_tasks and self._inline:
+            await self._process_inline()
+            # The steps ran inline: report where the workflow got to.
+            latest = (await _workflow.get_workflows(self._store, [str(result.workflow.id)])).get(
+                result.workflow.id
+            )
+            if latest is not None and latest.version != result.workflow.version:
+                return WorkflowResult(latest, [])
+        return result
 
     async def resume_workflow(self, workflow: WorkflowRef) -> WorkflowResult:
         """Bring a workflow up to date with its finished steps (workers do this on their own).
 
         Raises ``ValueError`` for an unknown workflow."""
-        result = await _workflow.resume(self, workflow_id_of(workflow))
+        result = await _workflow.resume(self._store, workflow_id_of(workflow))
         if result is None:
             raise ValueError(f"Workflow not found: {workflow_id_of(workflow)}")
+        if result.pending_tasks and self._inline:
+            await self._process_inline()
         return result
 
     _resume_workflow = resume_workflow  # the name later sheppy (and its tests) use
@@ -461,22 +439,20 @@ class Queue:
     ) -> Workflow | dict[uuid.UUID, Workflow] | None:
         """One workflow (None if unknown), or ``{id: Workflow}`` for a list (unknown ids omitted)."""
         single, ids = _workflow_ids(workflow)
-        found = await _workflow.get_workflows(self, ids)
+        found = await _workflow.get_workflows(self._store, ids)
         return found.get(uuid.UUID(ids[0])) if single else found
 
     async def get_all_workflows(self) -> list[Workflow]:
         """Every stored workflow of the queue, finished or not."""
-        records = await (await self._ensure()).get_all_workflows(self.name)
-        return [Workflow.model_validate(r) for r in records]
+        return await self._store.all_workflows()
 
     async def get_pending_workflows(self) -> list[Workflow]:
         """Workflows that have not finished yet."""
-        records = await (await self._ensure()).get_pending_workflows(self.name)
-        return [Workflow.model_validate(r) for r in records]
+        return await self._store.pending_workflows()
 
     async def delete_workflow(self, workflow: WorkflowRef) -> bool:
         """Delete a workflow record; True if it existed. Its step task records are left alone."""
-        return await (await self._ensure()).delete_workflow(self.name, workflow_id_of(workflow))
+        return await self._store.delete_workflow(workflow_id_of(workflow))
 
     @overload
     async def wait_for_workflow(  # type: ignore[overload-overlap]
@@ -494,7 +470,7 @@ class Queue:
         for ever, ``> 0`` raises ``TimeoutError`` unless all finished in time, ``< 0`` returns at once
         with what has finished. Unknown ids are not waited for (single form: None)."""
         single, ids = _workflow_ids(workflow)
-        found = await _workflow.wait_for(self, ids, timeout)
+        found = await _workflow.wait_for(self._store, ids, timeout)
         return found.get(uuid.UUID(ids[0])) if single else found
 
     # -- worker-facing (sheppy's private names, kept for its tests) ------------------------------
@@ -511,17 +487,14 @@ class Queue:
             raise TypeError(f"limit must be an integer >= 1, got {type(limit).__name__}")
         if limit < 1:
             raise ValueError(f"Pop limit must be greater than zero, got {limit}")
-        records = await (await self._ensure()).pop(
-            self.name, limit, timeout, worker_id=worker_id, lease=lease
-        )
+        records = await self._store.claim(limit, timeout, worker_id=worker_id, lease=lease)
         return [Task.model_validate(r) for r in records]
 
     async def _enqueue_scheduled(self, now: datetime | None = None) -> list[Task[Any]]:
-        records = await (await self._ensure()).pop_scheduled(self.name, now)
-        return [Task.model_validate(r) for r in records]
+        return [Task.model_validate(r) for r in await self._store.release_due(now)]
 
     async def _store_result(self, task: Task[Any]) -> bool:
-        return await (await self._ensure()).store_result(self.name, task.model_dump(mode="json"))
+        return await self._store.store_result(task)
 
 
 def _workflow_ids(workflow: WorkflowRef | Sequence[WorkflowRef]) -> tuple[bool, list[str]]:

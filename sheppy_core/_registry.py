@@ -1,4 +1,4 @@
-"""The registry of ``@task`` functions: the only things a worker will ever run.
+"""The registry of ``@task`` (and ``@workflow``) functions: the only things a worker will ever run.
 
 A function enters the registry when its module is imported and ``@task`` decorates it, keyed by
 ``"package.module:function"``. A message naming anything else — ``os:system``, a plain function, a
@@ -12,7 +12,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import threading
-from collections.abc import Callable, Iterable
+import typing
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,11 +23,15 @@ from sheppy_core.exceptions import ConfigurationError, TaskNotRegisteredError
 
 __all__ = [
     "TaskDefinition",
+    "WorkflowDefinition",
     "coerce_result",
     "get_definition",
+    "get_workflow_definition",
     "import_task_modules",
     "register",
+    "register_workflow",
     "registered_names",
+    "registered_workflows",
 ]
 
 
@@ -58,13 +63,42 @@ class TaskDefinition:
 
 
 def _type_hints(function: Callable[..., Any]) -> dict[str, Any]:
-    import typing
-
     return typing.get_type_hints(function, include_extras=True)
+
+
+def _generator_result_adapter(hint: Any) -> TypeAdapter[Any] | None:
+    """The adapter for a ``Generator[Y, S, R]`` annotation's ``R`` (None when absent or ``Any``)."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is not Generator or len(args) != 3:
+        return None
+    returns = args[2]
+    if returns in (Any, None, type(None)):
+        return None
+    return TypeAdapter(returns)
+
+
+@dataclass(eq=False)
+class WorkflowDefinition(TaskDefinition):
+    """A registered workflow function. Shaped like a ``TaskDefinition`` so ``@task``'s argument
+    validation applies unchanged; ``return_adapter`` comes from the ``Generator`` annotation."""
+
+    def __post_init__(self) -> None:
+        self.signature = inspect.signature(self.function)
+        try:
+            self.hints = _type_hints(self.function)
+        except Exception as exc:
+            raise ConfigurationError(
+                f"cannot resolve the annotations of workflow {self.name}: {exc}"
+            ) from exc
+        self.return_adapter = _generator_result_adapter(self.hints.get("return"))
+        self.is_async = False
 
 
 _lock = threading.Lock()
 _tasks: dict[str, TaskDefinition] = {}
+_workflows: dict[str, WorkflowDefinition] = {}
+"""Workflows are kept apart from tasks: a workflow name is never run as a task, nor the reverse."""
 
 
 def register(definition: TaskDefinition) -> None:
@@ -90,6 +124,20 @@ def find_definition(name: str) -> TaskDefinition | None:
 
 def registered_names() -> list[str]:
     return sorted(_tasks)
+
+
+def register_workflow(definition: WorkflowDefinition) -> None:
+    with _lock:
+        _workflows[definition.name] = definition
+
+
+def get_workflow_definition(name: str) -> WorkflowDefinition | None:
+    """The registered workflow called ``name`` in this process, or None (nothing is ever imported)."""
+    return _workflows.get(name)
+
+
+def registered_workflows() -> list[str]:
+    return sorted(_workflows)
 
 
 def coerce_result(name: str, value: Any) -> Any:

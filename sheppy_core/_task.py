@@ -25,7 +25,7 @@ from sheppy_core._dependencies import is_dependency
 from sheppy_core._registry import TaskDefinition, register
 from sheppy_core.models import CURRENT_TASK, Task, TaskConfig, TaskSpec
 
-__all__ = ["task", "validate_arguments"]
+__all__ = ["arguments_to_json", "module_name_of", "task", "validate_arguments"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -33,7 +33,7 @@ R = TypeVar("R")
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
-def _module_name(function: Callable[..., Any]) -> str:
+def module_name_of(function: Callable[..., Any]) -> str:
     module = function.__module__
     if module != "__main__":
         return module
@@ -294,7 +294,7 @@ def _refuse_unstorable(
         })
 
 
-def _to_json(
+def arguments_to_json(
     definition: TaskDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
     positional = _plan(definition).positional
@@ -354,7 +354,7 @@ def task(function: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     def decorate(fn: Callable[..., Any]) -> Callable[..., Task[Any]]:
         if isinstance(fn, (staticmethod, classmethod)) or not callable(fn):
             raise TypeError(f"@task needs a function, got {fn!r}")
-        name = f"{_module_name(fn)}:{fn.__qualname__}"
+        name = f"{module_name_of(fn)}:{fn.__qualname__}"
         definition = TaskDefinition(name, fn, config.model_dump() if config else dict(options), middleware)
         register(definition)
 
@@ -362,7 +362,7 @@ def task(function: Callable[..., Any] | None = None, /, **options: Any) -> Any:
         def factory(*args: Any, **kwargs: Any) -> Task[Any]:
             task_config = config if config is not None else TaskConfig(**options)
             valid_args, valid_kwargs = validate_arguments(definition, args, kwargs)
-            json_args, json_kwargs = _to_json(definition, valid_args, valid_kwargs)
+            json_args, json_kwargs = arguments_to_json(definition, valid_args, valid_kwargs)
             return Task(spec=TaskSpec(func=name, args=json_args, kwargs=json_kwargs), config=task_config)
 
         factory.__sheppy_task__ = True  # type: ignore[attr-defined]

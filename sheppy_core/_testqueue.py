@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sheppy_core._processing import TaskProcessor
-from sheppy_core._queue import Queue
+from sheppy_core._store import QueueStore
 from sheppy_core._sync import BlockingQueueMethods
 from sheppy_core._workflow import Workflow, WorkflowRef, WorkflowResult, is_engine_task, workflow_id_of
 from sheppy_core.backend._memory import MemoryBackend
@@ -42,7 +42,8 @@ class TestQueue(BlockingQueueMethods):
     ) -> None:
         self.backend = MemoryBackend(instant_processing=False)
         self.name = name
-        self._queue = Queue(self.backend, name)
+        self._store = QueueStore(self.backend, name)
+        self._queue = self._store.as_queue()
         self._processor = TaskProcessor(
             dependency_overrides=dict(dependency_overrides or {}), ignore_delays=True
         )
@@ -72,7 +73,7 @@ class TestQueue(BlockingQueueMethods):
     async def _run_claimed(self, record: dict[str, Any]) -> Task[Any] | None:
         """Run one claimed record; returns its stored record, or None if it was not run (deferred by
         its rate limit)."""
-        outcome = await self._processor.process(self._queue, record)
+        outcome = await self._processor.process(self._store, record)
         if is_engine_task(outcome):
             return outcome  # the workflow engine's own bookkeeping, not a user's task
         if outcome.status == "scheduled":
@@ -87,15 +88,14 @@ class TestQueue(BlockingQueueMethods):
         return stored
 
     async def _process_next(self) -> Task[Any] | None:
-        await self._queue._ensure()
-        claimed = await self.backend.pop(self.name, 1)
+        claimed = await self._store.claim(1)
         if not claimed:
             return None
         return await self._run_claimed(claimed[0])
 
     async def _process_one(self) -> Task[Any] | None:
         """One step of ``process_workflow``: scheduled tasks that are due count too."""
-        await self._queue._enqueue_scheduled(datetime.now(UTC))
+        await self._store.release_due(datetime.now(UTC))
         return await self._process_next()
 
     def process_next(self) -> Task[Any] | None:
@@ -122,10 +122,10 @@ class TestQueue(BlockingQueueMethods):
             raise TypeError("provided datetime must be offset-aware")
 
         async def run_due() -> list[Task[Any]]:
-            due = await self._queue._enqueue_scheduled(moment)
+            due = await self._store.release_due(moment)
             done: list[Task[Any]] = []
-            for task in due:
-                claimed = self.backend._claim_queued(self.name, [str(task.id)], self.backend.client_id)
+            for record in due:
+                claimed = self.backend._claim_queued(self.name, [str(record["id"])], self.backend.client_id)
                 if claimed and (outcome := await self._run_claimed(claimed[0])) is not None:
                     done.append(outcome)
             return done

@@ -34,6 +34,7 @@ import logging
 import signal
 import socket
 import uuid
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,9 +42,9 @@ from typing import Any
 
 from sheppy_core._declarative_cron import DeclarativeCrons
 from sheppy_core._processing import HandBackPolicy, StaleClaimError, TaskProcessor
-from sheppy_core._queue import Queue, checked_queue_name
 from sheppy_core._registry import import_task_modules
 from sheppy_core._runner import released
+from sheppy_core._store import QueueStore, checked_queue_name
 from sheppy_core.backend import BLOCKING_POP, CRON, Backend, due_at
 from sheppy_core.exceptions import BackendError, CorruptRecordError
 from sheppy_core.models import Task, TaskCron
@@ -113,7 +114,7 @@ class _Slots:
 
 @dataclass
 class _Running:
-    queue: Queue
+    queue: QueueStore
     record: dict[str, Any]
     job: asyncio.Task[None]
     lost: bool = False
@@ -129,7 +130,8 @@ class _Running:
 class Worker:
     """Runs tasks from one or more queues of a backend.
 
-    Parameters follow sheppy's ``Worker``; additions are keyword-only:
+    Parameters follow sheppy's ``Worker``; additions are keyword-only (``prefetch`` is the one knob
+    for claiming ahead):
 
     :param task_modules: modules to import at start so their ``@task`` functions are registered —
         the only functions this worker will run.
@@ -144,6 +146,10 @@ class Worker:
         A worker that dies (SIGKILL, out of memory) loses them as it loses running ones: they come
         back after the lease and, as after a crashed run, use a retry, or end ``crashed`` with none
         left, although they never started. Prefer it for tasks that have retries.
+    :param max_prefetch_tasks: deprecated (sheppy's name, kept working): caps how many tasks one claim
+        asks for. Claims already ask only for the free slots (plus ``prefetch``), so it only makes
+        claims smaller; a ``DeprecationWarning`` says so when it is given. Lower
+        ``max_concurrent_tasks`` to hold fewer tasks, raise ``prefetch`` to claim ahead.
     :param unregistered: what to do with a claimed task whose function is not registered in this
         worker (a worker missing an ``--import``, or of another deploy): by default it is handed back
         unrun, delayed, using no retry, for a worker that has it, and fails only after about an hour
@@ -181,12 +187,21 @@ class Worker:
             raise ValueError("max_concurrent_tasks must be >= 1")
         if prefetch < 0:
             raise ValueError("prefetch must be >= 0")
+        if max_prefetch_tasks is not None:
+            warnings.warn(
+                "Worker(max_prefetch_tasks=...) is deprecated: it still caps each claim, but claims "
+                "already ask only for free slots; lower max_concurrent_tasks to hold fewer tasks, "
+                "or use prefetch=N to claim ahead",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         names = [queue_name] if isinstance(queue_name, str) else list(queue_name)
         if not names:
             raise ValueError("a Worker needs at least one queue name")
         names = [checked_queue_name(name) for name in names]  # "" is refused, not taken for the default
         self.backend = backend
-        self.queues = [Queue(backend, name) for name in names]
+        self.stores = [QueueStore(backend, name) for name in names]
+        self.queues = [store.as_queue() for store in self.stores]
         self.worker_id = f"worker-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         self.shutdown_timeout = shutdown_timeout
         self.max_concurrent_tasks = max_concurrent_tasks
@@ -299,12 +314,12 @@ class Worker:
         helpers: list[asyncio.Task[None]] = []
         try:
             if self.enable_job_processing:
-                claimers = [asyncio.create_task(self._claim_loop(q, max_tasks, oneshot)) for q in self.queues]
+                claimers = [asyncio.create_task(self._claim_loop(q, max_tasks, oneshot)) for q in self.stores]
                 helpers.append(asyncio.create_task(self._heartbeat_loop()))
             if self.enable_scheduler:
-                helpers += [asyncio.create_task(self._scheduler_loop(q)) for q in self.queues]
+                helpers += [asyncio.create_task(self._scheduler_loop(q)) for q in self.stores]
             if self.enable_cron_manager and CRON in self.backend.capabilities:
-                helpers += [asyncio.create_task(self._cron_loop(q)) for q in self.queues]
+                helpers += [asyncio.create_task(self._cron_loop(q)) for q in self.stores]
             if claimers:
                 await asyncio.gather(*claimers)
             else:
@@ -367,7 +382,7 @@ class Worker:
                 return 0
         return self._capacity()
 
-    async def _claim_loop(self, queue: Queue, max_tasks: int | None, oneshot: bool) -> None:
+    async def _claim_loop(self, queue: QueueStore, max_tasks: int | None, oneshot: bool) -> None:
         assert self._stop is not None
         blocking = BLOCKING_POP in self.backend.capabilities
         backoff = BACKOFF_START
@@ -427,7 +442,7 @@ class Worker:
             await self._wait_or_stop(self._slot_freed.wait())
         return False
 
-    async def _more_work_soon(self, queue: Queue) -> bool:
+    async def _more_work_soon(self, queue: QueueStore) -> bool:
         """For ``oneshot``: is this queue not drained yet? True while tasks run here (they may chain
         or retry), while tasks this worker rescheduled still wait, while a scheduled task is due
         within ``BURST_HORIZON``, or while tasks are claimed (processing) anywhere; sleeps a little
@@ -473,7 +488,7 @@ class Worker:
         await self._wait_or_stop(asyncio.sleep(min(max(wait or 0.0, 0.01), BURST_HORIZON)))
         return True
 
-    def _start(self, queue: Queue, record: dict[str, Any]) -> bool:
+    def _start(self, queue: QueueStore, record: dict[str, Any]) -> bool:
         """Start running a claimed record; False if this worker already runs that task."""
         task_id = str(record["id"])
         self._awaiting[queue.name].discard(task_id)
@@ -533,7 +548,7 @@ class Worker:
             running.waiting = False
         return True
 
-    async def _run(self, queue: Queue, record: dict[str, Any]) -> None:
+    async def _run(self, queue: QueueStore, record: dict[str, Any]) -> None:
         task_id = str(record["id"])
         job = asyncio.current_task()
         holds_slot = False
@@ -596,7 +611,7 @@ class Worker:
                     await self._take_up(queue, entry.reclaimed)
             self._slot_freed.set()
 
-    async def _take_up(self, queue: Queue, record: dict[str, Any]) -> None:
+    async def _take_up(self, queue: QueueStore, record: dict[str, Any]) -> None:
         """A claim made while this task's outcome was being stored: run it (a stale one is dropped by
         the processor, which finds the outcome stored), or hand it back if the worker is stopping."""
         if self._stop is not None and self._stop.is_set():
@@ -604,7 +619,7 @@ class Worker:
         else:
             self._start(queue, record)
 
-    async def _release(self, queue: Queue, record: dict[str, Any]) -> None:
+    async def _release(self, queue: QueueStore, record: dict[str, Any]) -> None:
         """Hand a task cut off by shutdown back to the queue at once (not charged as a crash)."""
         try:
             task: Task[Any] = Task.model_validate(record)
@@ -618,7 +633,7 @@ class Worker:
             )
             if not held:
                 return
-            await asyncio.shield(queue._store_result(handed_back))
+            await asyncio.shield(queue.store_result(handed_back))
             logger.warning("task %s handed back to queue %r at shutdown", task.id, queue.name)
         except BackendError as exc:
             logger.error("could not hand task %s back (%s); it returns after its lease", task.id, exc)
@@ -721,7 +736,7 @@ class Worker:
 
     # -- scheduler and cron ----------------------------------------------------------------------
 
-    async def _scheduler_loop(self, queue: Queue) -> None:
+    async def _scheduler_loop(self, queue: QueueStore) -> None:
         assert self._stop is not None
         wakeup = self._rescheduled[queue.name]
         if self.enable_cron_manager and CRON in self.backend.capabilities:
@@ -740,7 +755,7 @@ class Worker:
                 delay = min(delay, max((upcoming - datetime.now(UTC)).total_seconds(), 0.0))
             await self._wait_or_stop(_wait_at_most(wakeup, delay))
 
-    async def _cron_loop(self, queue: Queue) -> None:
+    async def _cron_loop(self, queue: QueueStore) -> None:
         assert self._stop is not None
         while not self._stop.is_set():
             try:
@@ -751,8 +766,8 @@ class Worker:
                 self._crons_checked[queue.name].set()
             await self._wait_or_stop(asyncio.sleep(self._cron_polling_interval))
 
-    async def _schedule_crons(self, queue: Queue) -> None:
-        if queue is self.queues[0]:
+    async def _schedule_crons(self, queue: QueueStore) -> None:
+        if queue is self.stores[0]:
             # Declarative crons ([[tool.sheppy.cron]]): once per pass for all of this worker's queues.
             try:
                 await self._declared_crons.maybe_reconcile(self.backend, [q.name for q in self.queues])
@@ -776,7 +791,7 @@ class Worker:
             await self._drop_orphans(queue, stored)
 
     @staticmethod
-    def _valid_crons(queue: Queue, records: list[dict[str, Any]]) -> dict[str, TaskCron]:
+    def _valid_crons(queue: QueueStore, records: list[dict[str, Any]]) -> dict[str, TaskCron]:
         crons: dict[str, TaskCron] = {}
         for data in records:
             try:
@@ -787,7 +802,7 @@ class Worker:
             crons[str(cron.deterministic_id)] = cron
         return crons
 
-    async def _skip_missed_runs(self, queue: Queue, crons: dict[str, TaskCron], now: datetime) -> None:
+    async def _skip_missed_runs(self, queue: QueueStore, crons: dict[str, TaskCron], now: datetime) -> None:
         """The missed-run policy: of a cron's overdue occurrences (still scheduled, due before ``now``),
         only the latest slot runs, at once; older ones are cancelled. One due occurrence of the latest
         slot is the normal case (the scheduler moves it any moment) and is left alone.
@@ -829,7 +844,7 @@ class Worker:
                 cron_id, cron.expression, cron.spec.func, queue.name, len(stale), skipped, latest.isoformat(),
             )
 
-    async def _drop_orphans(self, queue: Queue, stored: dict[str, list[str]]) -> None:
+    async def _drop_orphans(self, queue: QueueStore, stored: dict[str, list[str]]) -> None:
         """Remove occurrences this pass stored for crons deleted meanwhile: ``delete_cron`` removes the
         occurrences that exist when it runs, so one stored just after it (this pass read the cron
         before the delete) would otherwise run although its cron is gone."""

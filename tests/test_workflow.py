@@ -13,7 +13,8 @@ from pydantic import ValidationError
 import sheppy_core
 from sheppy_core import CURRENT_TASK, Depends, MemoryBackend, Queue, Task, TestQueue, Worker
 from sheppy_core import experimental as exp
-from sheppy_core._workflow import get_workflow_definition, step_id
+from sheppy_core._registry import get_workflow_definition
+from sheppy_core._workflow import step_id
 
 
 async def drain(backend: MemoryBackend, queue: str = "q") -> None:
@@ -289,16 +290,16 @@ async def test_cancelled_sibling_lets_the_group_finish(queue: Queue, backend: Me
 async def test_cancel_where_the_workflow_is_not_registered_hands_the_resume_to_a_worker(
     queue: Queue, backend: MemoryBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sheppy_core import _workflow
+    from sheppy_core import _registry
 
     started = await queue.add_workflow(wf.waits_on_nap(10))
-    hidden = dict(_workflow._definitions)
-    monkeypatch.delitem(_workflow._definitions, "workflows_for_tests:waits_on_nap")
+    hidden = dict(_registry._workflows)
+    monkeypatch.delitem(_registry._workflows, "workflows_for_tests:waits_on_nap")
     await queue.cancel(started.pending_tasks[0])
     assert (await queue.get_workflow(started.workflow)).finished_at is None  # type: ignore[union-attr]
     internal = await queue.get_pending()
     assert [t.spec.func for t in internal] == ["sheppy_core._workflow:resume"]
-    monkeypatch.setattr(_workflow, "_definitions", hidden)  # the worker process has it registered
+    monkeypatch.setattr(_registry, "_workflows", hidden)  # the worker process has it registered
     await drain(backend)
     done = await queue.wait_for_workflow(started.workflow, timeout=1)
     assert done is not None and done.final_result == "cancelled"
@@ -309,10 +310,10 @@ async def test_cancel_where_the_workflow_is_not_registered_hands_the_resume_to_a
 async def test_worker_without_the_workflow_registered_fails_it_clearly(
     queue: Queue, backend: MemoryBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sheppy_core import _workflow
+    from sheppy_core import _registry
 
     started = await queue.add_workflow(wf.sequential(1))
-    monkeypatch.delitem(_workflow._definitions, "workflows_for_tests:sequential")
+    monkeypatch.delitem(_registry._workflows, "workflows_for_tests:sequential")
     await drain(backend)
     done = await queue.wait_for_workflow(started.workflow, timeout=1)
     assert done is not None and not done.completed and done.exception is not None

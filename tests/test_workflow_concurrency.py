@@ -113,10 +113,10 @@ async def test_concurrent_completion_of_all_siblings_resumes_exactly_once(racy: 
     claimed = await racy.pop("q", 10)
     outcomes = []
     for record in claimed:
-        outcome = (await _processing.TaskProcessor()._process(queue, _task(record)))
+        outcome = (await _processing.TaskProcessor()._process(queue.store, _task(record)))
         outcomes.append(outcome)
     # Every sibling is stored; now all of them report completion at once.
-    await asyncio.gather(*(_workflow.step_finished(queue, o) for o in outcomes))
+    await asyncio.gather(*(_workflow.step_finished(queue.store, o) for o in outcomes))
     workflow_id = str(started.workflow.id)
     assert racy.versions[(workflow_id, 2)] == 1
     fan_in = str(_workflow.step_id(started.workflow.id, 10))
@@ -129,9 +129,10 @@ async def test_racing_resumes_advance_once(racy: RacyMemoryBackend) -> None:
     queue = Queue(racy, "q")
     started = await queue.add_workflow(wf.fan_out_fan_in(10))
     for record in await racy.pop("q", 10):
-        await _processing.TaskProcessor()._process(queue, _task(record))
+        await _processing.TaskProcessor()._process(queue.store, _task(record))
     # No mark at all: ten recoveries (watches, redeliveries) race to resume the same workflow.
-    results = await asyncio.gather(*(_workflow.resume(queue, str(started.workflow.id)) for _ in range(10)))
+    workflow_id = str(started.workflow.id)
+    results = await asyncio.gather(*(_workflow.resume(queue.store, workflow_id) for _ in range(10)))
     assert {r.workflow.version for r in results if r is not None} == {2}
     assert racy.versions[(str(started.workflow.id), 2)] == 1
     fan_in = str(_workflow.step_id(started.workflow.id, 10))
@@ -165,16 +166,16 @@ async def test_watch_resubmits_steps_lost_after_the_state_was_written(
     backend = SharedRacyBackend()
     await backend.connect()
     queue = Queue(backend, "q")
-    real_submit = _workflow._submit
+    real_submit = _workflow.engine._submit
     lost: list[str] = []
 
-    async def crash_once(queue: Queue, tasks: list[Any]) -> None:
+    async def crash_once(store: Any, tasks: list[Any]) -> None:
         if tasks and not lost and tasks[0].spec.func.endswith(":total"):
             lost.append(str(tasks[0].id))  # the state is stored, the fan-in step never appended
             return
-        await real_submit(queue, tasks)
+        await real_submit(store, tasks)
 
-    monkeypatch.setattr(_workflow, "_submit", crash_once)
+    monkeypatch.setattr(_workflow.engine, "_submit", crash_once)
     started = await queue.add_workflow(wf.fan_out_fan_in(3), watch_interval=0.05)
     await run_workers(backend, 1, queue.wait_for_workflow(started.workflow, timeout=10))
     done = await queue.get_workflow(started.workflow)
