@@ -15,25 +15,56 @@ Importing this package reads no entry point, environment variable or file: backe
 on first use of a URL.
 """
 
-from __future__ import annotations
+import importlib
+import importlib.metadata
+import typing
 
-from typing import Any
+if typing.TYPE_CHECKING:
+    from sheppy_core._dependencies import Depends
+    from sheppy_core._plugins import backend_from_url as get_backend
+    from sheppy_core._processing import HandBackPolicy, TaskProcessor
+    from sheppy_core._queue import Queue
+    from sheppy_core._store import QueueStore
+    from sheppy_core._task import task
+    from sheppy_core._testqueue import TestQueue
+    from sheppy_core._worker import Worker
+    from sheppy_core._workflow import Workflow, WorkflowResult, workflow
+    from sheppy_core.backend import CONTRACT_VERSION, Backend
+    from sheppy_core.backend._memory import MemoryBackend
+    from sheppy_core.exceptions import BackendError
+    from sheppy_core.hookspecs import hookimpl
+    from sheppy_core.models import CURRENT_TASK, Task, TaskConfig, TaskCron, TaskSpec, TaskStatus
 
-from sheppy_core._dependencies import Depends
-from sheppy_core._plugins import backend_from_url as get_backend
-from sheppy_core._processing import HandBackPolicy, TaskProcessor
-from sheppy_core._queue import Queue
-from sheppy_core._task import task
-from sheppy_core._testqueue import TestQueue
-from sheppy_core._worker import Worker
-from sheppy_core._workflow import Workflow, WorkflowResult, workflow
-from sheppy_core.backend import CONTRACT_VERSION, Backend
-from sheppy_core.backend._memory import MemoryBackend
-from sheppy_core.exceptions import BackendError
-from sheppy_core.hookspecs import hookimpl
-from sheppy_core.models import CURRENT_TASK, Task, TaskConfig, TaskCron, TaskSpec, TaskStatus
+    __version__: str
 
-__version__ = "0.1.0"
+# Every public name is loaded on first use (PEP 562), so ``import sheppy_core.backend`` — what a
+# backend plugin imports — does not load the engine, and a worker pays only for what it touches.
+_LAZY: dict[str, tuple[str, str]] = {
+    "CONTRACT_VERSION": ("sheppy_core.backend", "CONTRACT_VERSION"),
+    "CURRENT_TASK": ("sheppy_core.models", "CURRENT_TASK"),
+    "Backend": ("sheppy_core.backend", "Backend"),
+    "BackendError": ("sheppy_core.exceptions", "BackendError"),
+    # FastAPI's own ``Depends`` when it is installed: imported on first use, not by every worker.
+    "Depends": ("sheppy_core._dependencies", "Depends"),
+    "HandBackPolicy": ("sheppy_core._processing", "HandBackPolicy"),
+    "MemoryBackend": ("sheppy_core.backend._memory", "MemoryBackend"),
+    "Queue": ("sheppy_core._queue", "Queue"),
+    "QueueStore": ("sheppy_core._store", "QueueStore"),
+    "Task": ("sheppy_core.models", "Task"),
+    "TaskConfig": ("sheppy_core.models", "TaskConfig"),
+    "TaskCron": ("sheppy_core.models", "TaskCron"),
+    "TaskProcessor": ("sheppy_core._processing", "TaskProcessor"),
+    "TaskSpec": ("sheppy_core.models", "TaskSpec"),
+    "TaskStatus": ("sheppy_core.models", "TaskStatus"),
+    "TestQueue": ("sheppy_core._testqueue", "TestQueue"),
+    "Worker": ("sheppy_core._worker", "Worker"),
+    "Workflow": ("sheppy_core._workflow", "Workflow"),
+    "WorkflowResult": ("sheppy_core._workflow", "WorkflowResult"),
+    "get_backend": ("sheppy_core._plugins", "backend_from_url"),
+    "hookimpl": ("sheppy_core.hookspecs", "hookimpl"),
+    "task": ("sheppy_core._task", "task"),
+    "workflow": ("sheppy_core._workflow", "workflow"),
+}
 
 __all__ = [
     "CONTRACT_VERSION",
@@ -44,7 +75,7 @@ __all__ = [
     "HandBackPolicy",
     "MemoryBackend",
     "Queue",
-    "RedisBackend",
+    "QueueStore",
     "Task",
     "TaskConfig",
     "TaskCron",
@@ -63,9 +94,21 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> typing.Any:
+    if name == "__version__":
+        # The installed distribution's version, so it never drifts from pyproject.toml. Read on
+        # first use: importing the package reads no file.
+        version = importlib.metadata.version("sheppy-core")
+        globals()["__version__"] = version
+        return version
+    if name in _LAZY:
+        module, attribute = _LAZY[name]
+        value = getattr(importlib.import_module(module), attribute)
+        globals()[name] = value
+        return value
     # sheppy exported RedisBackend at the top level. The core never imports a plugin by name: the
-    # class is looked up through the plugin registry (the entry point serving redis://).
+    # class is looked up through the plugin registry (the entry point serving redis://). It is not
+    # in ``__all__``: ``from sheppy_core import *`` works without the plugin; import it by name.
     if name == "RedisBackend":
         from sheppy_core._plugins import KNOWN_SCHEMES, backend_class_for_scheme
 

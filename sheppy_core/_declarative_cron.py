@@ -99,7 +99,7 @@ class _TaskNotLoaded(ValueError):
 
 def _cron_from_entry(entry: Mapping[str, Any], default_queue: str) -> DeclaredCron:
     """Build one declared cron; ``ValueError`` (one line) for an invalid entry."""
-    from sheppy_core.cli._resolve import build_task, resolve_task_name
+    from sheppy_core._resolve import build_task, resolve_task_name
 
     unknown = set(entry) - {"task", "expression", "args", "kwargs", "queue"}
     if unknown:

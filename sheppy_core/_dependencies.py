@@ -2,8 +2,9 @@
 
 When FastAPI is installed ``Depends`` is FastAPI's own function, so dependencies written for FastAPI
 are reused; otherwise a minimal look-alike with a ``.dependency`` attribute is used. Either marker is
-recognised whichever is imported. Unlike sheppy, dependencies are cached within one task run, and
-generator dependencies are closed (their teardown runs) after the task.
+recognised whichever is imported. FastAPI is imported on first access to ``Depends``, not with this
+module: a worker whose tasks use no ``Depends`` never pays for it. Unlike sheppy, dependencies are
+cached within one task run, and generator dependencies are closed (their teardown runs) after the task.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import sys
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
-from typing import Annotated, Any, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, get_args, get_origin
 
 from sheppy_core.models import CURRENT_TASK
 
@@ -32,30 +34,34 @@ class _Depends:
         return f"Depends({name})"
 
 
-def _fastapi_depends_class() -> type | None:
+if TYPE_CHECKING:
+    Depends: Callable[..., Any]
+
+
+def _load_depends() -> Callable[..., Any]:
     try:
-        from fastapi import params  # type: ignore[import-not-found, unused-ignore]
+        from fastapi import Depends as fastapi_depends  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
-        return None
-    depends_class: type = params.Depends
-    return depends_class
+        return _Depends
+    depends: Callable[..., Any] = fastapi_depends
+    return depends
 
 
-_FASTAPI_DEPENDS = _fastapi_depends_class()
-
-Depends: Callable[..., Any]
-if _FASTAPI_DEPENDS is not None:
-    from fastapi import Depends as _fastapi_depends  # type: ignore[import-not-found, unused-ignore]
-
-    Depends = _fastapi_depends
-else:
-    Depends = _Depends
+def __getattr__(name: str) -> Any:
+    # ``Depends`` is looked up on first use: importing FastAPI costs a worker start ~0.2 s.
+    if name == "Depends":
+        depends = _load_depends()
+        globals()["Depends"] = depends
+        return depends
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _is_marker(value: Any) -> bool:
-    return isinstance(value, _Depends) or (
-        _FASTAPI_DEPENDS is not None and isinstance(value, _FASTAPI_DEPENDS)
-    )
+    if isinstance(value, _Depends):
+        return True
+    # A FastAPI marker exists only once FastAPI is imported: no need to import it to look for one.
+    fastapi_params = sys.modules.get("fastapi.params")
+    return fastapi_params is not None and isinstance(value, fastapi_params.Depends)
 
 
 def dependency_of(parameter: inspect.Parameter, hint: Any) -> Any | None:

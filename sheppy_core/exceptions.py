@@ -118,7 +118,7 @@ class ContractVersionError(PluginError):
 # -- task outcomes ---------------------------------------------------------------------------------
 
 
-class TaskTimeoutError(TimeoutError):
+class TaskTimeoutError(SheppyError, TimeoutError):
     """The task exceeded its timeout."""
 
 

@@ -117,7 +117,7 @@ def _unresolved(name: str) -> str:
 
 def _build(request: AddTaskRequest) -> Task[Any]:
     """The task a request describes, through the registry only; 400 with the reason otherwise."""
-    from sheppy_core.cli._resolve import build_task
+    from sheppy_core._resolve import build_task
 
     try:
         return build_task(request.func, request.args, request.kwargs)

@@ -16,9 +16,8 @@ import uuid
 import warnings
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Final, Generic, Literal, Self, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Final, Generic, Literal, Self, TypeVar
 
-from croniter import croniter
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -29,6 +28,9 @@ from pydantic import (
 )
 
 from sheppy_core.exceptions import TaskFailedError
+
+if TYPE_CHECKING:
+    from croniter import croniter
 
 __all__ = [
     "CURRENT_TASK",
@@ -409,7 +411,7 @@ class TaskCron(BaseModel):
     def _check_expression(cls, value: str) -> str:
         # What croniter accepts, as in sheppy: five fields, an optional seconds (and year) field, and
         # the @hourly/@daily/@weekly/@monthly/@yearly/@annually/@midnight shorthands.
-        if not croniter.is_valid(value):
+        if not _croniter().is_valid(value):
             raise ValueError(
                 f"{value} is not a valid cron expression (expected e.g. '*/5 * * * *' or '@hourly')"
             )
@@ -435,7 +437,7 @@ class TaskCron(BaseModel):
         base = start or datetime.now(UTC)
         if base.tzinfo is None:
             base = base.replace(tzinfo=UTC)
-        return croniter(self.expression, base.astimezone(UTC)).get_next(datetime)
+        return _croniter()(self.expression, base.astimezone(UTC)).get_next(datetime)
 
     def previous_run(self, moment: datetime | None = None) -> datetime:
         """The latest slot at or before ``moment`` (default: now)."""
@@ -444,7 +446,7 @@ class TaskCron(BaseModel):
             base = base.replace(tzinfo=UTC)
         # croniter's get_prev is strictly before its start: start a microsecond later to include it.
         start = base.astimezone(UTC) + timedelta(microseconds=1)
-        return croniter(self.expression, start).get_prev(datetime)
+        return _croniter()(self.expression, start).get_prev(datetime)
 
     def next_runs(self, count: int, start: datetime | None = None) -> list[datetime]:
         runs: list[datetime] = []
@@ -459,6 +461,13 @@ class TaskCron(BaseModel):
         creating it makes the same task."""
         occurrence = uuid.uuid5(self.deterministic_id, start.astimezone(UTC).isoformat())
         return Task(id=occurrence, spec=self.spec, config=self.config, cron_id=self.deterministic_id)
+
+
+def _croniter() -> type[croniter]:
+    # Imported on first use (with dateutil it is ~20 ms): processes that never touch a cron skip it.
+    from croniter import croniter
+
+    return croniter
 
 
 def utc_in(delta: timedelta) -> datetime:

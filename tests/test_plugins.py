@@ -37,7 +37,7 @@ def test_dummy_plugin_is_found_through_its_entry_point() -> None:
 
 def test_import_reads_no_entry_points() -> None:
     code = (
-        "import sys; import sheppy_core; "
+        "import sys; import sheppy_core; from sheppy_core import Queue, Worker; import sheppy_core._plugins; "
         "print('sheppy_dummy' in sys.modules, sheppy_core._plugins._state is None)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

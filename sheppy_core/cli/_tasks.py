@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from sheppy_core._queue import MAX_DELAY, Queue, readable_tasks
+from sheppy_core._resolve import build_task, resolve_task_name
 from sheppy_core.backend import QUARANTINED, Backend, is_quarantined
 from sheppy_core.cli._common import (
     Format,
@@ -29,7 +30,6 @@ from sheppy_core.cli._common import (
     settings_from,
     validation_line,
 )
-from sheppy_core.cli._resolve import build_task, resolve_task_name
 from sheppy_core.exceptions import SheppyError
 from sheppy_core.models import Task
 

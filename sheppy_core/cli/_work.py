@@ -184,7 +184,13 @@ def work(
         ),
     ] = None,
     max_prefetch: Annotated[
-        int | None, typer.Option("--max-prefetch", min=1, help="Claim at most this many tasks at a time.")
+        int | None,
+        typer.Option(
+            "--max-prefetch",
+            min=1,
+            help="Deprecated (sheppy's option, still honoured): claim at most this many tasks at a time. "
+            "Claims already ask only for free slots; use --prefetch to claim ahead.",
+        ),
     ] = None,
     prefetch: Annotated[
         int,

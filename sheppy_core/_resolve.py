@@ -1,5 +1,8 @@
 """Turning a ``"module:function"`` name into a ``Task`` — only ever through the ``@task`` registry.
 
+A runtime module (the FastAPI router and the declared-cron reader use it, as does the CLI), so neither
+needs the CLI package and its typer/rich imports.
+
 Two entry points with different trust:
 
 - :func:`build_task` (HTTP requests, stored data): looks the name up in the registry and calls the
@@ -54,10 +57,10 @@ def _build_without_factory(
 ) -> Task[Any]:
     # A task defined where its factory is not reachable by name (inside a function, say): the same
     # validation and JSON conversion the factory performs.
-    from sheppy_core._task import _to_json, validate_arguments
+    from sheppy_core._task import arguments_to_json, validate_arguments
 
     valid_args, valid_kwargs = validate_arguments(definition, tuple(args), dict(kwargs))
-    json_args, json_kwargs = _to_json(definition, valid_args, valid_kwargs)
+    json_args, json_kwargs = arguments_to_json(definition, valid_args, valid_kwargs)
     return Task(
         spec=TaskSpec(func=definition.name, args=json_args, kwargs=json_kwargs),
         config=TaskConfig(**definition.options),
