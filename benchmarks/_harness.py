@@ -7,7 +7,9 @@ run:
 1. **enqueue**: ``n`` no-op tasks, either one call per task (``one``) or the system's batch call
    (``batch``), timed in this (driver) process; done ``--enqueue-rounds`` times (store emptied in
    between) and the best round reported, since one round on a shared machine mostly measures the
-   neighbours;
+   neighbours. Drivers that can build a batch apart from adding it (``build_batch`` /
+   ``enqueue_built``: the two sheppy systems) also get **add alone**: the batch call timed with its
+   task objects built beforehand, so the call itself is compared and not the building;
 2. **processing**: a fresh worker *process* (``worker.py``) starts, connects, prints ``ready`` and
    waits; the driver stamps the clock and says ``go``; the ``n``-th no-op task to run stamps the
    clock and prints ``done``. Where the store can tell cheaply (all but huey and taskiq)
@@ -15,7 +17,9 @@ run:
    flight or buffered is never counted as done;
 3. **pick-up latency**: the same worker, now idle; the driver stamps ``time.time()``, enqueues one
    probe task carrying the stamp, and the task prints ``now - stamp`` when it starts. Between two
-   probes the driver pauses ``gap`` (±50 % jitter) so the worker is back in its idle wait.
+   probes the driver pauses ``gap`` (±50 % jitter) so the worker is back in its idle wait. The probe
+   loop, the percentile and the stopping of worker processes are ``sheppy_core._bench_probe``, the
+   same code ``sheppy bench`` runs, so the project measures pick-up latency one way only.
 
 Every asyncio worker runs on the standard library's loop (no uvloop, for anyone): the loop is the
 harness's choice, not a system's setting.
@@ -32,10 +36,8 @@ import contextlib
 import importlib
 import importlib.metadata
 import json
-import math
 import os
 import platform
-import random
 import shutil
 import signal
 import statistics
@@ -46,6 +48,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
+
+from sheppy_core._bench_probe import percentile, pickup_latencies, stop_process
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -96,6 +100,8 @@ class CaseResult:
     n: int
     enqueue_per_s: float | None = None
     enqueue_rounds: list[float] = field(default_factory=list)
+    add_alone_per_s: float | None = None
+    """Batch call alone, task objects built beforehand (drivers with ``build_batch`` only)."""
     process_per_s: float | None = None
     process_counter_per_s: float | None = None
     store_checked: bool = False
@@ -186,16 +192,7 @@ class WorkerProcess:
         return stamp
 
     async def stop(self) -> None:
-        if self.proc.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(self.proc.wait(), 10)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
-            await self.proc.wait()
+        await stop_process(self.proc)
 
 
 async def start_py_spy(pid: int, output: Path) -> asyncio.subprocess.Process:
@@ -238,13 +235,6 @@ def worker_ready_and_wait() -> None:
 # -- measuring one case --------------------------------------------------------------------------
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100)."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
-
-
 async def run_case(case: Case, args: argparse.Namespace, make_driver: Callable[[Case], Driver]) -> CaseResult:
     n = min(args.n, case.max_n) if case.max_n else args.n
     result = CaseResult(
@@ -272,6 +262,19 @@ async def run_case(case: Case, args: argparse.Namespace, make_driver: Callable[[
                 await driver.enqueue_batch(n)
             result.enqueue_rounds.append(n / (time.perf_counter() - started))
         result.enqueue_per_s = max(result.enqueue_rounds)
+
+        # Add alone comes after the enqueue rounds (which keep their measurement as it was, cold first
+        # round included); its last round leaves the n no-op tasks that the worker then processes.
+        build_batch = getattr(driver, "build_batch", None)
+        if case.enqueue == "batch" and build_batch is not None:
+            alone = []
+            for _ in range(args.enqueue_rounds):
+                await driver.reset()
+                built = build_batch(n)
+                started = time.perf_counter()
+                await driver.enqueue_built(built)  # type: ignore[attr-defined]
+                alone.append(n / (time.perf_counter() - started))
+            result.add_alone_per_s = max(alone)
 
         profiling = args.profile if case.ours else None
         cprofile = RESULTS / f"profile-{slug}.prof" if profiling == "cprofile" else None
@@ -302,11 +305,12 @@ async def run_case(case: Case, args: argparse.Namespace, make_driver: Callable[[
                 await stop_py_spy(spy)
         result.process_per_s = n / max(finished - go, 1e-9)
 
-        for _ in range(args.samples):
-            await asyncio.sleep(args.gap_ms / 1000 * random.uniform(0.5, 1.5))
-            stamp = time.time()
+        async def probe(stamp: float, worker: WorkerProcess = worker) -> float:
             await driver.enqueue_probe(stamp)
-            result.pickup_ms.append(float(await worker.expect("lat", 30)) * 1000)
+            return float(await worker.expect("lat", 30))
+
+        latencies = await pickup_latencies(probe, args.samples, args.gap_ms / 1000)
+        result.pickup_ms = [seconds * 1000 for seconds in latencies]
         if result.pickup_ms:
             result.pickup_p50_ms = statistics.median(result.pickup_ms)
             result.pickup_p99_ms = percentile(result.pickup_ms, 99)
@@ -344,6 +348,7 @@ class Target:
 
 METRICS = {
     "enqueue_per_s": ("enqueue/s", True),
+    "add_alone_per_s": ("add alone/s", True),
     "process_per_s": ("processed/s", True),
     "pickup_p50_ms": ("pick-up p50 ms", False),
     "pickup_p99_ms": ("pick-up p99 ms", False),

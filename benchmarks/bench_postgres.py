@@ -4,7 +4,8 @@
                                         [--tuned 50] [--pgq-batch 100] [--only pgqueuer] [--profile]
 
 Every system works in its own schema of the same database (``bench_sheppy``, ``bench_pgqueuer``,
-``bench_procrastinate``), created fresh and dropped at the end. Targets (issue 7): batch enqueue and
+``bench_procrastinate``; ``bench_sheppy_tuned`` and ``bench_sheppy_poll`` for our other cases),
+created fresh and dropped at the end. Targets (issue 7): batch enqueue and
 processing ≥ pgqueuer at its better setting; idle pick-up p50 ≤ 4 ms.
 """
 
@@ -27,7 +28,7 @@ from _harness import (
 )
 
 TITLE = "sheppy-postgres vs pgqueuer vs procrastinate, one worker process, no-op tasks"
-SCHEMAS = ("bench_sheppy", "bench_sheppy_tuned", "bench_pgqueuer", "bench_procrastinate")
+SCHEMAS = ("bench_sheppy", "bench_sheppy_tuned", "bench_sheppy_poll", "bench_pgqueuer", "bench_procrastinate")
 
 
 def cases(
@@ -59,6 +60,15 @@ def cases(
                 "max_concurrent_tasks": tuned,
                 "prefetch": prefetch,
             },
+            ours=True,
+        ),
+        # Without LISTEN/NOTIFY (for poolers that drop it): idle waiters poll every poll_interval, so
+        # this case's pick-up shows what the notifications are worth.
+        Case(
+            "sheppy-postgres",
+            "listen=false",
+            "sys_sheppy_core",
+            {"url": ours("bench_sheppy_poll") + "&listen=false", "queue": "bench"},
             ours=True,
         ),
         Case(

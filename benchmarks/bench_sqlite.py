@@ -71,6 +71,14 @@ def cases(directory: Path, tuned: int) -> list[Case]:
             enqueue="one",
         ),
         Case(
+            "sheppy-sqlite",
+            "fast_path=false",
+            "sys_sheppy_core",
+            {"url": url("ours-no-fast-path.db") + "?fast_path=false", "queue": "bench"},
+            ours=True,
+            enqueue="one",
+        ),
+        Case(
             "huey",
             "defaults (synchronous=FULL)",
             "sys_huey",

@@ -20,6 +20,10 @@ told apart into "work our guarantees need" and "overhead we could still cut":
   ``store_result`` it (the 50 concurrently, as a worker's do). What is left between this and
   ``worker_cpu.py`` is the worker's own machinery (slots, leases, retries, logging, bookkeeping).
 - **A batch add** on sheppy-sqlite for comparison: one ``Queue.add`` of 10,000 tasks built beforehand.
+- **The backend alone**, one call per task and no ``Queue``/``Worker``/task code: ``append`` of one
+  record, then ``pop`` of one + ``store_result``, on a fresh file per setting: the defaults (fast path
+  on, ``synchronous=normal``), ``fast_path=false`` and ``synchronous=full``. What each backend setting
+  costs before anything of sheppy-core runs.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from sheppy_sqlite._sql import migrations, queries  # the plugin's own statement
 
 from sheppy_core import Queue, get_backend
 from sheppy_core._registry import get_definition
-from sheppy_core.backend import record_from_json, record_to_json
+from sheppy_core.backend import record_from_json, record_to_json, to_iso, utcnow
 from sheppy_core.models import Task
 
 HUEY_DDL = (
@@ -130,6 +134,7 @@ def processing_sql(directory: Path, n: int) -> tuple[float, float]:
                 "now": now,
                 "lease_until": now + 15,
                 "lease_iso": "2026-01-01T00:00:15Z",
+                "quarantine_expires": None,  # only for corrupt rows, which this benchmark has none of
             },
         ).fetchall()
         spent += time.perf_counter() - started
@@ -243,9 +248,42 @@ async def bare_loop(directory: Path, n: int) -> float:
         await backend.disconnect()
 
 
+BACKEND_SETTINGS: dict[str, str] = {
+    "defaults (fast path, synchronous=normal)": "",
+    "fast_path=false": "?fast_path=false",
+    "synchronous=full": "?synchronous=full",
+}
+
+
+async def backend_alone(path: Path, n: int, options: str) -> tuple[float, float]:
+    """Tasks per second of ``append`` one by one, then of ``pop`` one + ``store_result``."""
+    backend = get_backend(f"sqlite:///{path}{options}")
+    await backend.connect()
+    try:
+        records = [record() for _ in range(n)]
+        started = time.perf_counter()
+        for one in records:
+            await backend.append("alone", [one])
+        appended = n / (time.perf_counter() - started)
+        started = time.perf_counter()
+        done = 0
+        while done < n:
+            for claimed in await backend.pop("alone", 1):
+                finished = {**claimed, "status": "completed", "finished_at": to_iso(utcnow()), "result": None}
+                await backend.store_result("alone", finished)
+                done += 1
+        processed = n / (time.perf_counter() - started)
+        return appended, processed
+    finally:
+        await backend.disconnect()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--n", type=int, default=20_000)
+    parser.add_argument(
+        "--alone-n", type=int, default=10_000, help="tasks per setting of the backend-alone part"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sheppy-floors-") as name:
         directory = Path(name)
@@ -260,6 +298,11 @@ def main() -> None:
         print(f"sheppy-sqlite, a bare processing loop (no Worker): {bare:5.1f} µs of CPU per task")
         added = asyncio.run(batch_add(directory))
         print(f"sheppy-sqlite, one add() of 10,000 tasks built beforehand: {added:,.0f} tasks/s")
+        print(f"sheppy-sqlite backend alone, one call per task, {args.alone_n} tasks:")
+        for index, (setting, options) in enumerate(BACKEND_SETTINGS.items()):
+            path = directory / f"alone-{index}.db"
+            appended, processed = asyncio.run(backend_alone(path, args.alone_n, options))
+            print(f"  {setting:42} append {appended:8,.0f}/s   pop+store_result {processed:8,.0f}/s")
     for label, micros in python_costs(args.n).items():
         print(f"Python, {label + ':':46s} {micros:5.1f} µs")
 

@@ -15,11 +15,18 @@ from typing import Any
 
 METRICS = [
     ("enqueue_per_s", "enqueue/s", "{:,.0f}"),
+    ("add_alone_per_s", "add alone/s", "{:,.0f}"),
     ("process_per_s", "processed/s", "{:,.0f}"),
     ("pickup_p50_ms", "pick-up p50 ms", "{:.2f}"),
     ("pickup_p99_ms", "pick-up p99 ms", "{:.2f}"),
 ]
-HIGHER = {"enqueue_per_s": True, "process_per_s": True, "pickup_p50_ms": False, "pickup_p99_ms": False}
+HIGHER = {
+    "enqueue_per_s": True,
+    "add_alone_per_s": True,
+    "process_per_s": True,
+    "pickup_p50_ms": False,
+    "pickup_p99_ms": False,
+}
 
 
 def label(r: dict[str, Any]) -> str:
@@ -47,30 +54,33 @@ def main() -> None:
             if key not in keys:
                 keys.append(key)
 
+    # Only the metrics some run has (older files have no "add alone"; peers never have it).
+    metrics = [m for m in METRICS if any(r.get(m[0]) is not None for run in runs for r in run["results"])]
+
     def find(run: dict[str, Any], key: tuple[str, str]) -> dict[str, Any] | None:
         return next((r for r in run["results"] if (r["system"], r["variant"]) == key), None)
 
-    print("| case | n | " + " | ".join(title for _, title, _ in METRICS) + " |")
-    print("|---|---|" + "---|" * len(METRICS))
+    print("| case | n | " + " | ".join(title for _, title, _ in metrics) + " |")
+    print("|---|---|" + "---|" * len(metrics))
     for key in keys:
         rows = [find(run, key) for run in runs]
         first = next(r for r in rows if r is not None)
         sizes = sorted({r["n"] for r in rows if r is not None})
         n = " / ".join(f"{r['n']:,}" if r else "-" for r in rows) if len(sizes) > 1 else f"{sizes[0]:,}"
-        cells = [cell(rows, m, fmt) for m, _, fmt in METRICS]
+        cells = [cell(rows, m, fmt) for m, _, fmt in metrics]
         print(f"| {label(first)} | {n} | " + " | ".join(cells) + " |")
     print()
     print("Ours / best peer of the same run (throughput: > 1 wins; latency: < 1 wins):")
     print()
-    print("| our case | " + " | ".join(title for _, title, _ in METRICS) + " |")
-    print("|---|" + "---|" * len(METRICS))
+    print("| our case | " + " | ".join(title for _, title, _ in metrics) + " |")
+    print("|---|" + "---|" * len(metrics))
     for key in keys:
         rows = [find(run, key) for run in runs]
         first = next(r for r in rows if r is not None)
         if not first["ours"]:
             continue
         cells = []
-        for metric, _, _ in METRICS:
+        for metric, _, _ in metrics:
             ratios = []
             for run, mine in zip(runs, rows, strict=True):
                 peers = [p[metric] for p in run["results"] if not p["ours"] and p.get(metric)]

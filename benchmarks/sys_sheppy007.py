@@ -48,6 +48,12 @@ class Driver:
     async def enqueue_batch(self, n: int) -> None:
         await self.queue.add([noop() for _ in range(n)])
 
+    def build_batch(self, n: int) -> list[Any]:
+        return [noop() for _ in range(n)]
+
+    async def enqueue_built(self, tasks: list[Any]) -> None:
+        await self.queue.add(tasks)
+
     async def enqueue_probe(self, stamp: float) -> None:
         await self.queue.add(probe(stamp))
 

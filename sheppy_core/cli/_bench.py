@@ -9,7 +9,8 @@ burn-down
 steady state
     W workers running while the producer keeps a backlog; tasks completed per second over ``--duration``.
 latency
-    enqueue one task at a time to idle workers: time from ``add`` returning to the task starting, p50/p99.
+    enqueue one task at a time to idle workers: time from just before ``add`` to the task starting,
+    p50/p99 (the probe of ``sheppy_core._bench_probe``, the one the benchmark harness uses too).
 crash recovery
     a worker (lease ``--lease``) is killed with SIGKILL while running a task; seconds until that task
     completes on another worker.
@@ -22,8 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
-import statistics
 import sys
 import tempfile
 import time
@@ -34,6 +33,7 @@ from typing import IO, Annotated, Any, cast
 import typer
 from rich.table import Table
 
+from sheppy_core._bench_probe import latency_summary, pickup_latencies, stop_process
 from sheppy_core._queue import Queue
 from sheppy_core.backend import SHARED_STORE, Backend, redact_url
 from sheppy_core.cli._common import (
@@ -110,29 +110,11 @@ class _Fleet:
         spawned.log.seek(0)
         return spawned.log.read().decode(errors="replace").strip()
 
-    async def stop(self, spawned: _Spawned, grace: float = 10.0) -> None:
-        process = spawned.process
-        if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), grace)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                await process.wait()
-
     async def stop_all(self) -> None:
-        await asyncio.gather(*(self.stop(s) for s in self.spawned), return_exceptions=True)
+        await asyncio.gather(*(stop_process(s.process) for s in self.spawned), return_exceptions=True)
         for spawned in self.spawned:
             spawned.log.close()
         self.spawned.clear()
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
-    return ordered[index]
 
 
 async def _enqueue(queue: Queue, count: int) -> None:
@@ -230,25 +212,18 @@ async def _steady_and_latency(
         if stats["pending"] == 0 and stats["processing"] == 0:
             break
         await asyncio.sleep(0.05)
-    latencies: list[float] = []
-    latency_deadline = time.perf_counter() + max(duration, 1.0) * 2
-    while len(latencies) < samples and time.perf_counter() < latency_deadline:
-        probe = stamp()
-        await queue.add(probe)
-        enqueued = time.time()
-        done = await queue.wait_for(probe, timeout=timeout)
-        if done is not None and done.status == "completed":
-            latencies.append(max(float(cast(float, done.result)) - enqueued, 0.0) * 1000)
-        await asyncio.sleep(0.02)  # idle again: the next task finds the worker waiting
+
+    async def probe(enqueued_at: float) -> float | None:
+        task = stamp()  # the task returns the wall-clock time it started
+        await queue.add(task)
+        done = await queue.wait_for(task, timeout=timeout)
+        if done is None or done.status != "completed":
+            return None
+        return float(cast(float, done.result)) - enqueued_at
+
+    latencies = await pickup_latencies(probe, samples, gap=0.02, budget=max(duration, 1.0) * 2)
     await fleet.stop_all()
-    latency: dict[str, Any] = {"samples": len(latencies)}
-    if latencies:
-        latency |= {
-            "p50_ms": round(statistics.median(latencies), 2),
-            "p99_ms": round(_percentile(latencies, 0.99), 2),
-            "max_ms": round(max(latencies), 2),
-        }
-    return {"steady_state": steady, "latency": latency}
+    return {"steady_state": steady, "latency": latency_summary(latencies)}
 
 
 async def _crash_recovery(backend: Backend, fleet: _Fleet, lease: float, timeout: float) -> dict[str, Any]:
