@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -28,14 +28,11 @@ from sheppy_core._runner import (
     run_attempt,
     validation_summary,
 )
-from sheppy_core._store import QueueStore
+from sheppy_core._store import HasStore, QueueStore
 from sheppy_core._workflow import is_engine_task, run_engine_task, step_finished
 from sheppy_core.backend import is_finished, quarantine_record, record_to_json
 from sheppy_core.exceptions import CorruptRecordError, NotSupportedError, TaskNotRegisteredError
 from sheppy_core.models import Task
-
-if TYPE_CHECKING:
-    from sheppy_core._queue import Queue
 
 __all__ = ["HandBackPolicy", "StaleClaimError", "TaskProcessor"]
 
@@ -96,7 +93,7 @@ class TaskProcessor:
 
     async def process(
         self,
-        store: QueueStore | Queue,
+        store: QueueStore | HasStore,
         record: dict[str, Any],
         attempt_done: Callable[[], None] | None = None,
     ) -> Task[Any]:

@@ -13,7 +13,7 @@ import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
 
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from sheppy_core._queue import Queue
     from sheppy_core._workflow import Workflow
 
-__all__ = ["QueueStore", "by_id", "checked_queue_name", "readable_tasks"]
+__all__ = ["HasStore", "QueueStore", "by_id", "checked_queue_name", "readable_tasks"]
 
 logger = logging.getLogger("sheppy.queue")
 
@@ -70,6 +70,13 @@ def readable_tasks(queue_name: str, records: Iterable[Mapping[str, Any]]) -> lis
 
 def by_id(queue_name: str, records: Mapping[str, Mapping[str, Any]]) -> dict[uuid.UUID, Task[Any]]:
     return {task.id: task for task in readable_tasks(queue_name, records.values())}
+
+
+class HasStore(Protocol):
+    """What stands on a store (a ``Queue``): the engine takes it for its ``store``."""
+
+    @property
+    def store(self) -> QueueStore: ...
 
 
 class QueueStore:
