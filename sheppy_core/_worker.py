@@ -133,6 +133,8 @@ class Worker:
     Parameters follow sheppy's ``Worker``; additions are keyword-only (``prefetch`` is the one knob
     for claiming ahead):
 
+    :param backend: a ``Backend`` object or a URL (``sqlite:///jobs.db``, ``redis://...``), as
+        ``Queue`` takes.
     :param task_modules: modules to import at start so their ``@task`` functions are registered —
         the only functions this worker will run.
     :param allowed_modules: module prefixes ``task_modules`` must fall under (an allow-list).
@@ -160,7 +162,7 @@ class Worker:
     def __init__(
         self,
         queue_name: str | Sequence[str],
-        backend: Backend,
+        backend: Backend | str,
         shutdown_timeout: float = 30.0,
         max_concurrent_tasks: int = 10,
         max_prefetch_tasks: int | None = None,
@@ -177,8 +179,12 @@ class Worker:
         prefetch: int = 0,
         unregistered: HandBackPolicy | _Unset | None = _UNSET,
     ) -> None:
+        if isinstance(backend, str):
+            from sheppy_core._plugins import backend_from_url
+
+            backend = backend_from_url(backend)  # a URL, as Queue(url) and create_router(url) take
         if not isinstance(backend, Backend):
-            raise TypeError(f"Worker needs a Backend object, got {type(backend).__name__}")
+            raise TypeError(f"Worker needs a Backend object or a URL, got {type(backend).__name__}")
         if not (enable_job_processing or enable_scheduler or enable_cron_manager):
             raise ValueError(
                 "a Worker with job processing, scheduler and cron manager all disabled does nothing"

@@ -7,6 +7,7 @@ import signal
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -542,3 +543,23 @@ async def test_a_redelivered_task_logs_the_attempt_it_really_is(
         ("retrying", 2),
         ("completed", 3),
     ]
+
+
+async def test_a_worker_takes_a_url_as_queue_and_router_do(tmp_path: Path) -> None:
+    """``Worker("default", "sqlite:///jobs.db")`` as plugins/sheppy-sqlite/README.md shows; a bad URL
+    is the same one-line ``ConfigurationError`` as for ``Queue``; a non-backend non-URL a TypeError."""
+    from sheppy_core.exceptions import ConfigurationError
+
+    url = f"sqlite:///{tmp_path}/jobs.db"
+    queue = Queue(url, "default")
+    job = t.add(2, 3)
+    await queue.add(job)
+    worker = Worker("default", url, enable_cron_manager=False)
+    await asyncio.wait_for(worker.work(max_tasks=1, register_signal_handlers=False), 30)
+    done = await queue.get_task(job)
+    assert done is not None and done.status == "completed" and done.result == 5
+    await queue.backend.disconnect()
+    with pytest.raises(ConfigurationError, match="nosuch"):
+        Worker("default", "nosuch://x")
+    with pytest.raises(TypeError, match="Backend"):
+        Worker("default", 42)  # type: ignore[arg-type]
