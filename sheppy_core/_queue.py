@@ -26,7 +26,7 @@ from sheppy_core.backend._memory import MemoryBackend
 from sheppy_core.exceptions import TaskCancellationError, TaskStateError
 from sheppy_core.models import Task, TaskCron
 
-__all__ = ["MAX_DELAY", "NotATaskError", "Queue", "checked_queue_name", "readable_tasks"]
+__all__ = ["FORCE_HINT", "MAX_DELAY", "NotATaskError", "Queue", "checked_queue_name", "readable_tasks"]
 
 logger = logging.getLogger("sheppy.queue")
 
@@ -85,6 +85,10 @@ def _one_or_all(
         return found.get(uuid.UUID(ids[0])) if ids else None
     return found
 
+
+FORCE_HINT: Final = "pass force=True to run it again"
+"""The end of ``retry``'s refusal of a completed task; front ends that spell the option otherwise
+(``sheppy task retry --force``) replace it."""
 
 MAX_DELAY: Final = timedelta(days=365_000)
 """The longest delay the command line (``--delay``) and the web router (``delay_seconds``) accept:
@@ -326,7 +330,7 @@ class Queue:
         if current.status == "completed" and not force:
             raise ValueError(
                 "Task has already completed successfully, use force to retry anyways "
-                f"(task {current.id}: pass force=True to run it again)"
+                f"(task {current.id}: {FORCE_HINT})"
             )
         if current.status in _WAITING or current.finished_at is None:
             raise ValueError(f"task {current.id} is {current.status}: only finished tasks can be retried")

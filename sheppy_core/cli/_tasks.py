@@ -12,7 +12,7 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from sheppy_core._queue import MAX_DELAY, Queue, readable_tasks
+from sheppy_core._queue import FORCE_HINT, MAX_DELAY, Queue, readable_tasks
 from sheppy_core._resolve import build_task, resolve_task_name
 from sheppy_core.backend import QUARANTINED, Backend, is_quarantined
 from sheppy_core.cli._common import (
@@ -314,7 +314,11 @@ def retry(
         async with connected(settings.backend_url) as backend:
             if wanted is not None:
                 q = Queue(backend, settings.queue)
-                if not await q.retry(wanted, force=force):
+                try:
+                    found = await q.retry(wanted, force=force)
+                except ValueError as exc:
+                    raise ValueError(str(exc).replace(FORCE_HINT, "add --force to run it again")) from None
+                if not found:
                     raise ValueError(f"task {wanted} not found in queue {settings.queue!r}")
                 return [(settings.queue, wanted)]
             for name in settings.queues:

@@ -425,6 +425,8 @@ def test_task_retry_requeues_a_failed_task_and_needs_force_for_a_completed_one(s
     refused = sheppy("task", "retry", str(tasks["completed"].id), "-u", url, "-q", QUEUE_NAME)
     assert refused.exit_code == 1
     assert "Task has already completed successfully, use force to retry anyways" in refused.output
+    # The command line names its own flag, not the Python keyword (#20).
+    assert "--force" in refused.output and "force=True" not in refused.output
     ok(sheppy("task", "retry", str(tasks["completed"].id), "-u", url, "-q", QUEUE_NAME, "--force"))
     assert on_store(store.url, lambda q: q.get_task(tasks["completed"])).status == "pending"
     # §18.10: a task that still waits is never queued twice, even with -f.
