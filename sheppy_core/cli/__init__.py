@@ -22,7 +22,7 @@ from rich.markup import escape
 from sheppy_core import __version__
 from sheppy_core.cli._backends import backends_app
 from sheppy_core.cli._bench import bench
-from sheppy_core.cli._common import console, errors, one_line, propagated_line
+from sheppy_core.cli._common import console, errors, flag, one_line, propagated_line
 from sheppy_core.cli._queues import cron_app, queue_app
 from sheppy_core.cli._tasks import experimental_app, task_app
 from sheppy_core.cli._work import work
@@ -47,7 +47,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+        bool, flag("--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = False,
 ) -> None:
     # `module:function` names given on the command line resolve against the current directory.

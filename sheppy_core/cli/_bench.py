@@ -43,6 +43,7 @@ from sheppy_core.cli._common import (
     console,
     errors,
     fail,
+    flag,
     print_json,
     run,
     settings_from,
@@ -336,7 +337,7 @@ def bench(
     timeout: Annotated[
         float, typer.Option("--timeout", min=1, help="Upper bound of each phase, seconds.")
     ] = 60.0,
-    crash: Annotated[bool, typer.Option("--crash/--no-crash", help="Run the crash-recovery test.")] = True,
+    crash: Annotated[bool, flag("--crash/--no-crash", help="Run the crash-recovery test.")] = True,
     fmt: FormatOption = Format.table,
 ) -> None:
     """Measure a backend with real worker processes: burn-down, steady state, latency, crash recovery."""

@@ -56,6 +56,11 @@ class Format(StrEnum):
     json = "json"
 
 
+def flag(*names: str, **options: Any) -> Any:
+    """A boolean option: ``typer.Option`` shown in ``--help`` without a ``<bool>`` type column."""
+    return typer.Option(*names, metavar="", **options)
+
+
 QueueOption = Annotated[
     list[str] | None,
     typer.Option(

@@ -18,6 +18,7 @@ from sheppy_core.cli._common import (
     connected,
     console,
     fail,
+    flag,
     on_queue,
     print_json,
     run,
@@ -63,7 +64,7 @@ def list_queues(backend_url: UrlOption = None, fmt: FormatOption = Format.table)
 def clear(
     name: Annotated[str, typer.Argument(help="The queue to empty.")],
     backend_url: UrlOption = None,
-    yes: Annotated[bool, typer.Option("-y", "--yes", help="Do not ask for confirmation.")] = False,
+    yes: Annotated[bool, flag("-y", "--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete every task (in any state), schedule and cron of a queue."""
     settings = settings_from(backend_url)

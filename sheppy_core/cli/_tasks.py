@@ -23,6 +23,7 @@ from sheppy_core.cli._common import (
     connected,
     console,
     fail,
+    flag,
     on_queue,
     parse_json_args,
     print_json,
@@ -298,9 +299,9 @@ def retry(
     task_id: Annotated[str | None, typer.Argument(help="Task id (UUID); omit with --all-failed.")] = None,
     queue: QueueOption = None,
     backend_url: UrlOption = None,
-    force: Annotated[bool, typer.Option("-f", "--force", help="Also re-run a completed task.")] = False,
+    force: Annotated[bool, flag("-f", "--force", help="Also re-run a completed task.")] = False,
     all_failed: Annotated[
-        bool, typer.Option("--all-failed", help="Retry every failed or crashed task of the queue(s).")
+        bool, flag("--all-failed", help="Retry every failed or crashed task of the queue(s).")
     ] = False,
 ) -> None:
     """Queue a finished task again (a completed one needs --force)."""
@@ -342,7 +343,7 @@ def add(
     kwargs: KwargsOption = None,
     queue: QueueOption = None,
     backend_url: UrlOption = None,
-    wait: Annotated[bool, typer.Option("-w", "--wait", help="Wait for the result and print it.")] = False,
+    wait: Annotated[bool, flag("-w", "--wait", help="Wait for the result and print it.")] = False,
     timeout: Annotated[
         float, typer.Option("-t", "--timeout", min=0, help="With --wait: give up after S seconds (0: never).")
     ] = 0.0,
@@ -447,7 +448,7 @@ def try_task(
     func: FuncArgument,
     args: ArgsOption = None,
     kwargs: KwargsOption = None,
-    trace: Annotated[bool, typer.Option("-t", "--trace", help="Show the traceback of a failure.")] = False,
+    trace: Annotated[bool, flag("-t", "--trace", help="Show the traceback of a failure.")] = False,
     fmt: FormatOption = Format.table,
 ) -> None:
     """Run a registered @task function once, in this process, without a backend."""

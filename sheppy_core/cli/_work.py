@@ -24,6 +24,7 @@ from sheppy_core.cli._common import (
     UrlOption,
     errors,
     fail,
+    flag,
     make_backend,
     propagate,
     run,
@@ -201,10 +202,10 @@ def work(
             "(many short tasks). Default 0: claim only for free slots.",
         ),
     ] = 0,
-    oneshot: Annotated[bool, typer.Option("--oneshot", help="Exit once every queue is empty.")] = False,
+    oneshot: Annotated[bool, flag("--oneshot", help="Exit once every queue is empty.")] = False,
     burst: Annotated[
         bool,
-        typer.Option(
+        flag(
             "--burst",
             help="Exit once every queue is empty, showing progress (done / failed / remaining, "
             "throughput) on a terminal and log lines otherwise.",
@@ -213,9 +214,9 @@ def work(
     max_tasks: Annotated[
         int | None, typer.Option("--max-tasks", min=1, help="Stop after claiming this many tasks.")
     ] = None,
-    disable_job_processing: Annotated[bool, typer.Option("--disable-job-processing")] = False,
-    disable_scheduler: Annotated[bool, typer.Option("--disable-scheduler")] = False,
-    disable_cron_manager: Annotated[bool, typer.Option("--disable-cron-manager")] = False,
+    disable_job_processing: Annotated[bool, flag("--disable-job-processing")] = False,
+    disable_scheduler: Annotated[bool, flag("--disable-scheduler")] = False,
+    disable_cron_manager: Annotated[bool, flag("--disable-cron-manager")] = False,
     log_level: Annotated[
         str | None,
         typer.Option(
@@ -258,7 +259,7 @@ def work(
     ] = None,
     allow_empty: Annotated[
         bool,
-        typer.Option(
+        flag(
             "--allow-empty",
             help="Start even if no @task is registered (e.g. a scheduler-only worker). Without it a "
             "worker with no tasks refuses to start: it would hand every task back unrun.",
@@ -266,7 +267,7 @@ def work(
     ] = False,
     reload: Annotated[
         bool,
-        typer.Option(
+        flag(
             "--reload",
             help="Not supported (sheppy 0.0.7 restarts the worker on file changes): run the worker under "
             "a file watcher instead.",
