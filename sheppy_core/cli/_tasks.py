@@ -279,7 +279,8 @@ def info(
         ("scheduled", task.scheduled_at),
         ("finished", task.finished_at),
         ("retries", f"{task.retry_count} of {task.config.retry}"),
-        ("next retry", task.next_retry_at),
+        # Only while a retry is coming: a finished task keeps the time of its last one.
+        ("next retry", task.next_retry_at if task.status == "retrying" else None),
         ("claimed by", task.claimed_by),
         ("lease expires", task.lease_expires_at),
         ("deliveries", task.deliveries),

@@ -23,6 +23,11 @@ async def always_fails() -> None:
     raise ValueError("broken on purpose")
 
 
+@task(retry=1, retry_delay=0.01)
+async def fails_after_one_retry() -> None:
+    raise ValueError("broken twice")
+
+
 def plain_function() -> int:
     """Not a @task: neither the CLI nor the router may queue or run it."""
     calls["plain_function"] += 1

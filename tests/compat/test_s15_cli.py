@@ -397,6 +397,27 @@ def test_task_list_filters_by_status_in_table_and_json(store: Store) -> None:
 
 
 @shared_stores
+def test_task_info_shows_no_next_retry_once_retries_are_spent(store: Store) -> None:
+    job = t.fails_after_one_retry()
+
+    async def go(q: Queue) -> None:
+        await q.add(job)
+        worker = fast(Worker(QUEUE_NAME, q.backend))
+        runner = asyncio.create_task(worker.work(register_signal_handlers=False))
+        try:
+            done = await q.wait_for(job, timeout=60)
+        finally:
+            worker.stop()
+            await asyncio.wait_for(runner, 60)
+        assert done is not None and done.status == "failed" and done.next_retry_at is not None
+
+    on_store(store.url, go)
+    shown = ok(sheppy("task", "info", str(job.id), "-u", store.url or "", "-q", QUEUE_NAME)).output
+    assert "1 of 1" in shown and "broken twice" in shown
+    assert "next retry" not in shown  # none is coming (#20)
+
+
+@shared_stores
 def test_task_info_shows_arguments_result_error_and_retries(store: Store) -> None:
     tasks = _populate(store.url)
     url = store.url or ""
