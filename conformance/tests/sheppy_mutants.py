@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sheppy_core import MemoryBackend
-from sheppy_core.backend import FINISHED_STATUSES, to_iso, utcnow
+from sheppy_core.backend import FINISHED_STATUSES, check_task_id, task_id_of, to_iso, utcnow
 
 __all__ = ["MUTANTS", "make_reference"]
 
@@ -416,3 +416,137 @@ class CorruptRecordBlocksQueue(_Mutant):
 
 
 MUTANTS[CorruptRecordBlocksQueue.__name__] = (CorruptRecordBlocksQueue, "robust.corrupt_record")
+
+
+class ShieldedClaim(_Mutant):
+    """A blocking ``pop`` runs each claim, a transaction with its COMMIT round trip, under
+    ``asyncio.shield`` "so that a cancel cannot leave it half done": a pop cancelled after it found a task
+    commits the claim anyway, and nobody receives the task until its lease expires."""
+
+    async def pop(self, queue_name: str, limit: int = 1, timeout: float | None = None, *,
+                  worker_id: str | None = None, lease: float | None = None) -> list[dict[str, Any]]:
+        if limit < 1 or timeout is None or timeout <= 0:
+            return await super().pop(queue_name, limit, timeout, worker_id=worker_id, lease=lease)
+        owner = worker_id or self.client_id
+        duration = self.lease_duration if lease is None else lease
+        deadline = time.monotonic() + timeout
+        while True:
+            claimed = await asyncio.shield(self._claim_and_commit(queue_name, limit, owner, duration))
+            remaining = deadline - time.monotonic()
+            if claimed or remaining <= 0:
+                return claimed
+            queue = self._queue(queue_name)
+            if queue.claimed:
+                soonest = min(queue.claimed.values())
+                remaining = min(remaining, max(0.001, (soonest - utcnow()).total_seconds()))
+            await self._wait_for_change(remaining)
+
+    async def _claim_and_commit(self, queue_name: str, limit: int, owner: str,
+                                duration: float) -> list[dict[str, Any]]:
+        claimed = self._claim(self._queue(queue_name), limit, owner, duration)
+        await asyncio.sleep(0)  # the COMMIT's round trip
+        return claimed
+
+
+class PollingPop(_Mutant):
+    """A blocking ``pop`` that polls the store every 150 ms (a SELECT, then a sleep) instead of being woken
+    by ``append``: it does return the task, but ~75 ms late on average and up to 150 ms."""
+
+    POLL_INTERVAL = 0.15
+
+    async def pop(self, queue_name: str, limit: int = 1, timeout: float | None = None, *,
+                  worker_id: str | None = None, lease: float | None = None) -> list[dict[str, Any]]:
+        if limit < 1 or timeout is None or timeout <= 0:
+            return await super().pop(queue_name, limit, timeout, worker_id=worker_id, lease=lease)
+        deadline = time.monotonic() + timeout
+        while True:
+            claimed = await super().pop(queue_name, limit, worker_id=worker_id, lease=lease)
+            remaining = deadline - time.monotonic()
+            if claimed or remaining <= 0:
+                return claimed
+            await asyncio.sleep(min(self.POLL_INTERVAL, remaining))
+
+
+MUTANTS[ShieldedClaim.__name__] = (ShieldedClaim, "pop.cancel_mid_claim")
+MUTANTS[PollingPop.__name__] = (PollingPop, "pop.wakes_promptly")
+
+
+class AppendCheckThenInsert(_Mutant):
+    """``append(unique=True)`` looks the id up, then inserts in a second round trip (a SELECT, then an
+    INSERT without a unique key or transaction): concurrent writers of one new id all see it missing and
+    all store it."""
+
+    async def append(
+        self, queue_name: str, tasks: list[dict[str, Any]], unique: bool = True, *, connection: object = None
+    ) -> list[bool]:
+        if not unique:
+            return await super().append(queue_name, tasks, unique, connection=connection)
+        for task in tasks:
+            task_id_of(task)  # the argument checks stay (a bad id refuses the whole batch)
+        results = []
+        for task in tasks:
+            exists = task.get("id") in self._queue(queue_name, create=True).records
+            await asyncio.sleep(0)  # the INSERT's round trip
+            if exists:
+                results.append(False)
+            else:
+                results.extend(await super().append(queue_name, [task], unique=False, connection=connection))
+        return results
+
+
+class ScheduleCheckThenInsert(_Mutant):
+    """``schedule(unique=True)`` looks the id up, then inserts in a second round trip: concurrent writers
+    of one new id all store it."""
+
+    async def schedule(self, queue_name: str, task_data: dict[str, Any], at: datetime, unique: bool = True,
+                       *, connection: object = None) -> bool:
+        if not unique:
+            return await super().schedule(queue_name, task_data, at, unique, connection=connection)
+        exists = task_data.get("id") in self._queue(queue_name, create=True).records
+        await asyncio.sleep(0)  # the INSERT's round trip
+        if exists:
+            return False
+        return await super().schedule(queue_name, task_data, at, unique=False, connection=connection)
+
+
+class CronCheckThenInsert(_Mutant):
+    """``add_cron`` checks HEXISTS, then HSETs in a second round trip: concurrent adders of one new id all
+    get True (and the last one's definition is kept)."""
+
+    async def add_cron(self, queue_name: str, deterministic_id: str, task_cron: dict[str, Any]) -> bool:
+        queue = self._queue(queue_name, create=True)
+        exists = deterministic_id in queue.crons
+        await asyncio.sleep(0)  # the HSET's round trip
+        if exists:
+            return False
+        queue.crons[deterministic_id] = json.loads(json.dumps(task_cron))
+        return True
+
+
+class WorkflowCreateUpserts(_Mutant):
+    """``store_workflow(if_version=0)`` runs a conditional UPDATE and, when it matched no row, an upsert
+    in a second round trip: every concurrent creator of one new workflow wins."""
+
+    async def store_workflow(self, queue_name: str, workflow_data: dict[str, Any], *,
+                             if_version: int | None = None) -> bool:
+        missing = workflow_data.get("id") not in self._queue(queue_name, create=True).workflows
+        if if_version == 0 and missing:
+            await asyncio.sleep(0)  # the upsert's round trip
+            return await super().store_workflow(queue_name, workflow_data)
+        return await super().store_workflow(queue_name, workflow_data, if_version=if_version)
+
+
+class AckLeavesClaimFields(_Mutant):
+    """``acknowledge`` drops the claim from the lease index only: the record keeps ``claimed_by`` and
+    ``lease_expires_at`` (as examples/sheppy-jsonfile once did)."""
+
+    async def acknowledge(self, queue_name: str, task_id: str) -> bool:
+        queue = self._queue(queue_name)
+        return queue.claimed.pop(check_task_id(task_id), None) is not None
+
+
+MUTANTS[AppendCheckThenInsert.__name__] = (AppendCheckThenInsert, "append.unique")
+MUTANTS[ScheduleCheckThenInsert.__name__] = (ScheduleCheckThenInsert, "schedule.unique")
+MUTANTS[CronCheckThenInsert.__name__] = (CronCheckThenInsert, "cron.unique")
+MUTANTS[WorkflowCreateUpserts.__name__] = (WorkflowCreateUpserts, "workflow.cas")
+MUTANTS[AckLeavesClaimFields.__name__] = (AckLeavesClaimFields, "ack.releases")

@@ -256,6 +256,12 @@ class Backend(ABC):
           ``append``/re-queue ``[pop.blocks_until_append]`` and return as soon as one arrives, or ``[]``
           when the time is up. (A lease expiring during the wait may wake it too, or be noticed at the
           next call.) Without ``BLOCKING_POP`` the backend may return ``[]`` at once.
+        - ``[pop.wakes_promptly]`` With ``BLOCKING_POP``, an idle ``pop(timeout=...)`` is woken by an
+          ``append`` from another coroutine or backend object on the same store within a bound: over a
+          run of idle waits, the median time from ``append`` returning to ``pop`` returning the task is
+          at most 50 ms (the bundled backends take 0.1-16 ms on a loaded 2-core machine). Waking by a
+          notification (LISTEN/NOTIFY, pub/sub, a blocking list pop, an in-process event) meets it;
+          polling the store meets it only at a few tens of milliseconds or less (every 150 ms does not).
         - ``[pop.no_scheduled]`` A scheduled task is never returned by ``pop`` before it has been moved to
           the queue by ``pop_scheduled`` (backends may move due tasks themselves; never early ones).
         - ``[pop.wakes_all]`` With ``BLOCKING_POP``, when ``n`` tasks arrive in one ``append`` while ``n``
@@ -265,7 +271,9 @@ class Backend(ABC):
           point, claims nothing: a claim the caller never received (made in the store while the
           cancellation arrived, its reply still on the way) is handed back before or soon after the
           cancellation completes, so every task stays claimable, each exactly once, with
-          ``deliveries`` not counting the cancelled claim.
+          ``deliveries`` not counting the cancelled claim. (A claim shielded from cancellation, e.g.
+          ``asyncio.shield`` around the claiming transaction, commits for a caller that is gone: let the
+          cancellation roll the transaction back, or shield it only together with a hand-back.)
         """
 
     @abstractmethod

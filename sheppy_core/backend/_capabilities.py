@@ -27,7 +27,10 @@ __all__ = [
 ]
 
 BLOCKING_POP: Final = "blocking_pop"
-"""``pop(timeout=...)`` waits for an ``append`` instead of returning at once, and is woken by it.
+"""``pop(timeout=...)`` waits for an ``append`` instead of returning at once, and is woken by it
+promptly: an idle waiter returns the task a median of at most 50 ms after an ``append`` from another
+coroutine or backend object returns (``[pop.wakes_promptly]``), so a backend that polls the store must
+poll every few tens of milliseconds at most.
 
 Without it ``pop`` may return an empty list immediately whatever the timeout, and the ``Worker`` polls
 with a bounded backoff (10 ms doubling to 1 s, reset whenever a task arrives)."""
@@ -56,7 +59,7 @@ SHARED_STORE: Final = "shared_store"
 see one store. The memory backend lacks it: its store belongs to one object."""
 
 CAPABILITIES: Final[dict[str, str]] = {
-    BLOCKING_POP: "pop() blocks until a task arrives or the timeout passes",
+    BLOCKING_POP: "pop() blocks until a task arrives (woken within ~50 ms) or the timeout passes",
     RESULT_NOTIFY: "get_results() is woken by store_result() instead of polling",
     RATE_LIMIT: "acquire_rate_limit() with sliding_window and fixed_window",
     CRON: "cron definitions are stored",

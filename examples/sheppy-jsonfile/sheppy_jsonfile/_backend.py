@@ -389,6 +389,10 @@ class JsonFileBackend(Backend):
             if task_id not in queue["claims"]:
                 return False
             del queue["claims"][task_id]
+            # [ack.releases]: the record keeps its fields, but no longer names a claim nobody holds.
+            record = queue["records"].get(task_id)
+            if record is not None:
+                record.update(claimed_by=None, lease_expires_at=None)
             return True
 
         return await self._transaction(queue_name, change)

@@ -2,20 +2,43 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from sheppy_conformance._clause import clause
 from sheppy_conformance._env import Env
-from sheppy_conformance.records import finished, future, ids, task_record
+from sheppy_conformance.records import finished, future, ids, task_record, within
 from sheppy_core.backend import TRANSACTIONAL_ENQUEUE, BackendInputError, NotSupportedError, from_iso
 
 __all__ = ["EnqueueClauses"]
 
 
+CONCURRENT_WRITERS = 8
+"""Writers racing on one new id: backend objects on one store (``SHARED_STORE``), else coroutines."""
+
+RACE_ROUNDS = 10
+"""Rounds of each race: a check-then-insert loses only some of them on a real store."""
+
+
 def _args(record: dict[str, Any]) -> list[Any]:
     return list(record["spec"]["args"])
+
+
+def _copies(record: dict[str, Any], count: int) -> list[dict[str, Any]]:
+    """``count`` records with ``record``'s id, the i-th with argument i: the stored one names its writer."""
+    return [dict(record, spec=dict(record["spec"], args=[i])) for i in range(count)]
+
+
+def _one_winner(results: list[bool], call: str, round_number: int) -> int:
+    """The index of the single True among concurrent unique writes; asserts there is exactly one."""
+    winners = [i for i, stored in enumerate(results) if stored is True]
+    assert len(winners) == 1, (
+        f"round {round_number}: {len(winners)} of {len(results)} concurrent {call} calls with the same new "
+        f"id returned True; with unique=True exactly one may store it (the others must return False)"
+    )
+    return winners[0]
 
 
 class EnqueueClauses:
@@ -79,6 +102,31 @@ class EnqueueClauses:
         assert await b.append(q, [first, second]) == [True, False]
         assert await b.size(q) == 1
         assert _args((await b.get_tasks(q, [first["id"]]))[first["id"]]) == [1]
+
+    @clause("append.unique", timeout=30)
+    async def test_append_unique_under_concurrency(self, env: Env) -> None:
+        """Writers append the same new id at once, round after round: one True per round, one record
+        (the winner's), queued once."""
+        q, b = env.queue(), env.backend
+        writers = await env.peers(CONCURRENT_WRITERS)
+        stored_ids: list[str] = []
+        for round_number in range(RACE_ROUNDS):
+            copies = _copies(task_record(), CONCURRENT_WRITERS)
+            task_id = copies[0]["id"]
+            calls = [w.append(q, [c]) for w, c in zip(writers, copies, strict=True)]
+            results = [r[0] for r in await within(10, asyncio.gather(*calls))]
+            winner = _one_winner(results, "append(unique=True)", round_number)
+            stored = (await b.get_tasks(q, [task_id]))[task_id]
+            assert _args(stored) == [winner], (
+                f"round {round_number}: the stored record is writer {_args(stored)}'s, but writer "
+                f"{winner}'s append returned True"
+            )
+            stored_ids.append(task_id)
+        pending = ids(await b.get_pending(q, 10 * RACE_ROUNDS))
+        assert sorted(pending) == sorted(stored_ids), (
+            f"after {RACE_ROUNDS} races each id must be queued exactly once; queued: {pending}"
+        )
+        assert await b.size(q) == RACE_ROUNDS
 
     @clause("append.replace")
     async def test_append_replace_queued_claimed_scheduled(self, env: Env) -> None:
@@ -165,3 +213,29 @@ class EnqueueClauses:
         assert ids(await b.get_scheduled(q)) == [queued["id"], scheduled["id"]]
         assert _args((await b.get_tasks(q, [queued["id"]]))[queued["id"]]) == [9]
 
+    @clause("schedule.unique", timeout=30)
+    async def test_schedule_unique_under_concurrency(self, env: Env) -> None:
+        """Writers schedule the same new id at once, round after round: one True per round, one record
+        (the winner's), scheduled once."""
+        q, b = env.queue(), env.backend
+        writers = await env.peers(CONCURRENT_WRITERS)
+        stored_ids: list[str] = []
+        at = future(3600)
+        for round_number in range(RACE_ROUNDS):
+            copies = _copies(task_record(), CONCURRENT_WRITERS)
+            task_id = copies[0]["id"]
+            calls = [w.schedule(q, c, at) for w, c in zip(writers, copies, strict=True)]
+            results = list(await within(10, asyncio.gather(*calls)))
+            winner = _one_winner(results, "schedule(unique=True)", round_number)
+            stored = (await b.get_tasks(q, [task_id]))[task_id]
+            assert _args(stored) == [winner], (
+                f"round {round_number}: the stored record is writer {_args(stored)}'s, but writer "
+                f"{winner}'s schedule returned True"
+            )
+            stored_ids.append(task_id)
+        scheduled = ids(await b.get_scheduled(q))
+        assert sorted(scheduled) == sorted(stored_ids), (
+            f"after {RACE_ROUNDS} races each id must be scheduled exactly once; scheduled: {scheduled}"
+        )
+        assert (await b.get_stats(q))["scheduled"] == RACE_ROUNDS
+        assert await b.size(q) == 0

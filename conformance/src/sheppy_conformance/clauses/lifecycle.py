@@ -86,6 +86,31 @@ class LifecycleClauses:
         queued = ids(await b.get_pending(q, 100))
         assert len(set(queued)) == 40
 
+    @clause("ack.releases")
+    async def test_ack_releases_clears_the_claim_from_the_record(self, env: Env) -> None:
+        """After ``acknowledge`` the stored record (live or expired claim) has no ``claimed_by`` and no
+        ``lease_expires_at``; every other field is kept as the claim left it."""
+        q, b = env.queue(), env.backend
+        live, expired = task_record(1), task_record(2)
+        await b.append(q, [live, expired])
+        (claimed_live,) = await b.pop(q, worker_id="acker", lease=30)
+        (claimed_expired,) = await b.pop(q, worker_id="acker", lease=LEASE)
+        await asyncio.sleep(LEASE + 0.15)
+        for claimed in (claimed_live, claimed_expired):
+            assert await b.acknowledge(q, claimed["id"]) is True
+        stored = await (await env.peer()).get_tasks(q, ids([claimed_live, claimed_expired]))
+        claim_fields = ("claimed_by", "lease_expires_at")
+        for claimed in (claimed_live, claimed_expired):
+            record = stored[claimed["id"]]
+            left = {k: record[k] for k in claim_fields if record.get(k) is not None}
+            assert not left, (
+                f"acknowledge must clear claimed_by and lease_expires_at on the stored record; still "
+                f"set: {left}"
+            )
+            kept = {k: v for k, v in record.items() if k not in claim_fields}
+            expected = {k: v for k, v in claimed.items() if k not in claim_fields}
+            assert kept == expected, "acknowledge must keep the record's other fields as the claim left them"
+
     @clause("cancel.waiting")
     async def test_cancel_waiting(self, env: Env) -> None:
         q, b = env.queue(), env.backend

@@ -19,6 +19,13 @@ from sheppy_core.backend import CRON, RATE_LIMIT, WORKFLOWS, BackendInputError
 __all__ = ["OptionalClauses"]
 
 
+_CONCURRENT_WRITERS = 8
+"""Writers racing on one new id: backend objects on one store (``SHARED_STORE``), else coroutines."""
+
+_RACE_ROUNDS = 10
+"""Rounds of each race: a check-then-insert loses only some of them on a real store."""
+
+
 async def _sleep_to_window_start(period: float) -> None:
     """Sleep until just after a fixed-window boundary, so a test's grants all fall in one window."""
     now = time.time()
@@ -38,13 +45,29 @@ class OptionalClauses:
         other = await env.peer()
         assert await other.add_cron(q, "det-1", cron) is False
 
-    @clause("cron.unique", requires=CRON)
+    @clause("cron.unique", requires=CRON, timeout=30)
     async def test_cron_unique_under_concurrency(self, env: Env) -> None:
+        """Adders (objects on one store, or coroutines on one object) add the same new id at once, round
+        after round: one True per round, and the stored definition is the winner's."""
         q = env.queue()
-        adders = await env.peers(6)
-        results = await within(10, asyncio.gather(*(a.add_cron(q, "det-1", _cron()) for a in adders)))
-        assert sorted(results) == [False] * 5 + [True]
-        assert len(await env.backend.get_crons(q)) == 1
+        adders = await env.peers(_CONCURRENT_WRITERS)
+        definitions = [_cron(f"{minute} * * * *") for minute in range(_CONCURRENT_WRITERS)]
+        won = []
+        for round_number in range(_RACE_ROUNDS):
+            det = f"det-{round_number}"
+            calls = [a.add_cron(q, det, d) for a, d in zip(adders, definitions, strict=True)]
+            results = list(await within(10, asyncio.gather(*calls)))
+            winners = [i for i, added in enumerate(results) if added is True]
+            assert len(winners) == 1, (
+                f"round {round_number}: {len(winners)} of {len(results)} concurrent add_cron calls with the "
+                f"same new id returned True; exactly one may store it (the others must return False)"
+            )
+            won.append(definitions[winners[0]])
+        key = lambda c: c["expression"]  # noqa: E731
+        crons = await env.backend.get_crons(q)
+        assert sorted(crons, key=key) == sorted(won, key=key), (
+            f"after {_RACE_ROUNDS} races the stored crons must be the winners' definitions, one per id"
+        )
 
     @clause("cron.delete", requires=CRON)
     async def test_cron_delete(self, env: Env) -> None:
@@ -206,6 +229,30 @@ class OptionalClauses:
         unversioned = {"id": "wf2"}
         await b.store_workflow(q, unversioned)
         assert await b.store_workflow(q, dict(unversioned, version=1), if_version=0) is True
+
+    @clause("workflow.cas", requires=WORKFLOWS, timeout=30)
+    async def test_workflow_cas_create_under_concurrency(self, env: Env) -> None:
+        """Creators store the same new workflow with ``if_version=0`` at once, round after round: a
+        missing record is version 0 for exactly one of them; the stored record is the winner's."""
+        q, b = env.queue(), env.backend
+        creators = await env.peers(_CONCURRENT_WRITERS)
+        for round_number in range(_RACE_ROUNDS):
+            workflow_id = f"wf-{round_number}"
+            records = [{"id": workflow_id, "version": 1, "pending_task_ids": [], "writer": i}
+                       for i in range(len(creators))]
+            calls = [c.store_workflow(q, r, if_version=0) for c, r in zip(creators, records, strict=True)]
+            results = list(await within(10, asyncio.gather(*calls)))
+            winners = [i for i, stored in enumerate(results) if stored is True]
+            assert len(winners) == 1, (
+                f"round {round_number}: {len(winners)} of {len(results)} concurrent "
+                f"store_workflow(if_version=0) calls creating the same new workflow returned True; the "
+                f"compare-and-set must let exactly one create it"
+            )
+            stored = (await b.get_workflows(q, [workflow_id]))[workflow_id]
+            assert stored["writer"] == winners[0], (
+                f"round {round_number}: the stored workflow is writer {stored['writer']}'s, but writer "
+                f"{winners[0]}'s store_workflow returned True"
+            )
 
     @clause("workflow.get", requires=WORKFLOWS)
     async def test_workflow_get(self, env: Env) -> None:
