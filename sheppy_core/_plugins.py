@@ -23,7 +23,14 @@ from typing import Any
 import pluggy
 
 from sheppy_core import hookspecs
-from sheppy_core.backend import CONTRACT_VERSION, Backend, redact_secrets, redact_url
+from sheppy_core.backend import (
+    CONTRACT_VERSION,
+    Backend,
+    abstract_problem,
+    missing_contract_methods,
+    redact_secrets,
+    redact_url,
+)
 from sheppy_core.backend._url import url_scheme
 from sheppy_core.exceptions import (
     ConfigurationError,
@@ -278,6 +285,7 @@ def backend_class_for_scheme(scheme: str) -> type[Backend] | None:
 
 
 def _describe(plugin: BackendPlugin) -> dict[str, Any]:
+    problems = [p for p in (plugin.problem, abstract_problem(plugin.backend_class)) if p]
     return {
         "distribution": plugin.distribution,
         "version": plugin.version,
@@ -285,5 +293,6 @@ def _describe(plugin: BackendPlugin) -> dict[str, Any]:
         "schemes": list(plugin.schemes),
         "contract_version": plugin.contract_version,
         "capabilities": sorted(plugin.capabilities),
-        "problem": plugin.problem,
+        "problem": "; ".join(problems) or None,
+        "missing_methods": missing_contract_methods(plugin.backend_class),
     }

@@ -91,6 +91,29 @@ def test_backends_lists_installed_plugins() -> None:
     assert table.exit_code == 0 and "sheppy-dummy" in table.output and "capabilities" in table.output
 
 
+def test_backends_names_the_methods_a_stub_backend_lacks(tmp_path: Path) -> None:
+    # sheppy-dummy-clash registers StubBackend (stub://): a class with a URL and no contract method.
+    from sheppy_core.backend import Backend
+
+    contract = sorted(Backend.__abstractmethods__)
+    listed = runner.invoke(app, ["backends", "--format", "json"])
+    assert listed.exit_code == 0, listed.output
+    rows = {tuple(r["schemes"]): r for r in json.loads(listed.stdout)["backends"]}
+    stub, memory = rows[("stub",)], rows[("memory",)]
+    # All of them, in the order the contract (the Backend class) defines them.
+    assert stub["missing_methods"] == [name for name in vars(Backend) if name in contract]
+    assert f"({len(contract)} of {len(contract)} contract methods missing)" in stub["problem"]
+    assert memory["problem"] is None and memory["missing_methods"] == []
+    # As a user sees it on an 80-column terminal: every name whole, no line wider than the terminal.
+    shown = sheppy("backends", cwd=tmp_path, env=dict(os.environ, COLUMNS="80"))
+    assert shown.returncode == 0, shown.stderr
+    output = shown.stdout + shown.stderr
+    assert all(len(line) <= 80 for line in output.splitlines()), output
+    words = set(output.replace(",", " ").split())
+    assert set(contract) <= words, sorted(set(contract) - words)
+    assert f"{len(contract)} of {len(contract)} contract methods missing" in " ".join(output.split())
+
+
 def test_backends_check_reports_latency() -> None:
     result = runner.invoke(app, ["backends", "check", "memory://", "--samples", "5", "--format", "json"])
     assert result.exit_code == 0, result.output

@@ -171,3 +171,117 @@ class TestLifo(BackendConformance):
     suites = json.loads((suite.path / "both.json").read_text())["suites"]
     assert {key.rsplit("::", 1)[-1]: s["clauses"]["pop.fifo"]["outcome"] for key, s in suites.items()} == {
         "TestReference": "passed", "TestLifo": "failed"}
+
+
+# -- runs as an outside author makes them: `pytest --pyargs sheppy_conformance ...` from a directory with
+# no config file at all (no ini, so none of this repository's settings apply).
+
+def run_outside(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    python_path = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, PYTHONPATH=python_path)
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--pyargs", "sheppy_conformance",
+               *args]
+    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=170,
+                          check=False)
+
+
+def contract_methods() -> list[str]:
+    from sheppy_core.backend import Backend
+
+    return sorted(Backend.__abstractmethods__)
+
+
+CONNECTION_METHODS = {"connect", "disconnect", "is_connected"}  # all that sheppy_stubs.HalfDone has
+
+
+@pytest.mark.parametrize(
+    ("backend_args", "implemented"),
+    [
+        (["--sheppy-backend", "stub://"], set()),  # the plugin class registered for stub:// is abstract
+        (["--sheppy-backend-factory", "sheppy_stubs:HalfDone"], CONNECTION_METHODS),
+        (["--sheppy-backend-factory", "sheppy_stubs:make_half_done"], CONNECTION_METHODS),
+    ],
+    ids=["url", "factory-class", "factory-function"],
+)
+def test_an_abstract_backend_stops_the_run_once_naming_what_is_missing(
+    tmp_path: Path, backend_args: list[str], implemented: set[str]
+) -> None:
+    done = run_outside(tmp_path, *backend_args)
+    output = done.stdout + done.stderr
+    assert done.returncode not in (0, pytest.ExitCode.NO_TESTS_COLLECTED), output
+    assert "Traceback" not in output and output.count("Can't instantiate") <= 1, output
+    assert "passed" not in done.stdout and " error" not in done.stdout, output
+    problem = [line for line in output.splitlines() if "abstract" in line and "missing" in line]
+    assert len(problem) == 1, output
+    missing = [name for name in contract_methods() if name not in implemented]
+    for name in missing:
+        assert name in problem[0], (name, problem[0])
+    for name in implemented:
+        assert f" {name}," not in problem[0] and f" {name} " not in problem[0], problem[0]
+    assert f"{len(missing)} of {len(contract_methods())}" in problem[0]
+    assert len(output.splitlines()) < 30, output
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [("nope://user:secret@x", "Unsupported backend protocol"), ("memory://?bogus=1", "bogus")],
+)
+def test_an_invalid_url_is_one_error(tmp_path: Path, url: str, expected: str) -> None:
+    done = run_outside(tmp_path, "--sheppy-backend", url)
+    output = done.stdout + done.stderr
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR, output
+    assert output.count(expected) == 1 and "Traceback" not in output, output
+    assert "secret" not in output
+    assert len(output.splitlines()) < 30, output
+
+
+def test_a_subclass_whose_backend_is_abstract_stops_once(suite: pytest.Pytester) -> None:
+    suite.makepyfile(test_adopter="""
+from sheppy_conformance import BackendConformance
+import sheppy_stubs
+
+class TestHalfDone(BackendConformance):
+    def make_backend(self):
+        return sheppy_stubs.HalfDone()
+""")
+    result = suite.runpytest_subprocess()
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret not in (0, pytest.ExitCode.NO_TESTS_COLLECTED)
+    assert output.count("Can't instantiate") <= 1, output
+    problem = [line for line in output.splitlines() if "abstract" in line and "missing" in line]
+    assert len(problem) == 1 and "acknowledge" in problem[0] and "HalfDone" in problem[0], output
+
+
+def test_a_run_with_no_config_file_shows_no_loop_scope_warning(tmp_path: Path) -> None:
+    done = run_outside(tmp_path, "--sheppy-backend", "memory://", "-k", "test_pop_fifo")
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "configfile" not in output  # really no config file: pytest names one it found
+    assert "asyncio_default_fixture_loop_scope\" is unset" not in output
+    assert "PytestDeprecationWarning" not in output, output
+    # A setting the user makes still wins.
+    chosen = run_outside(tmp_path, "--sheppy-backend", "memory://", "-k", "test_pop_fifo",
+                         "-o", "asyncio_default_fixture_loop_scope=module")
+    assert chosen.returncode == 0 and "asyncio_default_fixture_loop_scope=module" in chosen.stdout
+
+
+def test_report_records_the_versions_and_the_date(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+    from importlib.metadata import version
+
+    before = datetime.now(UTC)
+    done = run_outside(tmp_path, "--sheppy-backend", "jsonfile://" + str(tmp_path / "store.json"),
+                       "-k", "test_pop_fifo", "--sheppy-report", "report")
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["versions"] == {
+        "sheppy-core": version("sheppy-core"),
+        "sheppy-conformance": version("sheppy-conformance"),
+        "sheppy-jsonfile": version("sheppy-jsonfile"),
+    }
+    assert report["backend"]["distribution"] == "sheppy-jsonfile"
+    run_at = datetime.fromisoformat(report["date"])
+    assert before - timedelta(seconds=1) <= run_at <= datetime.now(UTC)
+    markdown = (tmp_path / "report.md").read_text()
+    assert f"sheppy-jsonfile {version('sheppy-jsonfile')}" in markdown
+    assert f"sheppy-core {version('sheppy-core')}" in markdown and report["date"][:10] in markdown

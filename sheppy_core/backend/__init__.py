@@ -39,6 +39,7 @@ from sheppy_core.backend._checks import (
     check_task_ids,
     unfinished_delete_error,
 )
+from sheppy_core.backend._completeness import abstract_problem, missing_contract_methods
 from sheppy_core.backend._rate_limits import FixedWindow, take_fixed_window, take_sliding_window
 from sheppy_core.backend._records import (
     DEFAULT_TTL_SECONDS,
@@ -121,6 +122,7 @@ __all__ = [
     "NamedQuery",
     "NotSupportedError",
     "TaskStateError",
+    "abstract_problem",
     "check_aware",
     "check_count",
     "check_no_connection",
@@ -140,6 +142,7 @@ __all__ = [
     "migrations_to_apply",
     "missing_capability",
     "missing_capability_reason",
+    "missing_contract_methods",
     "parse_common_options",
     "parse_named_queries",
     "quarantine_record",

@@ -39,24 +39,35 @@ def backends(ctx: typer.Context, fmt: FormatOption = Format.table) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from sheppy_core._plugins import _describe, failed_plugins, get_backend_plugins
+    from sheppy_core.backend import abstract_problem
 
-    rows = [_describe(p) for p in get_backend_plugins()]
+    plugins = get_backend_plugins()
+    rows = [_describe(p) for p in plugins]
     if fmt is Format.json:
         print_json({"backends": rows, "failed": dict(failed_plugins())})
         return
     table = Table(title="Installed sheppy backends")
     for column in ("distribution", "version", "schemes", "contract", "capabilities", "problem"):
         table.add_column(column, overflow="fold")
-    for row in rows:
+    in_full = []
+    for plugin, row in zip(plugins, rows, strict=True):
+        # The cell names a few missing methods; the whole list follows the table, where a narrow
+        # terminal can wrap it as prose instead of folding it into a column a dozen characters wide.
+        problems = [p for p in (plugin.problem, abstract_problem(plugin.backend_class, shown=3)) if p]
         table.add_row(
             row["distribution"],
             row["version"],
             ", ".join(row["schemes"]),
             str(row["contract_version"]),
             ", ".join(row["capabilities"]),
-            row["problem"] or "",
+            "; ".join(problems),
         )
+        if row["missing_methods"]:
+            schemes = ", ".join(row["schemes"])
+            in_full.append(f"{row['backend']} ({schemes}): {abstract_problem(plugin.backend_class)}")
     console.print(table)
+    for line in in_full:
+        console.print(line, highlight=False)
     for name, error in failed_plugins().items():
         errors.print(f"plugin {name} failed to load: {error}", highlight=False)
 

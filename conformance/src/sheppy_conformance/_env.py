@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -89,11 +90,28 @@ class Env:
                     await other.disconnect()
 
 
+def distribution_of(cls: type[Backend]) -> tuple[str, str] | None:
+    """``(distribution, version)`` shipping ``cls``: the plugin that registered it, else the installed
+    distribution owning its top-level package; None for a class defined outside any (a test module)."""
+    from sheppy_core._plugins import get_backend_plugins
+
+    for plugin in get_backend_plugins():
+        if plugin.backend_class is cls:
+            return plugin.distribution, plugin.version
+    top_level = cls.__module__.partition(".")[0]
+    for name in importlib.metadata.packages_distributions().get(top_level, []):
+        return name, importlib.metadata.version(name)
+    return None
+
+
 def describe_backend(backend: Backend) -> dict[str, object]:
     cls = type(backend)
+    shipped_by = distribution_of(cls)
     return {
         "name": cls.__name__,
         "class": f"{cls.__module__}.{cls.__qualname__}",
+        "distribution": shipped_by[0] if shipped_by else None,
+        "version": shipped_by[1] if shipped_by else None,
         "schemes": list(cls.url_schemes),
         "contract_version": getattr(cls, "contract_version", None),
         "capabilities": sorted(cls.capabilities),

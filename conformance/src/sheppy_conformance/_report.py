@@ -1,13 +1,16 @@
 """Per-clause results: gathered from pytest reports, printed at the end, written as JSON and markdown.
 
 The JSON file is the source of the compatibility matrix in the docs: one object per run, with the
-backend that was judged and, for every clause id, its outcome and the tests behind it.
+backend that was judged, the versions of what took part and when, and for every clause id its outcome
+and the tests behind it.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,17 @@ __all__ = ["ClauseResults", "SessionResults", "report_paths"]
 # When several tests check one clause, the clause takes the worst outcome among them; a skipped test
 # only counts when nothing else ran.
 _SEVERITY = {"failed": 4, "xfail": 3, "passed": 2, "skipped": 1}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 @dataclass
@@ -32,6 +46,7 @@ class ClauseResults:
     tests: dict[str, tuple[str, _TestResult]] = field(default_factory=dict)  # nodeid -> (clause, result)
     backend: dict[str, Any] = field(default_factory=dict)
     declared: dict[str, str] = field(default_factory=dict)  # known failures: clause -> reason
+    date: str = field(default_factory=_now)  # when the run began (UTC), so a report says how old it is
 
     def record(self, clause_id: str, nodeid: str, outcome: str, reason: str = "") -> None:
         """Record one phase's outcome; a later, worse phase (a failing teardown) overrides."""
@@ -75,8 +90,16 @@ class ClauseResults:
             counts[entry["outcome"]] += 1
         return counts
 
+    def versions(self) -> dict[str, str | None]:
+        """The distributions whose versions a result depends on: core, the suite, the backend's."""
+        versions = {name: _version(name) for name in ("sheppy-core", "sheppy-conformance")}
+        if self.backend.get("distribution"):
+            versions[self.backend["distribution"]] = self.backend.get("version")
+        return versions
+
     def as_json(self) -> dict[str, Any]:
-        return {"backend": self.backend, "summary": self.summary(), "clauses": self.by_clause()}
+        return {"backend": self.backend, "versions": self.versions(), "date": self.date,
+                "summary": self.summary(), "clauses": self.by_clause()}
 
     def lines(self) -> list[str]:
         """The terminal summary: one line per clause."""
@@ -99,9 +122,11 @@ class ClauseResults:
             detail = entry["reason"].replace("|", "\\|").replace("\n", " ")[:200]
             rows.append(f"| `{clause_id}` | {entry['outcome']} | {detail} |")
         counts = ", ".join(f"{n} {k}" for k, n in self.summary().items())
+        versions = ", ".join(f"{name} {version or '?'}" for name, version in self.versions().items())
         return (
             f"# sheppy conformance: {title}\n\n"
-            f"- backend: `{backend.get('class', '?')}`\n- capabilities: {caps}\n- result: {counts}\n\n"
+            f"- backend: `{backend.get('class', '?')}`\n- capabilities: {caps}\n- result: {counts}\n"
+            f"- versions: {versions}\n- date: {self.date}\n\n"
             + "\n".join(rows) + "\n"
         )
 

@@ -19,7 +19,9 @@ Options::
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import re
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -28,13 +30,24 @@ import pytest
 from sheppy_conformance._clause import CLAUSE_MARK, clause_of, required_capability
 from sheppy_conformance._report import ClauseResults, SessionResults
 
-__all__ = ["NO_HOOK_PREFIX", "RESULTS_KEY", "known_failures_for", "load_callable", "suite_key"]
+__all__ = [
+    "NO_HOOK_PREFIX",
+    "RESULTS_KEY",
+    "abstract_backend_message",
+    "abstract_class_of",
+    "cli_backend_factory",
+    "known_failures_for",
+    "load_callable",
+    "suite_key",
+]
 
 RESULTS_KEY = pytest.StashKey[SessionResults]()
 NO_HOOK_PREFIX = "no test hook"
 """A required clause may skip only with a reason starting so: the adopter did not supply the hook
 (e.g. ``write_stored_text``) the clause needs to set the store up; the report shows it."""
 _CLI_SUITE_MARK = "sheppy_cli_suite"
+_LOOP_SCOPE_INI = "asyncio_default_fixture_loop_scope"
+_ABSTRACT_CLASS = re.compile(r"Can't instantiate abstract class (\w+)")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -58,12 +71,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   help="known failures of the backend, one 'clause.id: reason' per line")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-asyncio's pytest_configure reads the setting
 def pytest_configure(config: pytest.Config) -> None:
+    if _is_cli_run(config):
+        _default_fixture_loop_scope(config)
     config.addinivalue_line(
         "markers", f"{CLAUSE_MARK}(clause_id, requires=None): test of a sheppy Backend contract clause"
     )
     config.addinivalue_line("markers", f"{_CLI_SUITE_MARK}: the suite run by --sheppy-backend")
     config.stash[RESULTS_KEY] = SessionResults()
+
+
+def _is_cli_run(config: pytest.Config) -> bool:
+    return bool(config.getoption("sheppy_backend") or config.getoption("sheppy_backend_factory"))
+
+
+def _default_fixture_loop_scope(config: pytest.Config) -> None:
+    """A suite run from a directory without a config file would start with pytest-asyncio's "loop scope
+    unset" deprecation warning; every async fixture of the suite is function-scoped, so "function" is what
+    it needs. A value from an ini file or ``-o`` wins. pytest has no public setter for an ini value: the
+    lookup cache is the one place a plugin can supply one."""
+    with contextlib.suppress(ValueError):  # ValueError: pytest-asyncio is not loaded (-p no:asyncio)
+        if not config.getini(_LOOP_SCOPE_INI):
+            config._inicache[_LOOP_SCOPE_INI] = "function"
 
 
 def suite_key(node: pytest.Item) -> str:
@@ -87,6 +117,65 @@ def load_callable(spec: str) -> Callable[..., Any]:
     return target  # type: ignore[no-any-return]
 
 
+def cli_backend_factory(config: pytest.Config) -> Callable[[], Any]:
+    """The backend factory of a command-line run: ``--sheppy-backend-factory`` or ``--sheppy-backend``."""
+    factory_spec = config.getoption("sheppy_backend_factory")
+    if factory_spec:
+        return load_callable(factory_spec)
+    url: str = config.getoption("sheppy_backend")
+    from sheppy_core import get_backend
+
+    return lambda: get_backend(url)
+
+
+def abstract_backend_message(backend_class: type) -> str | None:
+    """Why the suite cannot judge ``backend_class`` at all, if it is abstract; else None."""
+    from sheppy_core.backend import abstract_problem
+
+    problem = abstract_problem(backend_class)
+    if problem is None:
+        return None
+    return (f"sheppy_conformance: cannot run the suite: {backend_class.__module__}."
+            f"{backend_class.__qualname__} is {problem}; implement them (the Backend docstrings say how)")
+
+
+def abstract_class_of(exc: TypeError) -> type | None:
+    """The backend class a ``Can't instantiate abstract class X`` error is about, found by its name."""
+    match = _ABSTRACT_CLASS.match(str(exc))
+    if match is None:
+        return None
+    from sheppy_core.backend import Backend
+
+    pending, seen = [Backend], set()
+    while pending:
+        cls = pending.pop()
+        if cls.__name__ == match.group(1) and getattr(cls, "__abstractmethods__", None):
+            return cls
+        seen.add(cls)
+        pending.extend(sub for sub in cls.__subclasses__() if sub not in seen)
+    return None
+
+
+def _check_cli_backend(config: pytest.Config) -> None:
+    """Build one backend before any clause runs: a URL or factory that cannot give one, or a backend
+    class that is abstract, would otherwise fail every test with the same traceback."""
+    spec = config.getoption("sheppy_backend_factory")
+    where = f"--sheppy-backend-factory {spec}" if spec else "--sheppy-backend"
+    factory = cli_backend_factory(config)
+    try:
+        factory()
+    except TypeError as exc:
+        # A class given as the factory is the class at fault; a function that builds one names it.
+        cls = factory if isinstance(factory, type) else abstract_class_of(exc)
+        message = abstract_backend_message(cls) if cls is not None else None
+        if message is not None:
+            pytest.exit(message, returncode=pytest.ExitCode.TESTS_FAILED)
+        raise pytest.UsageError(f"{where}: cannot build the backend: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:
+        # The registry's errors show the URL with its password redacted and say what to install.
+        raise pytest.UsageError(f"{where}: cannot build the backend: {type(exc).__name__}: {exc}") from None
+
+
 def _parse_declarations(lines: list[str], separator: str, origin: str) -> dict[str, str]:
     declared = {}
     for line in lines:
@@ -107,13 +196,14 @@ def known_failures_for(config: pytest.Config, cls: type | None) -> dict[str, str
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    cli_run = config.getoption("sheppy_backend") or config.getoption("sheppy_backend_factory")
-    for item in items:
-        if item.get_closest_marker(_CLI_SUITE_MARK) is not None and not cli_run:
+    if any(item.get_closest_marker(_CLI_SUITE_MARK) is not None for item in items):
+        if not _is_cli_run(config):
             raise pytest.UsageError(
                 "sheppy_conformance needs a backend: pass --sheppy-backend URL (e.g. memory://) or "
                 "--sheppy-backend-factory module:callable"
             )
+        _check_cli_backend(config)
+    for item in items:
         clause_id = clause_of(item)
         if clause_id is None:
             continue

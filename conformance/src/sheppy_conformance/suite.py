@@ -34,7 +34,7 @@ from sheppy_conformance.clauses.optional import OptionalClauses
 from sheppy_conformance.clauses.results import ResultClauses
 from sheppy_conformance.clauses.robust import RobustnessClauses
 from sheppy_conformance.clauses.stateful import StatefulClauses
-from sheppy_conformance.plugin import RESULTS_KEY, suite_key
+from sheppy_conformance.plugin import RESULTS_KEY, abstract_backend_message, abstract_class_of, suite_key
 from sheppy_core.backend import Backend, missing_capability_reason
 
 __all__ = ["BackendConformance"]
@@ -97,7 +97,16 @@ class BackendConformance(
     def _sheppy_capability_gate(
         self, request: pytest.FixtureRequest, backend_factory: BackendFactory
     ) -> None:
-        probe = backend_factory()  # unconnected: building a backend does no I/O
+        try:
+            probe = backend_factory()  # unconnected: building a backend does no I/O
+        except TypeError as exc:
+            # An abstract backend class would fail every test the same way: stop once, naming what is
+            # missing.
+            cls = abstract_class_of(exc)
+            message = abstract_backend_message(cls) if cls is not None else None
+            if message is None:
+                raise
+            pytest.exit(message, returncode=pytest.ExitCode.TESTS_FAILED)
         session_results = request.config.stash.get(RESULTS_KEY, None)
         if session_results is not None:
             results = session_results.suite(suite_key(request.node))

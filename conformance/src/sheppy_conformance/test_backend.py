@@ -12,22 +12,16 @@ from __future__ import annotations
 import pytest
 
 from sheppy_conformance._env import BackendFactory, DropConnection, WriteStoredText
-from sheppy_conformance.plugin import load_callable
+from sheppy_conformance.plugin import cli_backend_factory, load_callable
 from sheppy_conformance.suite import BackendConformance
-from sheppy_core import get_backend
 
 
 @pytest.mark.sheppy_cli_suite
 class TestConformance(BackendConformance):
     @pytest.fixture
     def backend_factory(self, request: pytest.FixtureRequest) -> BackendFactory:
-        config = request.config
-        factory_spec = config.getoption("sheppy_backend_factory")
-        if factory_spec:
-            factory: BackendFactory = load_callable(factory_spec)
-            return factory
-        url: str = config.getoption("sheppy_backend")
-        return lambda: get_backend(url)
+        factory: BackendFactory = cli_backend_factory(request.config)
+        return factory
 
     @pytest.fixture
     def sheppy_drop_connection(self, request: pytest.FixtureRequest) -> DropConnection:
