@@ -332,7 +332,7 @@ def test_worker_refuses_nonsense(backend: MemoryBackend) -> None:
     with pytest.raises(ValueError):
         Worker("q", backend, enable_job_processing=False, enable_scheduler=False, enable_cron_manager=False)
     with pytest.raises(TypeError):
-        Worker("q", "memory://")  # type: ignore[arg-type]
+        Worker("q", object())  # type: ignore[arg-type]
 
 
 class _HeldStores(MemoryBackend):

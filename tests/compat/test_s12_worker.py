@@ -19,7 +19,7 @@ import pytest
 from compat import tasks_worker as t
 from compat.support import QUEUE_NAME, WORK_BOUND, until, work
 
-from sheppy_core import Queue, Worker
+from sheppy_core import MemoryBackend, Queue, Worker
 from sheppy_core.backend import Backend
 
 
@@ -383,10 +383,12 @@ async def test_no_signal_handlers_when_asked(queue: Queue, worker: Worker) -> No
     assert (await queue.get_task(blocked)).status == "completed"  # type: ignore[union-attr]
 
 
-def test_backend_must_be_an_instance() -> None:
-    # sheppy's Worker takes no URL; sheppy-core refuses one clearly rather than failing later.
+def test_backend_must_be_an_instance_or_a_url() -> None:
+    # sheppy's Worker takes no URL; sheppy-core takes one as Queue does (docs/migrating-from-sheppy.md)
+    # and refuses anything else clearly rather than failing later.
+    assert isinstance(Worker(QUEUE_NAME, "memory://").backend, MemoryBackend)
     with pytest.raises(TypeError):
-        Worker(QUEUE_NAME, "memory://")  # type: ignore[arg-type]
+        Worker(QUEUE_NAME, object())  # type: ignore[arg-type]
 
 
 async def test_work_can_be_called_again(queue: Queue, worker: Worker) -> None:
