@@ -170,6 +170,11 @@ class QueueStore:
         backend = await self.connected()
         return await backend.pop(self.name, limit, timeout, worker_id=worker_id, lease=lease)
 
+    async def heartbeat(self, task_ids: Sequence[str], *, worker_id: str, lease: float | None) -> list[str]:
+        """Extend the leases ``worker_id`` holds on ``task_ids``; returns the ids still held."""
+        backend = await self.connected()
+        return await backend.heartbeat(self.name, list(task_ids), worker_id=worker_id, lease=lease)
+
     async def release_due(self, now: datetime | None = None) -> list[dict[str, Any]]:
         """Move scheduled records due by ``now`` (default: the current time) into the queue."""
         return await (await self.connected()).pop_scheduled(self.name, now)
@@ -195,6 +200,10 @@ class QueueStore:
         """Finished records among ``task_ids``, waiting by the contract's ``get_results`` rules."""
         return await (await self.connected()).get_results(self.name, list(task_ids), timeout=timeout)
 
+    async def finished(self, task_ids: Sequence[str], timeout: float | None) -> dict[uuid.UUID, Task[Any]]:
+        """Readable finished tasks among ``task_ids``, waiting by ``get_results``'s timeout rules."""
+        return by_id(self.name, await self.results(task_ids, timeout)) if task_ids else {}
+
     async def tasks(self, task_ids: Sequence[str]) -> dict[uuid.UUID, Task[Any]]:
         """Readable tasks by id (unknown, quarantined and unreadable records omitted)."""
         return by_id(self.name, await self.records(task_ids))
@@ -207,7 +216,14 @@ class QueueStore:
         return readable_tasks(self.name, await (await self.connected()).get_pending(self.name, count))
 
     async def scheduled(self) -> list[Task[Any]]:
-        return readable_tasks(self.name, await (await self.connected()).get_scheduled(self.name))
+        return readable_tasks(self.name, await self.scheduled_records())
+
+    async def scheduled_records(self) -> list[dict[str, Any]]:
+        """Every scheduled record as stored (``due_at`` reads its time; one may not be a task)."""
+        return await (await self.connected()).get_scheduled(self.name)
+
+    async def next_scheduled_at(self) -> datetime | None:
+        return await (await self.connected()).next_scheduled_at(self.name)
 
     async def size(self) -> int:
         return await (await self.connected()).size(self.name)
@@ -232,7 +248,11 @@ class QueueStore:
         return await (await self.connected()).delete_cron(self.name, cron_id)
 
     async def crons(self) -> list[TaskCron]:
-        return [TaskCron.model_validate(c) for c in await (await self.connected()).get_crons(self.name)]
+        return [TaskCron.model_validate(c) for c in await self.cron_records()]
+
+    async def cron_records(self) -> list[dict[str, Any]]:
+        """The stored cron definitions as stored (the cron manager skips one that does not validate)."""
+        return await (await self.connected()).get_crons(self.name)
 
     # -- workflows -------------------------------------------------------------------------------
 

@@ -411,7 +411,7 @@ class Worker:
                 await self._beat()
             try:
                 records = await self._wait_or_stop(
-                    self.backend.pop(queue.name, limit, timeout, worker_id=self.worker_id, lease=self.lease),
+                    queue.claim(limit, timeout, worker_id=self.worker_id, lease=self.lease),
                     also=self._claims_done,
                 )
             except BackendError as exc:
@@ -463,22 +463,22 @@ class Worker:
             self._awaiting[queue.name].clear()
         awaiting = self._awaiting[queue.name]
         if awaiting:
-            records = await self.backend.get_tasks(queue.name, list(awaiting))
+            records = await queue.records(list(awaiting))
             awaiting.intersection_update(
                 task_id for task_id, record in records.items() if record.get("finished_at") is None
             )
-        upcoming = await self.backend.next_scheduled_at(queue.name) if self.enable_scheduler else None
+        upcoming = await queue.next_scheduled_at() if self.enable_scheduler else None
         handed_back = self._handed_back[queue.name]
         if upcoming is not None and handed_back:
             # Tasks this worker handed back (not registered here) are another worker's to run.
-            scheduled = await self.backend.get_scheduled(queue.name)
+            scheduled = await queue.scheduled_records()
             others = [due_at(r) for r in scheduled if str(r.get("id")) not in handed_back]
             upcoming = min(others, default=None)
         wait = (upcoming - datetime.now(UTC)).total_seconds() if upcoming is not None else None
         if not awaiting and (wait is None or wait > BURST_HORIZON):
             # Claimed elsewhere: by a live worker (it will finish them), or by a dead one (they come
             # back when its lease runs out, and this worker runs them). Not drained until they are done.
-            in_flight = (await self.backend.get_stats(queue.name)).get("processing", 0)
+            in_flight = (await queue.stats()).get("processing", 0)
             if not in_flight:
                 return False
             if in_flight != self._burst_in_flight.get(queue.name):
@@ -634,9 +634,7 @@ class Worker:
         handed_back = released(task, status="pending", deliveries=max(task.deliveries - 1, 0))
         try:
             # If the cancel landed after the outcome was stored, the claim is gone: nothing to hand back.
-            held = await self.backend.heartbeat(
-                queue.name, [str(task.id)], worker_id=self.worker_id, lease=self.lease
-            )
+            held = await queue.heartbeat([str(task.id)], worker_id=self.worker_id, lease=self.lease)
             if not held:
                 return
             await asyncio.shield(queue.store_result(handed_back))
@@ -698,25 +696,23 @@ class Worker:
     async def _beat(self) -> None:
         """Extend the leases of every task this worker holds; cancel those another worker took."""
         started = asyncio.get_running_loop().time()
-        by_queue: dict[str, list[str]] = {}
+        by_queue: dict[QueueStore, list[str]] = {}
         for task_id, running in list(self._running.items()):
-            by_queue.setdefault(running.queue.name, []).append(task_id)
-        for queue_name, ids in by_queue.items():
+            by_queue.setdefault(running.queue, []).append(task_id)
+        for queue, ids in by_queue.items():
             try:
-                held = set(
-                    await self.backend.heartbeat(queue_name, ids, worker_id=self.worker_id, lease=self.lease)
-                )
+                held = set(await queue.heartbeat(ids, worker_id=self.worker_id, lease=self.lease))
             except BackendError as exc:
-                logger.error("heartbeat for queue %r failed: %s", queue_name, exc)
+                logger.error("heartbeat for queue %r failed: %s", queue.name, exc)
                 continue
             missing = [i for i in ids if i not in held and i in self._running]
             if missing:
-                await self._stop_lost(queue_name, missing)
+                await self._stop_lost(queue, missing)
         # Tried, if not renewed everywhere: the claim loop adds at most one beat per interval, not
         # one before every claim while a store is slow or down.
         self._last_beat = started
 
-    async def _stop_lost(self, queue_name: str, task_ids: list[str]) -> None:
+    async def _stop_lost(self, queue: QueueStore, task_ids: list[str]) -> None:
         """Cancel the jobs whose claim another worker now holds.
 
         A heartbeat also misses tasks whose outcome this worker has just stored (that released the
@@ -724,9 +720,9 @@ class Worker:
         alone. Only a record claimed by someone else means the lease was lost.
         """
         try:
-            records = await self.backend.get_tasks(queue_name, task_ids)
+            records = await queue.records(task_ids)
         except BackendError as exc:
-            logger.error("checking lost leases in queue %r failed: %s", queue_name, exc)
+            logger.error("checking lost leases in queue %r failed: %s", queue.name, exc)
             return
         for task_id in task_ids:
             record = records.get(task_id)
@@ -751,8 +747,8 @@ class Worker:
         while not self._stop.is_set():
             wakeup.clear()
             try:
-                await self.backend.pop_scheduled(queue.name)
-                upcoming = await self.backend.next_scheduled_at(queue.name)
+                await queue.release_due()
+                upcoming = await queue.next_scheduled_at()
             except BackendError as exc:
                 logger.error("scheduler for queue %r failed: %s", queue.name, exc)
                 upcoming = None
@@ -781,7 +777,7 @@ class Worker:
                 raise
             except Exception:
                 logger.exception("declarative cron reconciliation failed; crons left as they are")
-        crons = self._valid_crons(queue, await self.backend.get_crons(queue.name))
+        crons = self._valid_crons(queue, await queue.cron_records())
         if not crons:
             return
         now = datetime.now(UTC)
@@ -791,7 +787,7 @@ class Worker:
             for moment in cron.next_runs(CRON_LOOKAHEAD, now):
                 occurrence = cron.create_task(moment)
                 # Deterministic ids make this idempotent across workers: only the first one stores it.
-                if await self.backend.schedule(queue.name, occurrence.model_dump(mode="json"), moment):
+                if await queue.schedule(occurrence, moment):
                     stored.setdefault(cron_id, []).append(str(occurrence.id))
         if stored:
             await self._drop_orphans(queue, stored)
@@ -816,11 +812,11 @@ class Worker:
         Cheap while nothing is overdue: one ``next_scheduled_at``; the schedule is read only when some
         task of the queue is due and not moved yet (typically once, after a restart).
         """
-        upcoming = await self.backend.next_scheduled_at(queue.name)
+        upcoming = await queue.next_scheduled_at()
         if upcoming is None or upcoming > now:
             return
         overdue: dict[str, list[dict[str, Any]]] = {}
-        for record in await self.backend.get_scheduled(queue.name):
+        for record in await queue.scheduled_records():
             if due_at(record) > now:
                 continue
             cron_id = record.get("cron_id")
@@ -841,9 +837,9 @@ class Worker:
                 continue
             skipped = 0
             for task_id in stale:
-                if await self.backend.cancel(queue.name, task_id) is not None:
+                if await queue.cancel(task_id) is not None:
                     skipped += 1
-            await self.backend.schedule(queue.name, catch_up.model_dump(mode="json"), latest)
+            await queue.schedule(catch_up, latest)
             logger.warning(
                 "cron %s (%s %s) in queue %r missed %d run(s) while no worker ran it: skipped %d, "
                 "running the latest missed slot (%s) once now",
@@ -854,16 +850,16 @@ class Worker:
         """Remove occurrences this pass stored for crons deleted meanwhile: ``delete_cron`` removes the
         occurrences that exist when it runs, so one stored just after it (this pass read the cron
         before the delete) would otherwise run although its cron is gone."""
-        still = self._valid_crons(queue, await self.backend.get_crons(queue.name))
+        still = self._valid_crons(queue, await queue.cron_records())
         for cron_id, task_ids in stored.items():
             if cron_id in still:
                 continue
             for task_id in task_ids:
-                if await self.backend.cancel(queue.name, task_id) is not None:
+                if await queue.cancel(task_id) is not None:
                     # Deleted, not kept as cancelled: the same slot can be scheduled when the cron is
                     # added back.
                     with contextlib.suppress(BackendError):
-                        await self.backend.delete_task(queue.name, task_id)
+                        await queue.delete(task_id)
             logger.info(
                 "cron %s was deleted from queue %r while this worker scheduled it: %d occurrence(s) removed",
                 cron_id, queue.name, len(task_ids),
