@@ -13,7 +13,7 @@ from typing import Any, Final, overload
 from sheppy_core import _workflow
 from sheppy_core._config import resolve_backend_url, resolve_queue
 from sheppy_core._runner import released
-from sheppy_core._store import QueueStore, by_id, checked_queue_name, readable_tasks
+from sheppy_core._store import QueueStore, checked_queue_name
 from sheppy_core._workflow import (
     DEFAULT_WATCH_INTERVAL,
     Workflow,
@@ -26,7 +26,7 @@ from sheppy_core.backend._memory import MemoryBackend
 from sheppy_core.exceptions import TaskCancellationError, TaskStateError
 from sheppy_core.models import Task, TaskCron
 
-__all__ = ["FORCE_HINT", "MAX_DELAY", "NotATaskError", "Queue", "checked_queue_name", "readable_tasks"]
+__all__ = ["FORCE_HINT", "MAX_DELAY", "NotATaskError", "Queue"]
 
 logger = logging.getLogger("sheppy.queue")
 
@@ -208,7 +208,7 @@ class Queue:
                     f"add() takes Task objects (call your @task function), got {type(item).__name__}"
                 )
         results = await self._store.add(tasks, connection=connection)
-        if any(results) and self._inline:
+        if any(results):
             await self._process_inline()
         return results[0] if isinstance(task, Task) else results
 
@@ -223,15 +223,16 @@ class Queue:
         when = _as_datetime(at)
         task.__dict__.update(status="scheduled", scheduled_at=when)  # frozen model, updated in place
         stored = await self._store.schedule(task, when, connection=connection)
-        if stored and self._inline:
+        if stored:
             await self._process_inline(now=when)
         return stored
 
     async def _process_inline(self, now: datetime | None = None) -> None:
-        """Run what is queued inside the caller, retries and chained tasks and workflow steps
-        included (delays ignored), as sheppy's instant processing does: one loop until the queue is
-        empty. Called inside a task that this loop runs, it leaves the work to the loop."""
-        if _INLINE_LOOP.get():
+        """With ``run_inline``: run what is queued inside the caller, retries and chained tasks and
+        workflow steps included (delays ignored), as sheppy's instant processing does: one loop until
+        the queue is empty. Called inside a task that this loop runs, it leaves the work to the loop.
+        Without: nothing (a worker runs the tasks)."""
+        if not self._inline or _INLINE_LOOP.get():
             return
         from sheppy_core._processing import TaskProcessor
 
@@ -312,7 +313,7 @@ class Queue:
         cannot name a task (None, a malformed id) is waited for like an id nobody added: it never
         finishes."""
         single, ids, unnamed = _lookup_refs(task)
-        found = by_id(self.name, await self._store.results(ids, timeout=timeout)) if ids else {}
+        found = await self._store.finished(ids, timeout=timeout)
         if unnamed and timeout is not None and timeout >= 0:
             if timeout > 0:
                 raise TimeoutError(f"task(s) of queue {self.name!r} did not finish within {timeout} s")
@@ -342,8 +343,7 @@ class Queue:
         if when is not None:
             return await self._store.schedule(again, when, unique=False)
         [stored] = await self._store.add([again], unique=False)
-        if self._inline:
-            await self._process_inline()
+        await self._process_inline()
         return stored
 
     async def add_cron(self, task: Task[Any], expression: str) -> bool:
@@ -381,8 +381,7 @@ class Queue:
         cancelled: Task[Any] = Task.model_validate(record)
         if cancelled.workflow_id is not None:
             await _workflow.step_finished(self._store, cancelled, defer_unregistered=True)
-            if self._inline:
-                await self._process_inline()
+            await self._process_inline()
         return cancelled
 
     async def delete(self, task: TaskRef) -> bool:
@@ -427,7 +426,7 @@ class Queue:
         result = await _workflow.resume(self._store, workflow_id_of(workflow))
         if result is None:
             raise ValueError(f"Workflow not found: {workflow_id_of(workflow)}")
-        if result.pending_tasks and self._inline:
+        if result.pending_tasks:
             await self._process_inline()
         return result
 

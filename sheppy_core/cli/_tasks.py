@@ -12,8 +12,9 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from sheppy_core._queue import FORCE_HINT, MAX_DELAY, Queue, readable_tasks
+from sheppy_core._queue import FORCE_HINT, MAX_DELAY, Queue
 from sheppy_core._resolve import build_task, resolve_task_name
+from sheppy_core._store import readable_tasks
 from sheppy_core.backend import QUARANTINED, Backend, is_quarantined
 from sheppy_core.cli._common import (
     Format,
