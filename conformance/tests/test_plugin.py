@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -285,3 +286,36 @@ def test_report_records_the_versions_and_the_date(tmp_path: Path) -> None:
     markdown = (tmp_path / "report.md").read_text()
     assert f"sheppy-jsonfile {version('sheppy-jsonfile')}" in markdown
     assert f"sheppy-core {version('sheppy-core')}" in markdown and report["date"][:10] in markdown
+
+
+def test_the_summary_line_of_a_failure_is_the_first_line_of_its_message(suite: pytest.Pytester) -> None:
+    # Was "pop.fifo...... failed (call: .../claim.py:146: AssertionError)": where, not why.
+    result = suite.runpytest_subprocess(
+        "--pyargs", "sheppy_conformance", "--sheppy-backend-factory", "sheppy_mutants:Lifo.build",
+        "--sheppy-report", "out/report", "-k", "test_pop_fifo")
+    lines = [line for line in result.stdout.lines if line.startswith("pop.fifo")]
+    assert len(lines) == 1, result.stdout.str()
+    summary = lines[0]
+    assert " failed (call: pop(" in summary and "[pop.fifo]" in summary, summary
+    assert "AssertionError" not in summary and ".py:" not in summary and "\n" not in summary
+    report = json.loads((suite.path / "out" / "report.json").read_text())
+    assert report["clauses"]["pop.fifo"]["reason"] == summary.split(" failed (", 1)[1].removesuffix(")")
+
+
+def test_an_exception_a_backend_raises_is_summed_up_with_its_type_and_place(suite: pytest.Pytester) -> None:
+    suite.makepyfile(raising_backend="""
+from sheppy_core.backend import MemoryBackend
+
+class Raising(MemoryBackend):
+    async def pop(self, *args, **kwargs):
+        raise KeyError("claims")
+
+def build():
+    return Raising()
+""")
+    result = suite.runpytest_subprocess(
+        "--pyargs", "sheppy_conformance", "--sheppy-backend-factory", "raising_backend:build",
+        "-k", "test_pop_limit")
+    (summary,) = [line for line in result.stdout.lines if line.startswith("pop.limit")]
+    expected = r"failed \(call: KeyError: 'claims' at raising_backend\.py:5, called from claim\.py:\d+\)"
+    assert re.search(expected, summary), summary

@@ -22,6 +22,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from sheppy_conformance.records import brief
 from sheppy_core import get_backend
 
 __all__ = ["check_killed_worker_claims_are_redelivered"]
@@ -60,24 +61,41 @@ async def check_killed_worker_claims_are_redelivered(
     async with backend:
         await backend.clear(queue)
         try:
-            assert all(await backend.append(queue, [{"id": t, "status": "new", "spec": {}} for t in ids]))
+            appended = await backend.append(queue, [{"id": t, "status": "new", "spec": {}} for t in ids])
+            assert all(appended), (
+                f"append of {tasks} new tasks to the cleared queue {queue!r} returned {brief(appended)}; "
+                f"[append.unique]: a new id is stored and queued (True), so the crash check cannot start"
+            )
             child = await asyncio.create_subprocess_exec(
                 sys.executable, "-c", _CLAIMER, url, queue, str(claimed), str(lease),
                 stdout=asyncio.subprocess.PIPE,
             )
             try:
-                assert child.stdout is not None
+                assert child.stdout is not None, "the claiming worker process was started with stdout=PIPE"
                 line = await asyncio.wait_for(child.stdout.readline(), bound)
                 doomed = line.decode().split()
                 killed_at = time.monotonic()
                 os.kill(child.pid, signal.SIGKILL)
-                assert await asyncio.wait_for(child.wait(), bound) == -signal.SIGKILL
+                exit_code = await asyncio.wait_for(child.wait(), bound)
+                assert exit_code == -signal.SIGKILL, (
+                    f"the worker process that claimed {brief(doomed)} exited with {exit_code}, not killed by "
+                    f"SIGKILL (-{int(signal.SIGKILL)}) mid-task: did it fail before claiming? (its stderr is "
+                    "above)"
+                )
             finally:
                 if child.returncode is None:
                     child.kill()
                     await child.wait()
-            assert doomed == ids[:claimed], doomed
-            assert (await backend.get_stats(queue))["processing"] == claimed
+            assert doomed == ids[:claimed], (
+                f"the worker process's pop(limit={claimed}) on {tasks} queued tasks claimed {brief(doomed)}; "
+                f"[pop.fifo]: queued tasks are claimed in append order, so {brief(ids[:claimed])}"
+            )
+            processing = (await backend.get_stats(queue))["processing"]
+            assert processing == claimed, (
+                f"get_stats()['processing'] just after the worker holding {claimed} claims was SIGKILLed is "
+                f"{processing}; [stats.counts]: its claims stay claimed until their {lease} s lease expires, "
+                f"so {claimed}"
+            )
 
             done: dict[str, int] = {}
             redelivered_at: float | None = None
@@ -85,23 +103,59 @@ async def check_killed_worker_claims_are_redelivered(
                 batch = await backend.pop(queue, 5, timeout=5, worker_id="survivor", lease=bound)
                 if not batch:
                     waited = time.monotonic() - killed_at
-                    assert waited < lease + bound, "the killed worker's tasks never came back"
+                    assert waited < lease + bound, (
+                        f"the killed worker's tasks never came back: pop still returned [] {waited:.1f} s "
+                        f"after the kill, with {len(done)} of {tasks} tasks completed and a {lease} s lease; "
+                        "[lease.expired_redelivered]: once a lease expires, a later pop returns the task "
+                        "again"
+                    )
                     await asyncio.sleep(0.05)  # a backend without BLOCKING_POP answers [] at once
                     continue
                 for record in batch:
                     task_id = str(record["id"])
-                    assert task_id not in done, f"{task_id} was delivered again after it completed"
+                    assert task_id not in done, (
+                        f"{task_id} was delivered again (deliveries={brief(record['deliveries'])}) after "
+                        "store_result completed it; [store_result.finished]: the task leaves the queue, "
+                        "schedule and claims for good"
+                    )
                     if task_id in doomed:
                         redelivered_at = redelivered_at or time.monotonic()
                     done[task_id] = int(record["deliveries"])
-                    assert await backend.store_result(queue, _finished(record))
-            assert redelivered_at is not None
+                    stored = await backend.store_result(queue, _finished(record))
+                    assert stored, (
+                        f"store_result of the completed {task_id} returned {brief(stored)}; "
+                        f"[store_result.unknown]: True when a record with that id exists in the queue"
+                    )
+            assert redelivered_at is not None, (
+                f"all {tasks} tasks completed, but none of the killed worker's {brief(doomed)} came back to "
+                "a pop; [lease.expired_redelivered]: its tasks come back once their lease expires"
+            )
             # Not before the lease ran out (measured from the kill, which came after the claim).
-            assert redelivered_at - killed_at > lease * 0.66
-            assert {t: done[t] for t in doomed} == dict.fromkeys(doomed, 2)
-            assert all(done[t] == 1 for t in ids[claimed:])
+            came_back_after = redelivered_at - killed_at
+            assert came_back_after > lease * 0.66, (
+                f"the killed worker's tasks were redelivered {came_back_after:.2f} s after the kill, before "
+                f"their {lease} s lease ran out; [pop.hidden]: a claimed task is not returned again until "
+                "its lease expires"
+            )
+            doomed_deliveries = {t: done[t] for t in doomed}
+            assert doomed_deliveries == dict.fromkeys(doomed, 2), (
+                f"the killed worker's tasks were redelivered with deliveries {brief(doomed_deliveries)}; "
+                f"[pop.claim]: each claim increments deliveries by one, so 2 for the claim after the kill"
+            )
+            recounted = {t: done[t] for t in ids[claimed:] if done[t] != 1}
+            assert not recounted, (
+                f"tasks the killed worker never claimed were delivered with deliveries {brief(recounted)}; "
+                f"[pop.claim]: a first claim has deliveries=1"
+            )
             stats = await backend.get_stats(queue)
-            assert stats["completed"] == tasks
-            assert stats["pending"] == stats["processing"] == stats["scheduled"] == 0
+            assert stats["completed"] == tasks, (
+                f"get_stats()['completed'] after all {tasks} tasks completed once is {stats['completed']}; "
+                f"[stats.counts]: finished records are counted by status, so {tasks}"
+            )
+            left = {k: stats[k] for k in ("pending", "processing", "scheduled")}
+            assert stats["pending"] == stats["processing"] == stats["scheduled"] == 0, (
+                f"get_stats() after all {tasks} tasks completed shows {left}; [stats.counts]: no task is "
+                f"queued, claimed or scheduled any more, so all 0"
+            )
         finally:
             await backend.clear(queue)

@@ -23,6 +23,7 @@ import contextlib
 import importlib
 import re
 from collections.abc import Callable, Generator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -244,6 +245,36 @@ def _skip_reason(report: pytest.TestReport) -> str:
     return str(longrepr)
 
 
+def failure_summary(report: pytest.TestReport) -> str:
+    """The one line the summary shows for a failed test: the first line of the assertion's message (the
+    suite's messages say, in the contract's words, what the backend did and what the clause requires),
+    or ``Type: message`` of the exception a backend raised, and where."""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is None:  # a plain string (a skip turned failure, a collection error)
+        text = str(report.longrepr).strip()
+        first = next((ln for ln in text.splitlines() if ln.strip()), text)
+        return first.strip()[:300]
+    first = next((ln for ln in str(crash.message).splitlines() if ln.strip()), "").strip()
+    if first.startswith("AssertionError: "):
+        return first.removeprefix("AssertionError: ")[:300]
+    where = f"{Path(str(crash.path)).name}:{crash.lineno}"
+    clause_line = _suite_frame(report)
+    if clause_line and clause_line != where:
+        where += f", called from {clause_line}"
+    return f"{first[:240]} at {where}"
+
+
+def _suite_frame(report: pytest.TestReport) -> str | None:
+    """``file:line`` of the suite's own frame nearest the failure: which step of the clause raised."""
+    suite_dir = str(Path(__file__).parent)
+    entries = getattr(getattr(report.longrepr, "reprtraceback", None), "reprentries", [])
+    for entry in reversed(entries):
+        location = getattr(entry, "reprfileloc", None)
+        if location is not None and str(Path(location.path).resolve()).startswith(suite_dir):
+            return f"{Path(location.path).name}:{location.lineno}"
+    return None
+
+
 def _record(results: ClauseResults, clause_id: str, report: pytest.TestReport) -> None:
     if hasattr(report, "wasxfail"):
         if report.skipped:
@@ -252,11 +283,7 @@ def _record(results: ClauseResults, clause_id: str, report: pytest.TestReport) -
             results.record(clause_id, report.nodeid, "passed", "xpassed")
         return
     if report.failed:
-        message = str(report.longrepr)
-        # The last line of a traceback is the assertion or exception: the useful part.
-        last = next((ln for ln in reversed(message.splitlines()) if ln.strip()), message)
-        detail = message if len(message) < 200 else last
-        results.record(clause_id, report.nodeid, "failed", f"{report.when}: {detail.strip()[:300]}")
+        results.record(clause_id, report.nodeid, "failed", f"{report.when}: {failure_summary(report)}")
     elif report.skipped:
         results.record(clause_id, report.nodeid, "skipped", _skip_reason(report))
     elif report.when == "call":

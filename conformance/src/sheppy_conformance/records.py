@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+import reprlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import pytest
 
 from sheppy_core.backend import to_iso, utcnow
 from sheppy_core.models import Task, TaskSpec
@@ -19,9 +23,11 @@ from sheppy_core.models import Task, TaskSpec
 __all__ = [
     "FAR_FUTURE",
     "LEASE",
+    "brief",
     "eventually",
     "finished",
     "ids",
+    "raises",
     "requeued",
     "task_record",
     "within",
@@ -99,3 +105,33 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, inter
         if time.monotonic() >= deadline:
             return False
         await asyncio.sleep(interval)
+
+
+_BRIEF = reprlib.Repr()  # attributes, not keywords: Repr takes keywords only from Python 3.12
+_BRIEF.maxstring = _BRIEF.maxother = 60
+_BRIEF.maxlist = _BRIEF.maxdict = _BRIEF.maxset = _BRIEF.maxtuple = 6
+_BRIEF.maxlevel = 3
+
+
+def brief(value: Any) -> str:
+    """A short repr of what a backend returned, for the first line of a failure message: long lists,
+    dicts and strings are cut (``[1, 2, 3, 4, 5, 6, ...]``), so the line stays readable in the summary."""
+    return _BRIEF.repr(value)
+
+
+@contextlib.contextmanager
+def raises(
+    expected: type[BaseException] | tuple[type[BaseException], ...], why: str, *, match: str | None = None
+) -> Iterator[pytest.ExceptionInfo[BaseException]]:
+    """``pytest.raises`` whose failure says why in the contract's words: ``why`` is the first line when
+    the call returns normally (``"pop(limit=0) must raise BackendInputError [pop.limit]; it returned"``).
+    Any other exception propagates unchanged, as with ``pytest.raises``; ``match`` is its regex check
+    of the message, whose failure also leads with ``why``."""
+    try:
+        with pytest.raises(expected) as info:
+            yield info
+    except pytest.fail.Exception:
+        raise AssertionError(f"{why}; it returned normally") from None
+    if match is not None and not re.search(match, str(info.value)):
+        raise AssertionError(f"{why}; it raised {type(info.value).__name__}({brief(str(info.value))}), "
+                             f"whose message does not match {match!r}")
