@@ -9,8 +9,14 @@ The backend kit is what every backend would otherwise write again: argument chec
 ``_checks.py``), the missing-capability error (``missing_capability``, ``_capabilities.py``), named
 queries and numbered migrations in ``.sql`` files (``_sql.py``), the common URL options ``lease``,
 ``ttl``, ``error_ttl`` (``parse_common_options``, ``_url_options.py``), URL redaction (``_url.py``),
-record helpers (``_records.py``) and the rate-limit rule (``_rate_limits.py``). The kit's own modules import
-nothing of the engine (tests/test_backend_kit.py checks it).
+record helpers (``_records.py``) and the rate-limit rule (``_rate_limits.py``), and:
+
+- ``parse_server_url`` / ``ServerURL`` (``_server_url.py``): a server URL's parts and typed options;
+- ``wait_for_finished`` / ``poll_for_claim`` (``_waiting.py``): the ``get_results`` wait, a polling ``pop``;
+- ``translate_errors`` (``_driver_errors.py``): a driver's exceptions as the contract's, secrets redacted;
+- ``record_to_json_bytes`` (``_records.py``): ``record_to_json`` as UTF-8 bytes.
+
+The kit's own modules import nothing of the engine (tests/test_backend_kit.py checks it).
 """
 
 from sheppy_core.backend._base import CONTRACT_VERSION, Backend
@@ -40,6 +46,7 @@ from sheppy_core.backend._checks import (
     unfinished_delete_error,
 )
 from sheppy_core.backend._completeness import abstract_problem, missing_contract_methods
+from sheppy_core.backend._driver_errors import translate_errors
 from sheppy_core.backend._rate_limits import FixedWindow, take_fixed_window, take_sliding_window
 from sheppy_core.backend._records import (
     DEFAULT_TTL_SECONDS,
@@ -57,11 +64,13 @@ from sheppy_core.backend._records import (
     quarantine_record,
     record_from_json,
     record_to_json,
+    record_to_json_bytes,
     retention_seconds,
     task_id_of,
     to_iso,
     utcnow,
 )
+from sheppy_core.backend._server_url import ServerURL, parse_server_url
 from sheppy_core.backend._sql import (
     Migration,
     NamedQuery,
@@ -78,6 +87,7 @@ from sheppy_core.backend._url_options import (
     CommonOptions,
     parse_common_options,
 )
+from sheppy_core.backend._waiting import Wake, poll_for_claim, wait_for_finished
 from sheppy_core.exceptions import (
     BackendConnectionError,
     BackendError,
@@ -121,7 +131,9 @@ __all__ = [
     "Migration",
     "NamedQuery",
     "NotSupportedError",
+    "ServerURL",
     "TaskStateError",
+    "Wake",
     "abstract_problem",
     "check_aware",
     "check_count",
@@ -145,9 +157,12 @@ __all__ = [
     "missing_contract_methods",
     "parse_common_options",
     "parse_named_queries",
+    "parse_server_url",
+    "poll_for_claim",
     "quarantine_record",
     "record_from_json",
     "record_to_json",
+    "record_to_json_bytes",
     "redact_secrets",
     "redact_url",
     "retention_seconds",
@@ -155,8 +170,10 @@ __all__ = [
     "take_sliding_window",
     "task_id_of",
     "to_iso",
+    "translate_errors",
     "unfinished_delete_error",
     "utcnow",
+    "wait_for_finished",
 ]
 
 

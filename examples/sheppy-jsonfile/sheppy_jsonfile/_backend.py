@@ -68,6 +68,7 @@ from sheppy_core.backend import (
     task_id_of,
     to_iso,
     unfinished_delete_error,
+    wait_for_finished,
 )
 from sheppy_jsonfile._config import parse_url
 
@@ -443,19 +444,11 @@ class JsonFileBackend(Backend):
 
     async def get_results(self, queue_name: str, task_ids: list[str],
                           timeout: float | None = None) -> dict[str, dict[str, Any]]:
-        if not task_ids:
-            return {}
-        wanted = list(dict.fromkeys(check_task_ids(task_ids)))
-        deadline = None if timeout is None or timeout < 0 else (float("inf") if timeout == 0 else
-                                                                 time.monotonic() + timeout)
-        while True:
-            found = {t: r for t, r in (await self.get_tasks(queue_name, wanted)).items() if is_finished(r)}
-            if deadline is None or len(found) == len(wanted):
-                return found
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"{len(wanted) - len(found)} of {len(wanted)} task(s) did not finish "
-                                   f"within {timeout} s")
-            await asyncio.sleep(POLL_SECONDS)
+        async def read_finished(ids: list[str]) -> dict[str, dict[str, Any]]:
+            return {t: r for t, r in (await self.get_tasks(queue_name, ids)).items() if is_finished(r)}
+
+        # The kit's wait: the contract's timeout rules and TimeoutError, re-reading the file every poll.
+        return await wait_for_finished(read_finished, task_ids, timeout, poll=POLL_SECONDS)
 
     # -- inspection ------------------------------------------------------------------------------
 

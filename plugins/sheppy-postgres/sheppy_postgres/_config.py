@@ -5,15 +5,13 @@ No I/O happens here, so ``PostgresBackend.from_url`` can reject a bad URL before
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from sheppy_core.backend import (
     COMMON_URL_OPTIONS,
     DEFAULT_TTL_SECONDS,
-    parse_common_options,
-    redact_secrets,
+    parse_server_url,
     redact_url,
 )
 from sheppy_core.exceptions import ConfigurationError
@@ -95,91 +93,34 @@ def _check_schema(name: str, shown: str) -> str:
     return name
 
 
-def _number(name: str, raw: str, shown: str, *, minimum: float, integer: bool = False) -> float:
-    try:
-        value = float(int(raw)) if integer else float(raw)
-    except ValueError:
-        kind = "an integer" if integer else "a number"
-        raise ConfigurationError(f"option {name!r} must be {kind}, got {raw!r} in {shown!r}") from None
-    if not math.isfinite(value) or value < minimum:
-        raise ConfigurationError(f"option {name!r} must be >= {minimum:g}, got {raw!r} in {shown!r}")
-    return value
-
-
-def _bool(name: str, raw: str, shown: str) -> bool:
-    lowered = raw.lower()
-    if lowered in ("true", "1", "yes", "on"):
-        return True
-    if lowered in ("false", "0", "no", "off"):
-        return False
-    raise ConfigurationError(f"option {name!r} must be true or false, got {raw!r} in {shown!r}")
-
-
 def parse_url(url: str) -> PostgresOptions:
     """Split ``url`` into sheppy's options and the DSN handed to asyncpg.
 
     Raises ``ConfigurationError`` naming the offending part; the password never appears in a message.
     """
-    shown = redact_url(url)
-    try:
-        parts = urlsplit(url)
-    except ValueError as exc:
-        detail = redact_secrets(str(exc), url)
-        raise ConfigurationError(f"cannot parse PostgreSQL URL {shown!r}: {detail}") from None
-    if "@" in parts.path + parts.fragment:
-        # Most likely an unencoded '/' or '#' in the password cut the user info short: asyncpg would take
-        # part of the password for the host or port (and print it in its errors).
+    # The kit checks the scheme, the user info (an unencoded '/', '?', '#' or '@' in the password),
+    # the port, a fragment, repeated and unknown options, and the common options.
+    parsed = parse_server_url(url, schemes=SCHEMES, options=_OWN_OPTIONS | _DRIVER_OPTIONS)
+    shown = parsed.redacted
+    own = {key: value for key, value in parsed.options.items() if key in _OWN_OPTIONS}
+    passed = [(key, value) for key, value in parsed.options.items() if key in _DRIVER_OPTIONS]
+    sslmode = parsed.options.get("sslmode")
+    if sslmode is not None and sslmode not in _SSLMODES:
         raise ConfigurationError(
-            f"URL {shown!r} has an '@' after its host; percent-encode '/', '?', '#' and '@' in a user name, "
-            "password or database name (%2F, %3F, %23, %40)"
+            f"option 'sslmode' must be one of {', '.join(sorted(_SSLMODES))}; got {sslmode!r} in {shown!r}"
         )
-    try:
-        _ = parts.port  # raises ValueError for a non-numeric port
-    except ValueError as exc:
-        detail = redact_secrets(str(exc), url)
-        raise ConfigurationError(f"cannot parse PostgreSQL URL {shown!r}: {detail}") from None
-    if parts.scheme.lower() not in SCHEMES:
-        raise ConfigurationError(
-            f"URL {shown!r} has scheme {parts.scheme!r}; the PostgreSQL backend serves "
-            + " and ".join(f"'{s}://'" for s in SCHEMES)
-        )
-    if parts.fragment:
-        raise ConfigurationError(f"URL {shown!r} must not have a '#fragment'")
 
-    own: dict[str, str] = {}
-    passed: list[tuple[str, str]] = []
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key in _OWN_OPTIONS:
-            if key in own:
-                raise ConfigurationError(f"option {key!r} is given twice in {shown!r}")
-            own[key] = value
-        elif key in _DRIVER_OPTIONS:
-            if key == "sslmode" and value not in _SSLMODES:
-                raise ConfigurationError(
-                    f"option 'sslmode' must be one of {', '.join(sorted(_SSLMODES))}; "
-                    f"got {value!r} in {shown!r}"
-                )
-            passed.append((key, value))
-        else:
-            known = ", ".join(sorted(_OWN_OPTIONS | {"sslmode", "application_name"}))
-            # (an unencoded '?' in the password makes part of it look like an option name)
-            raise ConfigurationError(
-                redact_secrets(f"unknown option {key!r} in {shown!r}; known options include: {known}", url)
-            )
-
-    listen = _bool("listen", own["listen"], shown) if "listen" in own else True
-    pool_min = int(_number("pool_min", own.get("pool_min", str(DEFAULT_POOL_MIN)), shown, minimum=0,
-                           integer=True))
-    pool_max = int(_number("pool_max", own.get("pool_max", str(DEFAULT_POOL_MAX)), shown, minimum=1,
-                           integer=True))
+    listen = parsed.flag("listen", True)
+    pool_min = parsed.number("pool_min", DEFAULT_POOL_MIN, minimum=0, integer=True)
+    pool_max = parsed.number("pool_max", DEFAULT_POOL_MAX, minimum=1, integer=True)
     if pool_min > pool_max:
         raise ConfigurationError(
             f"option 'pool_min' ({pool_min}) exceeds 'pool_max' ({pool_max}) in {shown!r}"
         )
     default_poll = DEFAULT_POLL_LISTEN if listen else DEFAULT_POLL_NO_LISTEN
-    common = parse_common_options(own, shown)
+    common = parsed.common()
 
-    dsn = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(passed)))
+    dsn = urlunsplit(urlsplit(url)._replace(scheme="postgresql", query=urlencode(passed)))
     return PostgresOptions(
         url=url,
         dsn=dsn,
@@ -190,17 +131,7 @@ def parse_url(url: str) -> PostgresOptions:
         ttl=common.ttl,
         error_ttl=common.error_ttl,
         listen=listen,
-        poll_interval=_positive("poll_interval", own, default_poll, shown),
-        purge_interval=_positive("purge_interval", own, DEFAULT_PURGE_INTERVAL, shown),
-        statement_cache_size=int(_number("statement_cache_size", own.get("statement_cache_size", "100"),
-                                         shown, minimum=0, integer=True)),
+        poll_interval=parsed.number("poll_interval", default_poll, above=0),
+        purge_interval=parsed.number("purge_interval", DEFAULT_PURGE_INTERVAL, above=0),
+        statement_cache_size=parsed.number("statement_cache_size", 100, minimum=0, integer=True),
     )
-
-
-def _positive(name: str, own: dict[str, str], default: float, shown: str) -> float:
-    if name not in own:
-        return default
-    value = _number(name, own[name], shown, minimum=0)
-    if value <= 0:
-        raise ConfigurationError(f"option {name!r} must be > 0, got {own[name]!r} in {shown!r}")
-    return value
