@@ -3,16 +3,20 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from sheppy_core.exceptions import ConfigurationError
 
 __all__ = [
     "DEFAULT_BACKEND_URL",
     "DEFAULT_QUEUE",
+    "TOOL_SHEPPY_KEYS",
+    "check_known_keys",
     "pyproject_settings",
     "resolve_backend_url",
     "resolve_queue",
@@ -20,6 +24,23 @@ __all__ = [
 
 DEFAULT_BACKEND_URL = "sqlite:///sheppy.db"
 DEFAULT_QUEUE = "default"
+
+TOOL_SHEPPY_KEYS: Final = frozenset(
+    {"backend", "queue", "max_concurrent_tasks", "shutdown_timeout", "log_level", "prestart", "tasks", "cron"}
+)
+"""Every key ``[tool.sheppy]`` may hold (docs/cli.md): anything else is a typo, and a typo that is
+ignored is worse than an error (``backend_url = ...`` used to leave the CLI on the SQLite default)."""
+
+
+def check_known_keys(table: Mapping[str, Any], origin: str = "[tool.sheppy]") -> None:
+    """Raise ``ConfigurationError`` naming the first unknown key of ``table`` and the nearest known one."""
+    for key in table:
+        if key in TOOL_SHEPPY_KEYS:
+            continue
+        nearest = difflib.get_close_matches(str(key), sorted(TOOL_SHEPPY_KEYS), n=1, cutoff=0.6)
+        known = ", ".join(sorted(TOOL_SHEPPY_KEYS))
+        hint = f"did you mean {nearest[0]!r}?" if nearest else f"known keys: {known}"
+        raise ConfigurationError(f"unknown key {key!r} in {origin}; {hint}")
 
 
 def pyproject_settings(path: Path | None = None) -> dict[str, Any]:
@@ -34,6 +55,7 @@ def pyproject_settings(path: Path | None = None) -> dict[str, Any]:
     table = data.get("tool", {}).get("sheppy", {})
     if not isinstance(table, dict):
         raise ConfigurationError(f"[tool.sheppy] in {file} must be a table")
+    check_known_keys(table, f"[tool.sheppy] of {file}")
     return table
 
 

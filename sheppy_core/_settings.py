@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Final, TypeVar
 
-from sheppy_core._config import DEFAULT_BACKEND_URL, DEFAULT_QUEUE, pyproject_settings
+from sheppy_core._config import DEFAULT_BACKEND_URL, DEFAULT_QUEUE, check_known_keys, pyproject_settings
 from sheppy_core.backend._url import redact_url
 from sheppy_core.exceptions import ConfigurationError
 
@@ -210,6 +210,7 @@ def load_settings(
     defaults. Raises ``ConfigurationError`` naming the source of an invalid value."""
     env = os.environ if environ is None else environ
     table = pyproject_settings() if pyproject is None else pyproject
+    check_known_keys(table)
     sources: dict[str, str] = {}
     flag_queues = list(queues) if queues else None
     return Settings(

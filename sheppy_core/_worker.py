@@ -68,7 +68,8 @@ class _Unset:
 
 _UNSET = _Unset()
 BURST_HORIZON = 1.0
-"""``oneshot`` also waits for scheduled tasks due within this many seconds."""
+"""``oneshot`` also waits for scheduled tasks due within this many seconds, unless ``work(wait_scheduled=)``
+(``sheppy work --burst --wait-scheduled SECONDS``) says otherwise."""
 BURST_POLL = 0.25
 """How often ``oneshot`` looks again while tasks are claimed elsewhere."""
 
@@ -76,7 +77,11 @@ BURST_POLL = 0.25
 @dataclass
 class WorkerStats:
     processed: int = 0
+    """Tasks that completed (sheppy's name)."""
     failed: int = 0
+    """Tasks that ended failed or crashed, with no retry left."""
+    attempts: int = 0
+    """Attempts run: each try of a task, the ones that will be retried included."""
     handed_back: int = 0
     """Tasks handed back unrun because their function is not registered in this worker."""
 
@@ -268,6 +273,7 @@ class Worker:
         self._claims_done = asyncio.Event()
         self._last_beat = 0.0
         self._burst_in_flight: dict[str, int] = {}
+        self._wait_scheduled = BURST_HORIZON
         self._declared_crons = DeclarativeCrons()
 
     # -- control ---------------------------------------------------------------------------------
@@ -284,10 +290,19 @@ class Worker:
         self._stop.set()
 
     async def work(
-        self, max_tasks: int | None = None, oneshot: bool = False, register_signal_handlers: bool = True
+        self,
+        max_tasks: int | None = None,
+        oneshot: bool = False,
+        register_signal_handlers: bool = True,
+        *,
+        wait_scheduled: float = BURST_HORIZON,
     ) -> None:
         """Run until stopped; ``max_tasks``: stop after claiming that many; ``oneshot``: stop once every
-        queue is empty."""
+        queue is empty: nothing queued, nothing processing anywhere, nothing this worker retries or
+        rescheduled still waiting, and no scheduled task due within ``wait_scheduled`` seconds."""
+        if wait_scheduled < 0 or wait_scheduled != wait_scheduled:
+            raise ValueError(f"wait_scheduled must be a number of seconds >= 0, got {wait_scheduled!r}")
+        self._wait_scheduled = float(wait_scheduled)
         if self.task_modules:
             import_task_modules(self.task_modules, self.allowed_modules)
         self._stop = asyncio.Event()
@@ -451,7 +466,7 @@ class Worker:
     async def _more_work_soon(self, queue: QueueStore) -> bool:
         """For ``oneshot``: is this queue not drained yet? True while tasks run here (they may chain
         or retry), while tasks this worker rescheduled still wait, while a scheduled task is due
-        within ``BURST_HORIZON``, or while tasks are claimed (processing) anywhere; sleeps a little
+        within ``wait_scheduled`` seconds, or while tasks are claimed (processing) anywhere; sleeps a little
         before saying so."""
         if any(r.queue is queue for r in self._running.values()):
             self._slot_freed.clear()
@@ -475,7 +490,7 @@ class Worker:
             others = [due_at(r) for r in scheduled if str(r.get("id")) not in handed_back]
             upcoming = min(others, default=None)
         wait = (upcoming - datetime.now(UTC)).total_seconds() if upcoming is not None else None
-        if not awaiting and (wait is None or wait > BURST_HORIZON):
+        if not awaiting and (wait is None or wait > self._wait_scheduled):
             # Claimed elsewhere: by a live worker (it will finish them), or by a dead one (they come
             # back when its lease runs out, and this worker runs them). Not drained until they are done.
             in_flight = (await queue.stats()).get("processing", 0)
@@ -590,7 +605,9 @@ class Worker:
                     self._claimed -= 1
                     self._claims_done.clear()
             # As sheppy counts: tasks that completed, and tasks that ended failed (or crashed); an
-            # attempt that will be retried counts in neither.
+            # attempt that will be retried counts in neither, only in the attempts.
+            if outcome.status in ("completed", "failed", "crashed", "retrying"):
+                self.stats.attempts += 1
             if outcome.status == "completed":
                 self.stats.processed += 1
             elif outcome.status in ("failed", "crashed"):

@@ -50,7 +50,7 @@ from pydantic_core import to_json
 from sheppy_core._queue import MAX_DELAY, Queue
 from sheppy_core.backend import Backend
 from sheppy_core.exceptions import ConfigurationError, SheppyError, TaskNotRegisteredError
-from sheppy_core.models import Task, TaskCron
+from sheppy_core.models import Task, TaskCron, cron_expression_problem
 
 # No `from __future__ import annotations` here: FastAPI reads the route annotations at runtime, and
 # they refer to names local to create_router.
@@ -280,6 +280,9 @@ def create_router(
         return [c.model_dump(mode="json") for c in await q.get_crons()]
 
     def cron_of(request: CronRequest) -> TaskCron:
+        problem = cron_expression_problem(request.expression)
+        if problem:
+            raise fastapi.HTTPException(400, f"invalid cron expression {request.expression!r}: {problem}")
         task = _build(request)
         try:
             return TaskCron(expression=request.expression, spec=task.spec, config=task.config)

@@ -411,10 +411,9 @@ class TaskCron(BaseModel):
     def _check_expression(cls, value: str) -> str:
         # What croniter accepts, as in sheppy: five fields, an optional seconds (and year) field, and
         # the @hourly/@daily/@weekly/@monthly/@yearly/@annually/@midnight shorthands.
-        if not _croniter().is_valid(value):
-            raise ValueError(
-                f"{value} is not a valid cron expression (expected e.g. '*/5 * * * *' or '@hourly')"
-            )
+        problem = cron_expression_problem(value)
+        if problem:
+            raise ValueError(f"{value} is not a valid cron expression: {problem}")
         return value
 
     @property
@@ -461,6 +460,37 @@ class TaskCron(BaseModel):
         creating it makes the same task."""
         occurrence = uuid.uuid5(self.deterministic_id, start.astimezone(UTC).isoformat())
         return Task(id=occurrence, spec=self.spec, config=self.config, cron_id=self.deterministic_id)
+
+
+_CRON_FIELDS: Final = (("minute", 60), ("hour", 24), ("day-of-month", 31), ("month", 12), ("day-of-week", 7),
+                       ("second", 60))
+"""Each field of a cron expression, in croniter's order, and how many values it has."""
+
+
+def cron_expression_problem(expression: str) -> str | None:
+    """Why ``expression`` is not a cron expression :class:`TaskCron` takes, in a few words (``"step 61 in
+    the minute field ..."``); None when it is one. The CLI and the HTTP router show this."""
+    if not _croniter().is_valid(expression):
+        return "expected five fields like '*/5 * * * *', or '@hourly'"
+    return _impossible_cron_part(expression)
+
+
+def _impossible_cron_part(expression: str) -> str | None:
+    """What croniter accepts but no one means: a step as long as its field (``*/61`` in the minute field
+    fires at minute 0 only, not every 61 minutes) or a date that never comes (``0 0 31 2 *``)."""
+    for (name, values), part in zip(_CRON_FIELDS, expression.split(), strict=False):
+        for piece in part.split(","):
+            _, slash, step = piece.partition("/")
+            if slash and step.isdigit() and int(step) >= values:
+                return (
+                    f"step {step} in the {name} field is not less than the field's {values} values, "
+                    "so it matches only the range's first value"
+                )
+    try:
+        _croniter()(expression, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
+    except Exception:  # croniter's CroniterBadDateError: it searched and found no date
+        return "it never fires (no date matches its day and month fields)"
+    return None
 
 
 def _croniter() -> type[croniter]:

@@ -268,7 +268,7 @@ def test_work_burst_runs_imported_tasks(tmp_path: Path) -> None:
     assert (
         "worker" in out.stderr
         and "stopped" in out.stderr
-        and "burst finished: 0 done, 0 failed" in out.stderr
+        and ": 0 completed, 0 failed, 0 attempts" in out.stderr
     )
 
 

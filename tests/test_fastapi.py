@@ -136,6 +136,8 @@ def test_crons_and_clear(client: TestClient) -> None:
     assert cron["expression"] == "*/5 * * * *" and cron["spec"]["func"] == "tasks_for_tests:stamp"
     bad = client.post("/sheppy/q/crons", json={**body, "expression": "every day"})
     assert bad.status_code == 400
+    impossible = client.post("/sheppy/q/crons", json={**body, "expression": "*/61 * * * *"})
+    assert impossible.status_code == 400 and "step 61 in the minute field" in impossible.json()["detail"]
     assert client.request("DELETE", "/sheppy/q/crons", json=body).json() == "Cron job deleted"
     assert client.request("DELETE", "/sheppy/q/crons", json=body).status_code == 404
     add(client, args=[1, 2])

@@ -95,6 +95,38 @@ def test_cron_ids_are_deterministic() -> None:
         TaskCron(expression="every minute", spec=spec)
 
 
+@pytest.mark.parametrize(
+    ("expression", "problem"),
+    [
+        ("*/61 * * * *", "step 61 in the minute field"),
+        ("*/60 * * * *", "step 60 in the minute field"),
+        ("0 */25 * * *", "step 25 in the hour field"),
+        ("0 0 */32 * *", "step 32 in the day-of-month field"),
+        ("0 0 1 */13 *", "step 13 in the month field"),
+        ("0 0 1 */12 *", "step 12 in the month field"),
+        ("0 0 * * */8", "step 8 in the day-of-week field"),
+        ("0 0 * * */7", "step 7 in the day-of-week field"),
+        ("* * * * * */60", "step 60 in the second field"),
+        ("0 0 31 2 *", "never fires"),
+        ("0 0 30,31 2 *", "never fires"),
+    ],
+)
+def test_an_impossible_cron_expression_is_refused_naming_the_problem(expression: str, problem: str) -> None:
+    # croniter accepts these: */61 fires only at minute 0 (not "every 61 minutes"), Feb 31 never comes.
+    with pytest.raises(ValidationError, match=problem) as info:
+        TaskCron(expression=expression, spec=TaskSpec(func="m:f"))
+    assert expression in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["*/59 * * * *", "0 */23 * * *", "0 0 */30 * *", "0 0 1 */11 *", "0 0 * * */6", "0 0 29 2 *",
+     "*/30 * * * * */59", "10-50/20 * * * *", "@hourly", "0 0 L * *", "0 0 * * MON-FRI", "0 0 * * 1#2"],
+)
+def test_possible_cron_expressions_stay_valid(expression: str) -> None:
+    assert TaskCron(expression=expression, spec=TaskSpec(func="m:f")).expression == expression
+
+
 def test_repr_shows_the_useful_fields() -> None:
     task = Task(
         spec=TaskSpec(func="m:f", args=(1,)),

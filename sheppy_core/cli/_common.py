@@ -11,13 +11,18 @@ import contextlib
 import json
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
+from rich import box
+from rich.cells import cell_len, set_cell_size
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
 
 from sheppy_core._queue import Queue
 from sheppy_core._settings import Settings, load_settings
@@ -26,16 +31,22 @@ from sheppy_core.backend import Backend, redact_secrets, redact_url
 from sheppy_core.exceptions import BackendConnectionError, SheppyError
 
 __all__ = [
+    "Column",
+    "Drop",
     "Format",
     "FormatOption",
     "QueueOption",
+    "Shrink",
     "UrlOption",
+    "WideOption",
     "connected",
     "console",
     "errors",
     "fail",
     "one_line",
     "parse_json_args",
+    "pick_by_prefix",
+    "print_columns",
     "print_json",
     "propagate",
     "propagated_line",
@@ -81,6 +92,10 @@ UrlOption = Annotated[
     ),
 ]
 FormatOption = Annotated[Format, typer.Option("-f", "--format", help="Output format: table or json.")]
+WideOption = Annotated[
+    bool,
+    flag("--wide", help="Table: full ids and every column, nothing cut (may be wider than the terminal)."),
+]
 
 
 def one_line(text: object) -> str:
@@ -234,3 +249,200 @@ def print_json(data: Any) -> None:
     """Plain JSON on stdout (no colours, no wrapping), for scripts."""
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
     sys.stdout.flush()
+
+
+# -- tables that fit the terminal ------------------------------------------------------------------------
+
+GAP = 2
+"""Cells between two columns of a listing (a space of padding and the box's blank vertical line)."""
+SHORT_ID = 8
+"""Characters of an id a table shows, as git shows commits; more when two ids would look alike."""
+MIN_ID_PREFIX = 4
+"""The shortest id prefix a command accepts (as git), so a stray number is never read as an id."""
+SHOWN_CANDIDATES = 5
+
+
+def cut_right(text: str, width: int) -> str:
+    """``text`` in at most ``width`` cells, its end replaced by ``…`` when it is too long."""
+    if cell_len(text) <= width:
+        return text
+    return set_cell_size(text, max(width - 1, 0)) + "…" if width > 0 else ""
+
+
+def _tail(text: str, width: int) -> str:
+    kept = ""
+    for char in reversed(text):
+        if cell_len(char + kept) > width:
+            break
+        kept = char + kept
+    return kept
+
+
+def cut_function(text: str, width: int) -> str:
+    """A ``module:function`` name in ``width`` cells: its module path is cut from the left first, so the
+    function's own name stays whole as long as it fits (``…jobs:send_report``)."""
+    if cell_len(text) <= width:
+        return text
+    name = text.rpartition(":")[2]
+    if cell_len(name) + 1 <= width:
+        return "…" + _tail(text, width - 1)
+    return cut_right(name, width)
+
+
+def function_floor(names: Sequence[str]) -> int:
+    """The narrowest function column in which every name keeps its function part whole (``…:name``)."""
+    return max((cell_len(name.rpartition(":")[2]) + (":" in name) for name in names), default=0)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a listing: a header that is never cut, its cells, and how a cell is cut to fit."""
+
+    header: str
+    cells: Sequence[str]
+    justify: Literal["left", "right"] = "left"
+    cut: Callable[[str, int], str] = cut_right
+
+    @property
+    def natural(self) -> int:
+        return max([cell_len(self.header), *(cell_len(cell) for cell in self.cells)])
+
+
+@dataclass(frozen=True)
+class Shrink:
+    """Narrow the column ``header`` (cutting its cells) down to ``floor`` cells, never below its header."""
+
+    header: str
+    floor: int = 0
+
+
+@dataclass(frozen=True)
+class Drop:
+    """Leave the column ``header`` out."""
+
+    header: str
+
+
+Step = Shrink | Drop
+
+
+@dataclass
+class Layout:
+    """The columns a listing shows, their widths, and what was left out to fit ``width``."""
+
+    columns: list[Column]
+    widths: list[int]
+    dropped: list[str]
+
+    @property
+    def total(self) -> int:
+        return sum(self.widths) + GAP * max(len(self.widths) - 1, 0)
+
+
+def fit(columns: Sequence[Column], width: int, steps: Sequence[Step]) -> tuple[Layout, bool]:
+    """Apply ``steps`` in order (most dispensable first) until the columns fit in ``width`` cells; then
+    give cells left over back to the columns that were narrowed. Returns the layout and whether it fits.
+    """
+    layout = Layout(list(columns), [column.natural for column in columns], [])
+    for step in steps:
+        excess = layout.total - width
+        if excess <= 0:
+            break
+        index = next((i for i, c in enumerate(layout.columns) if c.header == step.header), None)
+        if index is None:
+            continue
+        if isinstance(step, Drop):
+            layout.dropped.append(step.header)
+            del layout.columns[index], layout.widths[index]
+            continue
+        floor = max(step.floor, cell_len(step.header))
+        layout.widths[index] = min(layout.widths[index], max(floor, layout.widths[index] - excess))
+    for index, column in enumerate(layout.columns):
+        spare = width - layout.total
+        if spare <= 0:
+            break
+        layout.widths[index] = min(column.natural, layout.widths[index] + spare)
+    return layout, layout.total <= width
+
+
+def _table(layout: Layout, *, cut: bool) -> Table:
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 1, 0, 0),
+        header_style="bold",
+    )
+    for column, width in zip(layout.columns, layout.widths, strict=True):
+        table.add_column(
+            column.header, justify=column.justify, no_wrap=True, min_width=width, max_width=width
+        )
+    for cells in zip(*(column.cells for column in layout.columns), strict=True):
+        row = [
+            Text(column.cut(cell, width) if cut else cell)
+            for column, width, cell in zip(layout.columns, layout.widths, cells, strict=True)
+        ]
+        table.add_row(*row)
+    return table
+
+
+def print_columns(columns: Sequence[Column], steps: Sequence[Step], *, wide: bool) -> Layout:
+    """Print a listing on stdout. It fits the terminal by taking ``steps`` (columns every cell of which is
+    empty are left out first); ``wide`` prints every column, every cell in full, however wide that is
+    (for ``less -S``, or a file). Returns the layout printed (``.dropped``: columns left out to fit)."""
+    if wide:
+        layout = Layout(list(columns), [column.natural for column in columns], [])
+        wide_console = Console(width=max(console.width, layout.total), highlight=False)
+        wide_console.print(_table(layout, cut=False))
+        return layout
+    shown = [column for column in columns if any(column.cells)]
+    layout, _ = fit(shown, console.width, steps)
+    console.print(_table(layout, cut=True), highlight=False)
+    return layout
+
+
+def print_title(text: str) -> None:
+    """The line above a listing (what it lists), bold on a terminal."""
+    console.print(Text(text, style="bold"))
+
+
+def print_note(text: str) -> None:
+    """A plain line after a listing (paging, columns left out)."""
+    console.print(Text(text))
+
+
+def dropped_note(layout: Layout) -> None:
+    """Say which columns were left out to fit the terminal, and how to see them."""
+    if layout.dropped:
+        print_note(f"more with --wide: {', '.join(layout.dropped)}")
+
+
+def short_id_length(ids: Sequence[str]) -> int:
+    """How many leading characters tell every id of ``ids`` apart: ``SHORT_ID``, or more when needed."""
+    length = SHORT_ID
+    longest = max((len(i) for i in ids), default=0)
+    while length < longest and len({i[:length] for i in ids}) < len(set(ids)):
+        length += 1
+    return length
+
+
+def is_id_prefix(value: str) -> bool:
+    """Whether ``value`` could be the start of a UUID (hex digits and dashes, at least ``MIN_ID_PREFIX``)."""
+    return MIN_ID_PREFIX <= len(value) <= 36 and all(c in "0123456789abcdef-" for c in value.lower())
+
+
+def pick_by_prefix(prefix: str, ids: Sequence[str], what: str, queue_name: str) -> str:
+    """The one id of ``ids`` starting with ``prefix``, or raise ``ValueError`` with the one-line reason:
+    ``no task with id starting 3f2b in queue 'default'``, or the candidates of an ambiguous prefix."""
+    matches = sorted({i for i in ids if i.startswith(prefix)})
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise ValueError(f"no {what} with id starting {prefix} in queue {queue_name!r}")
+    length = short_id_length(matches)
+    shown = ", ".join(match[:length] for match in matches[:SHOWN_CANDIDATES])
+    more = f" and {len(matches) - SHOWN_CANDIDATES} more" if len(matches) > SHOWN_CANDIDATES else ""
+    raise ValueError(
+        f"id prefix {prefix} is ambiguous in queue {queue_name!r}: {len(matches)} {what}s start with it "
+        f"({shown}{more}); give more of the id"
+    )

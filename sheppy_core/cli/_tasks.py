@@ -17,19 +17,34 @@ from sheppy_core._resolve import build_task, resolve_task_name
 from sheppy_core._store import readable_tasks
 from sheppy_core.backend import QUARANTINED, Backend, is_quarantined
 from sheppy_core.cli._common import (
+    MIN_ID_PREFIX,
+    Column,
+    Drop,
     Format,
     FormatOption,
     QueueOption,
+    Shrink,
+    Step,
     UrlOption,
+    WideOption,
     connected,
     console,
+    cut_function,
+    dropped_note,
     fail,
     flag,
-    on_queue,
+    function_floor,
+    is_id_prefix,
+    one_line,
     parse_json_args,
+    pick_by_prefix,
+    print_columns,
     print_json,
+    print_note,
+    print_title,
     run,
     settings_from,
+    short_id_length,
     validation_line,
 )
 from sheppy_core.exceptions import SheppyError
@@ -65,14 +80,24 @@ KwargsOption = Annotated[
     str | None, typer.Option("-k", "--kwargs", help="Keyword arguments as a JSON object, e.g. '{\"x\": 1}'.")
 ]
 FuncArgument = Annotated[str, typer.Argument(help="The @task function, as module:function.")]
-IdArgument = Annotated[str, typer.Argument(help="Task id (UUID).")]
+IdArgument = Annotated[
+    str,
+    typer.Argument(help=f"Task id (UUID), or its start as 'task list' shows it ({MIN_ID_PREFIX}+ chars)."),
+]
 
 
 def _task_id(value: str) -> str:
+    """A task id as given: a UUID in its canonical form, or the start of one (resolved by :func:`_resolve_id`
+    once the backend is reached)."""
     try:
         return str(uuid.UUID(value))
     except ValueError:
-        fail(f"{value!r} is not a task id (expected a UUID such as 3f2b...-...)")
+        if is_id_prefix(value):
+            return value.lower()
+        fail(
+            f"{value!r} is not a task id (expected a UUID such as 3f2b...-..., "
+            f"or at least its first {MIN_ID_PREFIX} characters)"
+        )
 
 
 def _stored_id(value: str) -> str:
@@ -101,6 +126,28 @@ async def _stored_record(backend: Backend, queue_name: str, task_id: str) -> dic
     return (await backend.get_tasks(queue_name, [task_id])).get(task_id)
 
 
+async def _resolve_id(backend: Backend, queue_name: str, value: str, *, quarantined: bool) -> str:
+    """The stored id ``value`` names: a whole UUID as given; with ``quarantined``, also a record's own id
+    (records that are not tasks may carry any id); otherwise the one id of the queue starting with it.
+    A value that is neither comes back unchanged, for the caller's "not found"."""
+    try:
+        uuid.UUID(value)
+        return value
+    except ValueError:
+        pass
+    if quarantined and await _stored_record(backend, queue_name, value) is not None:
+        return value
+    if len(value) < MIN_ID_PREFIX:
+        return value
+    prefix = value.lower() if is_id_prefix(value) else value
+    # Every id of the queue: the store has no lookup by prefix (see docs/cli.md).
+    records = await backend.get_all_tasks(queue_name)
+    ids = [str(r.get("id")) for r in records if quarantined or not is_quarantined(r)]
+    if not is_id_prefix(value) and not any(i.startswith(prefix) for i in ids):
+        return value
+    return pick_by_prefix(prefix, ids, "task", queue_name)
+
+
 _Row = tuple[str, "Task[Any] | dict[str, Any]"]
 
 
@@ -127,35 +174,60 @@ def _when(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if value else ""
 
 
-def _short(value: Any, width: int = 40) -> str:
-    text = str(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
+FINISHED = "finished (UTC)"
+OUTCOME = "result/error"
+DEFAULT_PAGE = 50
 
 
-def _tasks_table(rows: list[_Row], title: str, show_queue: bool) -> Table:
-    table = Table(title=title)
-    columns = ["queue"] if show_queue else []
-    columns += ["id", "function", "status", "finished", "retries", "result / error"]
-    for column in columns:
-        table.add_column(column, no_wrap=column in ("id", "status"), overflow="ellipsis")
-    for queue_name, task in rows:
-        cells = [queue_name] if show_queue else []
-        if isinstance(task, dict):  # a quarantined record: not a task, shown with why
-            when, reason = _quarantine_cells(task)
-            cells += [str(task.get("id")), "?", QUARANTINED, when[:19].replace("T", " "), "", _short(reason)]
-            table.add_row(*cells)
-            continue
-        outcome = str(task.exception) if task.exception else ("" if task.result is None else task.result)
-        cells += [
-            str(task.id),
-            task.spec.func,
-            task.status,
-            _when(task.finished_at),
-            str(task.retry_count),
-            _short(outcome),
-        ]
-        table.add_row(*cells)
-    return table
+def _task_cells(task: Task[Any] | dict[str, Any]) -> tuple[str, str, str, str, str, str]:
+    """(id, function, status, finished, retries, result or error) of one row of ``task list``."""
+    if isinstance(task, dict):  # a quarantined record: not a task, shown with why
+        when, reason = _quarantine_cells(task)
+        return str(task.get("id")), "?", QUARANTINED, when[:19].replace("T", " "), "", one_line(reason)
+    outcome = str(task.exception) if task.exception else ("" if task.result is None else str(task.result))
+    return (
+        str(task.id),
+        task.spec.func,
+        task.status,
+        _when(task.finished_at),
+        str(task.retry_count),
+        one_line(outcome),
+    )
+
+
+def _task_columns(
+    rows: list[_Row], *, show_queue: bool, id_length: int, wide: bool
+) -> tuple[list[Column], list[Step]]:
+    """The columns of ``task list`` and, most dispensable first, what gives way on a narrow terminal:
+    the result, the retry count, then the module path of function names, then the date; headers, ids
+    and status words are never cut."""
+    cells = [_task_cells(task) for _, task in rows]
+    ids, functions, statuses, finished, retries, outcomes = (list(c) for c in zip(*cells, strict=True))
+    columns = [Column("queue", [name for name, _ in rows])] if show_queue else []
+    columns += [
+        Column("id", ids if wide else [ident[:id_length] for ident in ids]),
+        Column("function", functions, cut=cut_function),
+        Column("status", statuses),
+        Column(FINISHED, finished),
+        Column("retries", retries, justify="right"),
+        Column(OUTCOME, outcomes),
+    ]
+    steps: list[Step] = [
+        Shrink(OUTCOME),
+        Drop("retries"),
+        Drop(OUTCOME),
+        Shrink("function", function_floor(functions)),
+        Drop(FINISHED),
+        Shrink("function"),
+        Shrink("queue"),
+    ]
+    return columns, steps
+
+
+def _nothing_listed(status: str, queues: list[str]) -> str:
+    what = {"all": "tasks", QUARANTINED: "quarantined records"}.get(status, f"{status} tasks")
+    where = f"queue {queues[0]!r}" if len(queues) == 1 else "queues " + ", ".join(map(repr, queues))
+    return f"no {what} in {where}"
 
 
 def _dump(task: Task[Any] | dict[str, Any], queue_name: str | None = None) -> dict[str, Any]:
@@ -180,6 +252,17 @@ def list_tasks(
         str, typer.Option("-s", "--status", help="Only tasks in this state: " + "|".join(STATUSES) + ".")
     ] = "all",
     fmt: FormatOption = Format.table,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            min=0,
+            show_default=False,
+            help=f"Show at most N tasks, oldest first (0: all); default {DEFAULT_PAGE}, with -f json all.",
+        ),
+    ] = None,
+    offset: Annotated[int, typer.Option("--offset", min=0, help="Skip the first N tasks.")] = 0,
+    wide: WideOption = False,
 ) -> None:
     """List the tasks of one or more queues, optionally only those in one state.
 
@@ -188,12 +271,14 @@ def list_tasks(
     if status not in STATUSES:
         fail(f"--status must be one of {', '.join(STATUSES)}, not {status!r}")
     settings = settings_from(backend_url, queue)
+    known_ids: list[str] = []
 
     async def collect() -> list[_Row]:
         async with connected(settings.backend_url) as backend:
             found: list[_Row] = []
             for name in settings.queues:
                 records = await backend.get_all_tasks(name)
+                known_ids.extend(str(r.get("id")) for r in records)
                 if status in ("all", QUARANTINED):
                     found += [(name, r) for r in records if is_quarantined(r)]
                 if status != QUARANTINED:
@@ -204,12 +289,28 @@ def list_tasks(
         return found
 
     rows = run(collect(), settings.backend_url)
+    page_size = limit if limit is not None else (0 if fmt is Format.json else DEFAULT_PAGE)
+    page = rows[offset : offset + page_size] if page_size else rows[offset:]
     if fmt is Format.json:
-        print_json([_dump(task, name) for name, task in rows])
+        print_json([_dump(task, name) for name, task in page])
+        return
+    if not rows:
+        print_note(_nothing_listed(status, list(settings.queues)))
+        return
+    if not page:
+        print_note(f"showing none of {len(rows)}: --offset {offset} is past the end")
         return
     where = ", ".join(settings.queues)
-    title = f"Tasks in {where}" + ("" if status == "all" else f" ({status})")
-    console.print(_tasks_table(rows, title, show_queue=len(settings.queues) > 1))
+    print_title(f"Tasks in {where}" + ("" if status == "all" else f" ({status})"))
+    # Short ids are told apart among every record of the queues, so any of them works in `task info`.
+    columns, steps = _task_columns(
+        page, show_queue=len(settings.queues) > 1, id_length=short_id_length(known_ids), wide=wide
+    )
+    dropped_note(print_columns(columns, steps, wide=wide))
+    if len(page) < len(rows):
+        last = offset + len(page)
+        more = f"; next page: --offset {last}" if last < len(rows) else ""
+        print_note(f"showing {offset + 1}-{last} of {len(rows)}{more}")
 
 
 def _print_quarantined(record: dict[str, Any], queue_name: str) -> None:
@@ -243,13 +344,14 @@ def info(
 ) -> None:
     """Show one task: arguments, status, result, error and traceback, retries, lease."""
     settings = settings_from(backend_url, queue)
-    wanted = _stored_id(task_id)
+    given = _stored_id(task_id)
 
-    async def look_up() -> dict[str, Any] | None:
+    async def look_up() -> tuple[str, dict[str, Any] | None]:
         async with connected(settings.backend_url) as backend:
-            return await _stored_record(backend, settings.queue, wanted)
+            found = await _resolve_id(backend, settings.queue, given, quarantined=True)
+            return found, await _stored_record(backend, settings.queue, found)
 
-    record = run(look_up(), settings.backend_url)
+    wanted, record = run(look_up(), settings.backend_url)
     if record is None:
         _not_found(wanted, settings.queue)
     if is_quarantined(record):
@@ -310,12 +412,13 @@ def retry(
     if (task_id is None) == (not all_failed):
         fail("give either a task id or --all-failed (not both)")
     settings = settings_from(backend_url, queue)
-    wanted = _task_id(task_id) if task_id is not None else None
+    given = _task_id(task_id) if task_id is not None else None
 
     async def again() -> list[tuple[str, str]]:
         done: list[tuple[str, str]] = []
         async with connected(settings.backend_url) as backend:
-            if wanted is not None:
+            if given is not None:
+                wanted = await _resolve_id(backend, settings.queue, given, quarantined=False)
                 q = Queue(backend, settings.queue)
                 try:
                     found = await q.retry(wanted, force=force)
@@ -492,8 +595,14 @@ def cancel(
 ) -> None:
     """Cancel a task that is still waiting (queued, scheduled or waiting for a retry)."""
     settings = settings_from(backend_url, queue)
-    wanted = _task_id(task_id)
-    cancelled = on_queue(settings.backend_url, settings.queue, lambda q: q.cancel(wanted))
+    given = _task_id(task_id)
+
+    async def cancel_it() -> tuple[str, Task[Any]]:
+        async with connected(settings.backend_url) as backend:
+            found = await _resolve_id(backend, settings.queue, given, quarantined=False)
+            return found, await Queue(backend, settings.queue).cancel(found)
+
+    wanted, cancelled = run(cancel_it(), settings.backend_url)
     if fmt is Format.json:
         # sheppy's keys: the record, its queue, queue_status and cancelled.
         print_json({**_dump(cancelled, settings.queue), "queue_status": cancelled.status, "cancelled": True})
@@ -511,18 +620,20 @@ def delete(
 ) -> None:
     """Delete a finished (or quarantined) task record."""
     settings = settings_from(backend_url, queue)
-    wanted = _stored_id(task_id)
+    given = _stored_id(task_id)
 
-    async def remove() -> bool:
+    async def remove() -> tuple[str, bool]:
         async with connected(settings.backend_url) as backend:
+            found = await _resolve_id(backend, settings.queue, given, quarantined=True)
             try:
-                uuid.UUID(wanted)
+                uuid.UUID(found)
             except ValueError:  # a quarantined record may carry any id: straight to the store
-                return await backend.delete_task(settings.queue, wanted)
+                return found, await backend.delete_task(settings.queue, found)
             # A task id: through Queue.delete, so its refusal reads as sheppy's.
-            return await Queue(backend, settings.queue).delete(wanted)
+            return found, await Queue(backend, settings.queue).delete(found)
 
-    if not run(remove(), settings.backend_url):
+    wanted, deleted = run(remove(), settings.backend_url)
+    if not deleted:
         _not_found(wanted, settings.queue)
     if fmt is Format.json:
         # sheppy's keys (task_id, queue, deleted), and id as in every other record this command prints.

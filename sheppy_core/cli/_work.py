@@ -6,9 +6,12 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import math
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -17,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from sheppy_core._registry import import_task_modules, registered_names
 from sheppy_core._settings import Settings
-from sheppy_core._worker import Worker
+from sheppy_core._worker import BURST_HORIZON, Worker
 from sheppy_core.backend import Backend, redact_url
 from sheppy_core.cli._common import (
     QueueOption,
@@ -100,10 +103,62 @@ async def _remaining(backend: Backend, queues: list[str]) -> int:
     return sum([await backend.size(name) for name in queues])
 
 
-async def _burst(worker: Worker, max_tasks: int | None, interactive: bool) -> tuple[int, int, float]:
-    """Run ``worker`` until its queues are empty, reporting progress; returns (done, failed, seconds)."""
+@dataclass(frozen=True)
+class BurstSummary:
+    """What a ``--burst`` run did: tasks that completed and that failed (no retry left), attempts run
+    (retried ones included), and the scheduled tasks it left because they were not due in time."""
+
+    completed: int
+    failed: int
+    attempts: int
+    seconds: float
+    scheduled_left: int = 0
+    next_due_in: float | None = None
+
+    def line(self, url: str, handed_back: int) -> str:
+        rate = (self.completed + self.failed) / self.seconds if self.seconds > 0 else 0.0
+        attempts = f"{self.attempts} attempt{'s' if self.attempts != 1 else ''}"
+        text = (
+            f"burst finished in {self.seconds:.2f} s: {self.completed} completed, {self.failed} failed, "
+            f"{attempts} ({rate:.1f} tasks/s) on {redact_url(url)}"
+        )
+        if self.scheduled_left:
+            due = wait = ""
+            if self.next_due_in is not None:
+                due = f", the next due in {self.next_due_in:.0f} s"
+                wait = f" (--wait-scheduled {math.ceil(self.next_due_in)} waits for it)"
+            text += f"; {self.scheduled_left} scheduled task(s) left for later{due}{wait}"
+        if handed_back:
+            text += (
+                f"; {handed_back} handed back unrun (not registered in this worker: --import its module, "
+                "or leave it to a worker that has it)"
+            )
+        return text
+
+
+async def _scheduled_left(worker: Worker) -> tuple[int, float | None]:
+    """How many scheduled tasks the burst left, and in how many seconds the next is due."""
+    if not worker.backend.is_connected:
+        return 0, None
+    count, nearest = 0, None
+    try:
+        for store in worker.stores:
+            count += (await store.stats()).get("scheduled", 0)
+            upcoming = await store.next_scheduled_at()
+            if upcoming is not None and (nearest is None or upcoming < nearest):
+                nearest = upcoming
+    except BackendError:
+        return 0, None
+    due_in = None if nearest is None else max((nearest - datetime.now(UTC)).total_seconds(), 0.0)
+    return count, due_in
+
+
+async def _burst(
+    worker: Worker, max_tasks: int | None, interactive: bool, wait_scheduled: float
+) -> BurstSummary:
+    """Run ``worker`` until its queues are empty, reporting progress."""
     names = [q.name for q in worker.queues]
-    job = asyncio.create_task(worker.work(max_tasks=max_tasks, oneshot=True))
+    job = asyncio.create_task(worker.work(max_tasks=max_tasks, oneshot=True, wait_scheduled=wait_scheduled))
     started = time.monotonic()
     progress: Progress | None = None
     bar = None
@@ -113,7 +168,7 @@ async def _burst(worker: Worker, max_tasks: int | None, interactive: bool) -> tu
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn(
-                "done {task.fields[done]} · failed {task.fields[failed]} · "
+                "completed {task.fields[done]} · failed {task.fields[failed]} · "
                 "remaining {task.fields[remaining]} · {task.fields[rate]:.1f} tasks/s"
             ),
             TimeElapsedColumn(),
@@ -152,7 +207,9 @@ async def _burst(worker: Worker, max_tasks: int | None, interactive: bool) -> tu
         elif final or time.monotonic() - last_log >= LOG_INTERVAL:
             last_log = time.monotonic()
             shown = "?" if remaining is None else remaining
-            logger.info("burst: done=%d failed=%d remaining=%s (%.1f tasks/s)", done, failed, shown, rate)
+            logger.info(
+                "burst: completed=%d failed=%d remaining=%s (%.1f tasks/s)", done, failed, shown, rate
+            )
 
     try:
         while not job.done():
@@ -161,6 +218,7 @@ async def _burst(worker: Worker, max_tasks: int | None, interactive: bool) -> tu
                 await report(final=False)
         await job
         await report(final=True)
+        left, due_in = await _scheduled_left(worker)
     finally:
         if not job.done():
             job.cancel()
@@ -168,7 +226,8 @@ async def _burst(worker: Worker, max_tasks: int | None, interactive: bool) -> tu
                 await job
         if progress is not None:
             progress.stop()
-    return worker.stats.processed, worker.stats.failed, time.monotonic() - started
+    stats, seconds = worker.stats, time.monotonic() - started
+    return BurstSummary(stats.processed, stats.failed, stats.attempts, seconds, left, due_in)
 
 
 def work(
@@ -207,10 +266,20 @@ def work(
         bool,
         flag(
             "--burst",
-            help="Exit once every queue is empty, showing progress (done / failed / remaining, "
-            "throughput) on a terminal and log lines otherwise.",
+            help="Exit once every queue is empty, showing progress (completed / failed / remaining, "
+            "throughput) on a terminal and log lines otherwise. Empty: nothing queued, nothing processing "
+            "anywhere, no retry of its own pending, no scheduled task due within --wait-scheduled.",
         ),
     ] = False,
+    wait_scheduled: Annotated[
+        float,
+        typer.Option(
+            "--wait-scheduled",
+            min=0,
+            metavar="SECONDS",
+            help="With --burst/--oneshot: also wait for scheduled tasks due within SECONDS. Default 1.",
+        ),
+    ] = BURST_HORIZON,
     max_tasks: Annotated[
         int | None, typer.Option("--max-tasks", min=1, help="Stop after claiming this many tasks.")
     ] = None,
@@ -317,7 +386,7 @@ def work(
         except (SheppyError, ValueError) as exc:
             fail(str(exc), url)
 
-        async def main() -> tuple[int, int, float] | None:
+        async def main() -> BurstSummary | None:
             if settings.prestart:
                 await _call_prestart(settings.prestart)
             if not (allow_empty or disable_job_processing):
@@ -332,8 +401,8 @@ def work(
                     )
             try:
                 if burst:
-                    return await _burst(worker, max_tasks, interactive)
-                await worker.work(max_tasks=max_tasks, oneshot=oneshot)
+                    return await _burst(worker, max_tasks, interactive, wait_scheduled)
+                await worker.work(max_tasks=max_tasks, oneshot=oneshot, wait_scheduled=wait_scheduled)
                 return None
             finally:
                 # The worker leaves its backend connected; close it so driver threads let the process exit.
@@ -345,17 +414,4 @@ def work(
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
     if outcome is not None:
-        done, failed, seconds = outcome
-        rate = (done + failed) / seconds if seconds > 0 else 0.0
-        errors.print(
-            f"burst finished: {done} done, {failed} failed in {seconds:.2f} s ({rate:.1f} tasks/s) "
-            f"on {redact_url(url)}"
-            + (
-                f"; {worker.stats.handed_back} handed back unrun (not registered in this worker: "
-                "--import its module, or leave it to a worker that has it)"
-                if worker.stats.handed_back
-                else ""
-            ),
-            highlight=False,
-            soft_wrap=True,
-        )
+        errors.print(outcome.line(url, worker.stats.handed_back), highlight=False, soft_wrap=True)

@@ -58,12 +58,13 @@ def test_constructor_signature_matches_sheppy() -> None:
 
 
 def test_work_signature_matches_sheppy() -> None:
-    parameters = inspect.signature(Worker.work).parameters
-    assert [(name, p.default) for name, p in parameters.items() if name != "self"] == [
-        ("max_tasks", None),
-        ("oneshot", False),
-        ("register_signal_handlers", True),
-    ]
+    parameters = [p for name, p in inspect.signature(Worker.work).parameters.items() if name != "self"]
+    expected = [("max_tasks", None), ("oneshot", False), ("register_signal_handlers", True)]
+    assert [(p.name, p.default) for p in parameters[: len(expected)]] == expected
+    assert all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in parameters[: len(expected)])
+    # sheppy-core's additions (wait_scheduled) come after, keyword-only, with a default.
+    extras = parameters[len(expected):]
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is not p.empty for p in extras)
 
 
 def test_attributes_and_defaults(worker_backend: Backend) -> None:

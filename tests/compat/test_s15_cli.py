@@ -9,7 +9,8 @@ replaced, as sheppy's own prestart tests do, so it needs no store.
 Deliberate differences asserted here (docs/migrating-from-sheppy.md): the default backend URL is
 ``sqlite:///sheppy.db`` (sheppy: ``redis://127.0.0.1:6379``); ``--reload`` is refused with a hint;
 ``task test`` of a failing task exits 1; invalid option values exit 1 (typer's range check: 2);
-``task list -f json`` is a list of task records.
+``task list -f json`` is a list of task records; the ``task list`` table shows ids short (``--wide``
+whole).
 """
 
 from __future__ import annotations
@@ -386,11 +387,15 @@ def test_task_list_filters_by_status_in_table_and_json(store: Store) -> None:
         rows = as_json(sheppy("task", "list", "-u", url, "-q", QUEUE_NAME, "-s", status, "--format", "json"))
         assert [row["id"] for row in rows] == [str(expected.id)], status
         assert rows[0]["status"] == status
+        # The table shows ids short, as git does (docs/migrating-from-sheppy.md); --wide shows them whole.
         table = ok(sheppy("task", "list", "-u", url, "-q", QUEUE_NAME, "--status", status))
-        assert str(expected.id) in table.output
-        assert all(str(other.id) not in table.output for other in tasks.values() if other is not expected)
+        assert str(expected.id)[:8] in table.output
+        assert all(str(other.id)[:8] not in table.output for other in tasks.values() if other is not expected)
+        wide = ok(sheppy("task", "list", "-u", url, "-q", QUEUE_NAME, "--status", status, "--wide"))
+        assert str(expected.id) in wide.output
     assert (
-        str(tasks["failed"].id) in ok(sheppy("task", "list", "-u", url, "-q", QUEUE_NAME, "-s", "all")).output
+        str(tasks["failed"].id)[:8]
+        in ok(sheppy("task", "list", "-u", url, "-q", QUEUE_NAME, "-s", "all")).output
     )
     bad = sheppy("task", "list", "-u", url, "-s", "done")
     assert bad.exit_code == 1 and "--status must be one of" in bad.output

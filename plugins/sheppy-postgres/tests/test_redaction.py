@@ -54,7 +54,7 @@ async def test_a_query_password_is_used_and_never_shown(url: str, tmp_path: Path
 
     burst = sheppy(tmp_path, *BURST, url, "-q", queue.name)
     assert burst.returncode == 0, burst.stderr
-    assert "burst finished: 0 done" in burst.stderr and "password=***" in burst.stderr
+    assert ": 0 completed, " in burst.stderr and "password=***" in burst.stderr
     assert SECRET not in burst.stdout + burst.stderr
 
 

@@ -73,7 +73,7 @@ def test_a_query_password_authenticates_and_is_never_shown(server: RedisServer, 
 
     burst = sheppy(tmp_path, "work", "--burst", "-u", url, "-q", "jobs", "--import", "sheppy_redis_testing")
     assert burst.returncode == 0, burst.stderr
-    assert "burst finished: 1 done" in burst.stderr and "password=***" in burst.stderr
+    assert ": 1 completed, " in burst.stderr and "password=***" in burst.stderr
     assert SECRET not in burst.stdout + burst.stderr
 
 
