@@ -139,7 +139,7 @@ def test_a_burst_worker_hands_back_what_it_cannot_run_and_exits(tmp_path: Path) 
         timeout=120,
     )
     assert burst.returncode == 0, burst.stderr[-2000:]
-    assert "1 done" in burst.stderr and "1 handed back unrun" in burst.stderr, burst.stderr[-2000:]
+    assert ": 1 completed, " in burst.stderr and "1 handed back unrun" in burst.stderr, burst.stderr[-2000:]
 
     async def read() -> dict[str, Task]:
         queue = Queue(get_backend(url), "default")
