@@ -59,11 +59,13 @@ def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    (tmp_path / "jobs.py").write_text(TASKS)
+    (tmp_path / "first_hour_jobs.py").write_text(TASKS)
     return tmp_path
 
 
-@pytest.mark.parametrize("command", [("task", "list"), ("queue", "list"), ("work", "--burst", "-i", "jobs")])
+@pytest.mark.parametrize(
+    "command", [("task", "list"), ("queue", "list"), ("work", "--burst", "-i", "first_hour_jobs")]
+)
 def test_a_mistyped_pyproject_key_stops_every_command_naming_the_nearest_key(
     project: Path, command: tuple[str, ...]
 ) -> None:
@@ -81,7 +83,7 @@ def test_a_mistyped_pyproject_key_stops_every_command_naming_the_nearest_key(
 def test_an_impossible_cron_expression_is_refused_by_cron_add(
     project: Path, expression: str, problem: str
 ) -> None:
-    line = one_error_line(sheppy(project, "cron", "add", "jobs:hello", expression, "-u", "sqlite:///c.db"))
+    line = one_error_line(sheppy(project, "cron", "add", "first_hour_jobs:hello", expression, "-u", "sqlite:///c.db"))
     assert f"invalid cron expression {expression!r}: " in line and problem in line
 
 
@@ -89,7 +91,9 @@ def enqueue(project: Path, url: str, *calls: tuple[str, tuple[object, ...], floa
     """Add ``(function name, args, delay seconds or None)`` tasks from this process, as an app would."""
     sys.path.insert(0, str(project))
     try:
-        import jobs  # type: ignore[import-not-found]
+        # A module name of its own: other tests' projects have a ``jobs`` module this process imported.
+        sys.modules.pop("first_hour_jobs", None)
+        import first_hour_jobs as jobs  # type: ignore[import-not-found]
 
         async def add() -> None:
             queue = Queue(url)
@@ -104,7 +108,7 @@ def enqueue(project: Path, url: str, *calls: tuple[str, tuple[object, ...], floa
         asyncio.run(add())
     finally:
         sys.path.remove(str(project))
-        sys.modules.pop("jobs", None)
+        sys.modules.pop("first_hour_jobs", None)
 
 
 def test_the_burst_summary_counts_tasks_and_attempts_apart(project: Path) -> None:
@@ -113,7 +117,7 @@ def test_the_burst_summary_counts_tasks_and_attempts_apart(project: Path) -> Non
     url = f"sqlite:///{project / 'burst.db'}"
     enqueue(project, url, ("hello", (1,), None), ("flaky", (str(project / "f.count"),), None),
             ("broken", (), None))
-    done = sheppy(project, "work", "--burst", "-i", "jobs", "-u", url)
+    done = sheppy(project, "work", "--burst", "-i", "first_hour_jobs", "-u", url)
     assert done.returncode == 0, done.stderr
     summary = r"burst finished in [\d.]+ s: 2 completed, 1 failed, 5 attempts "
     assert re.search(summary, done.stderr), done.stderr
@@ -122,7 +126,7 @@ def test_the_burst_summary_counts_tasks_and_attempts_apart(project: Path) -> Non
 def test_burst_leaves_a_task_due_later_and_says_how_to_wait_for_it(project: Path) -> None:
     url = f"sqlite:///{project / 'later.db'}"
     enqueue(project, url, ("hello", (1,), 600.0))
-    done = sheppy(project, "work", "--burst", "-i", "jobs", "-u", url)
+    done = sheppy(project, "work", "--burst", "-i", "first_hour_jobs", "-u", url)
     assert done.returncode == 0, done.stderr
     line = next(ln for ln in done.stderr.splitlines() if "burst finished" in ln)
     assert ": 0 completed, 0 failed, 0 attempts " in line
@@ -136,11 +140,11 @@ def test_wait_scheduled_makes_burst_wait_for_a_task_due_within_it(project: Path)
     # Was: a task scheduled a second or more ahead was left behind, with no way to wait for it.
     url = f"sqlite:///{project / 'soon.db'}"
     enqueue(project, url, ("hello", (1,), 4.0))
-    done = sheppy(project, "work", "--burst", "--wait-scheduled", "120", "-i", "jobs", "-u", url)
+    done = sheppy(project, "work", "--burst", "--wait-scheduled", "120", "-i", "first_hour_jobs", "-u", url)
     assert done.returncode == 0, done.stderr
     assert ": 1 completed, 0 failed, 1 attempt " in done.stderr and "left for later" not in done.stderr
 
 
 def test_wait_scheduled_refuses_a_negative_number(project: Path) -> None:
-    result = sheppy(project, "work", "--burst", "--wait-scheduled", "-1", "-i", "jobs", "-u", "memory://")
+    result = sheppy(project, "work", "--burst", "--wait-scheduled", "-1", "-i", "first_hour_jobs", "-u", "memory://")
     assert result.returncode != 0 and "--wait-scheduled" in result.stderr
