@@ -54,3 +54,37 @@ def test_mutant_is_caught(runs: dict[str, SuiteRun], mutant: str) -> None:
     assert run.failed, f"{mutant}: no clause failed in the report:\n{run.output[-3000:]}"
     assert expected in run.failed, f"{mutant} was caught by {run.failed}, but not by {expected}"
     CAUGHT[mutant] = run.failed
+
+
+BUG_WORDS = {
+    "AppendCheckThenInsert": "check-then-insert",
+    "ScheduleCheckThenInsert": "check-then-insert",
+    "CronCheckThenInsert": "check-then-insert",
+    "WorkflowCreateUpserts": "upsert",
+    "AckLeavesClaimFields": "claimed_by",
+    "ShieldedClaim": "shield",
+    "PollingPop": "50 ms",
+}
+"""The strictness issue's bugs 1-5: the failure the suite reports must name the bug, not only its place."""
+
+
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("mutant", sorted(BUG_WORDS))
+def test_the_failure_names_the_bug(runs: dict[str, SuiteRun], mutant: str) -> None:
+    clause_id = MUTANTS[mutant][1]
+    tests = runs[mutant].report["clauses"][clause_id]["tests"]
+    reasons = [t["reason"] for t in tests if t["outcome"] == "failed"]
+    assert any(BUG_WORDS[mutant] in reason for reason in reasons), (mutant, reasons)
+    assert all(".py:" not in reason.split(" at ")[0] for reason in reasons), reasons
+
+
+@pytest.mark.timeout(400)
+def test_no_mutant_failure_is_summed_up_as_a_bare_assertion(runs: dict[str, SuiteRun]) -> None:
+    bare = {
+        (name, clause_id): entry["reason"]
+        for name, run in runs.items() if name != REFERENCE
+        for clause_id, entry in run.report.get("clauses", {}).items()
+        if entry["outcome"] == "failed"
+        and ("AssertionError" in entry["reason"] or "call: assert " in entry["reason"])
+    }
+    assert not bare, bare
