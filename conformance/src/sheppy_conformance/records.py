@@ -11,7 +11,7 @@ import re
 import reprlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,9 +24,11 @@ __all__ = [
     "FAR_FUTURE",
     "LEASE",
     "brief",
+    "changes",
     "eventually",
     "finished",
     "ids",
+    "named",
     "raises",
     "requeued",
     "task_record",
@@ -135,3 +137,16 @@ def raises(
     if match is not None and not re.search(match, str(info.value)):
         raise AssertionError(f"{why}; it raised {type(info.value).__name__}({brief(str(info.value))}), "
                              f"whose message does not match {match!r}")
+
+
+def named(task_ids: Iterable[str], names: dict[str, str]) -> list[str]:
+    """The ids by the name the test gave each record (an id it never stored shows as itself), so a
+    message reads ``['queued', 'claimed']`` rather than two uuids."""
+    return [names.get(task_id, task_id) for task_id in task_ids]
+
+
+def changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """The keys whose value differs between two answers (``get_stats``, a record), as
+    ``{key: (before, after)}``."""
+    return {key: (before.get(key), after.get(key)) for key in {**before, **after}
+            if before.get(key) != after.get(key)}

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterable
 from typing import Any
 
 from sheppy_conformance._clause import clause
 from sheppy_conformance._env import Env
-from sheppy_conformance.records import brief, finished, future, ids, raises, task_record, within
+from sheppy_conformance.records import (
+    brief,
+    changes,
+    finished,
+    future,
+    ids,
+    named,
+    raises,
+    task_record,
+    within,
+)
 from sheppy_core.backend import TRANSACTIONAL_ENQUEUE, BackendInputError, NotSupportedError, from_iso
 
 __all__ = ["EnqueueClauses"]
@@ -45,18 +54,6 @@ def _one_winner(results: list[bool], call: str, round_number: int, clause_id: st
         f"False; {advice}"
     )
     return winners[0]
-
-
-def _named(task_ids: Iterable[str], names: dict[str, str]) -> list[str]:
-    """The ids by the name the test gave each record (an id it never stored shows as itself), so a
-    message reads ``['queued', 'claimed']`` rather than two uuids."""
-    return [names.get(task_id, task_id) for task_id in task_ids]
-
-
-def _changed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """The entries of two ``get_stats`` answers that differ, as ``{key: (before, after)}``."""
-    return {key: (before.get(key), after.get(key)) for key in before.keys() | after.keys()
-            if before.get(key) != after.get(key)}
 
 
 def _wrong_places(got: list[Any], want: list[Any]) -> str:
@@ -96,7 +93,7 @@ class EnqueueClauses:
         names = {queued["id"]: "appended", scheduled["id"]: "scheduled"}
         assert found == set(ids([queued, scheduled])), (
             "get_tasks after append/schedule with connection=None found "
-            f"{brief(sorted(_named(found, names)))}; [append.connection]: connection=None changes nothing, "
+            f"{brief(sorted(named(found, names)))}; [append.connection]: connection=None changes nothing, "
             "so both records are stored"
         )
         if TRANSACTIONAL_ENQUEUE in type(b).capabilities:
@@ -111,7 +108,7 @@ class EnqueueClauses:
             await b.schedule(q, later, future(3600), connection=object())
         leftover = await b.get_tasks(q, ids([other, later]))
         assert leftover == {}, (
-            f"get_tasks found {brief(_named(leftover, {other['id']: 'appended', later['id']: 'scheduled'}))} "
+            f"get_tasks found {brief(named(leftover, {other['id']: 'appended', later['id']: 'scheduled'}))} "
             f"after append/schedule refused connection=object(); [append.connection]: a backend without "
             f"TRANSACTIONAL_ENQUEUE accepts only connection=None and stores nothing for anything else"
         )
@@ -163,7 +160,7 @@ class EnqueueClauses:
         )
         after = await b.get_stats(q)
         assert after == before, (
-            f"get_stats changed {brief(_changed(before, after))} (before, after) on append of 4 existing "
+            f"get_stats changed {brief(changes(before, after))} (before, after) on append of 4 existing "
             f"ids; [append.unique]: a record whose id exists is neither stored nor queued"
         )
         stored = await b.get_tasks(q, ids(copies))
@@ -179,8 +176,8 @@ class EnqueueClauses:
         }
         assert found == kept, (
             f"after append of duplicates get_tasks shows (args, status) "
-            f"{brief(dict(zip(_named(found, names), found.values(), strict=True)))}; [append.unique]: the "
-            f"stored record is unchanged: {brief(dict(zip(_named(kept, names), kept.values(), strict=True)))}"
+            f"{brief(dict(zip(named(found, names), found.values(), strict=True)))}; [append.unique]: the "
+            f"stored record is unchanged: {brief(dict(zip(named(kept, names), kept.values(), strict=True)))}"
         )
 
     @clause("append.unique")
@@ -260,7 +257,7 @@ class EnqueueClauses:
         names = {head["id"]: "#1", claimed["id"]: "#2", scheduled["id"]: "#3"}
         still_scheduled = await b.get_scheduled(q)
         assert still_scheduled == [], (
-            f"get_scheduled() lists {brief(_named(ids(still_scheduled), names))} after append(unique=False) "
+            f"get_scheduled() lists {brief(named(ids(still_scheduled), names))} after append(unique=False) "
             "of the scheduled #3; [append.replace]: its schedule entry is dropped, it is never queued and "
             "scheduled at once"
         )
@@ -278,7 +275,7 @@ class EnqueueClauses:
         )
         popped = await b.pop(q, limit=10, lease=30)
         assert ids(popped) == [claimed["id"], head["id"], scheduled["id"]], (
-            f"pop(limit=10) returned {brief(_named(ids(popped), names))}; [append.replace]: a replaced task "
+            f"pop(limit=10) returned {brief(named(ids(popped), names))}; [append.replace]: a replaced task "
             "is queued at the tail: #2 (left queued), then the replaced #1 (was claimed) and #3 (was "
             "scheduled): ['#2', '#1', '#3']"
         )
@@ -353,7 +350,7 @@ class EnqueueClauses:
         popped = [r for _ in records for r in await b.pop(q, lease=30)]
         names = {r["id"]: f"#{i}" for i, r in enumerate(records)}
         assert ids(popped) == ids(records), (
-            f"12 pop() calls after appending #0..#11 in four calls claimed {_named(ids(popped), names)}; "
+            f"12 pop() calls after appending #0..#11 in four calls claimed {named(ids(popped), names)}; "
             f"[append.fifo]: tasks are claimed in the order they were appended"
         )
 
@@ -390,7 +387,7 @@ class EnqueueClauses:
         )
         listed = ids(await b.get_scheduled(q))
         assert listed == [record["id"]], (
-            f"get_scheduled() lists {brief(_named(listed, {record['id']: 'scheduled'}))}; [schedule.status]: "
+            f"get_scheduled() lists {brief(named(listed, {record['id']: 'scheduled'}))}; [schedule.status]: "
             f"it lists the one scheduled record: ['scheduled']"
         )
         with raises(BackendInputError,
@@ -421,7 +418,7 @@ class EnqueueClauses:
         )
         listed = ids(await b.get_scheduled(q))
         assert listed == [scheduled["id"]], (
-            f"get_scheduled() lists {brief(_named(listed, names))} after schedule(unique=True) of existing "
+            f"get_scheduled() lists {brief(named(listed, names))} after schedule(unique=True) of existing "
             f"ids; [schedule.unique]: no change: ['scheduled']"
         )
         # unique=False: the queued one is moved to the schedule, replaced.
@@ -438,7 +435,7 @@ class EnqueueClauses:
         )
         listed = ids(await b.get_scheduled(q))
         assert listed == [queued["id"], scheduled["id"]], (
-            f"get_scheduled() lists {brief(_named(listed, names))} after schedule(unique=False) of the "
+            f"get_scheduled() lists {brief(named(listed, names))} after schedule(unique=False) of the "
             "queued id in 60 s; [schedule.unique]: it is scheduled once, in due order: "
             "['queued', 'scheduled']"
         )

@@ -5,12 +5,22 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import Iterable
 from typing import Any
 
 from sheppy_conformance._clause import clause
 from sheppy_conformance._env import Env
-from sheppy_conformance.records import FUNC, LEASE, brief, finished, future, ids, raises, task_record
+from sheppy_conformance.records import (
+    FUNC,
+    LEASE,
+    brief,
+    changes,
+    finished,
+    future,
+    ids,
+    named,
+    raises,
+    task_record,
+)
 from sheppy_core.backend import (
     CRON,
     RATE_LIMIT,
@@ -54,7 +64,7 @@ class InspectionClauses:
         got = await b.get_tasks(q, [*wanted, wanted[0], "unknown-id"])
         assert sorted(got) == sorted(wanted), (
             f"get_tasks(an id in each state, a duplicate, an unknown id) returned records "
-            f"{_difference(_named(got, names), list(made))}; [get_tasks.lookup]: one for each id that "
+            f"{_difference(named(got, names), list(made))}; [get_tasks.lookup]: one for each id that "
             f"exists, in any state; unknown ids omitted, duplicates collapsed"
         )
         statuses = {name: got[r["id"]]["status"] for name, r in made.items()}
@@ -78,7 +88,7 @@ class InspectionClauses:
         listed = ids(await b.get_all_tasks(q))
         assert sorted(listed) == sorted(r["id"] for r in made.values()), (
             f"get_all_tasks with a task in each state returned records "
-            f"{_difference(_named(listed, _names(made)), list(made))}; [get_all_tasks.all]: every stored "
+            f"{_difference(named(listed, _names(made)), list(made))}; [get_all_tasks.all]: every stored "
             f"record of the queue, in any state, once"
         )
         empty = await b.get_all_tasks(env.queue("empty"))
@@ -95,17 +105,17 @@ class InspectionClauses:
         await b.append(q, records)
         head = ids(await b.get_pending(q))
         assert head == ids(records[:1]), (
-            f"get_pending() after appending #0..#4 returned {brief(_named(head, names))}; "
+            f"get_pending() after appending #0..#4 returned {brief(named(head, names))}; "
             f"[get_pending.peek]: count defaults to 1, the head of the queue: ['#0']"
         )
         first_three = ids(await b.get_pending(q, 3))
         assert first_three == ids(records[:3]), (
-            f"get_pending(count=3) returned {brief(_named(first_three, names))}; [get_pending.peek]: up to "
+            f"get_pending(count=3) returned {brief(named(first_three, names))}; [get_pending.peek]: up to "
             f"count queued records from the head, in claim order: ['#0', '#1', '#2']"
         )
         all_queued = ids(await b.get_pending(q, 50))
         assert all_queued == ids(records), (
-            f"get_pending(count=50) with 5 queued returned {brief(_named(all_queued, names))}; "
+            f"get_pending(count=50) with 5 queued returned {brief(named(all_queued, names))}; "
             f"[get_pending.peek]: up to count queued records from the head, in claim order: #0..#4"
         )
         size = await b.size(q)
@@ -115,12 +125,12 @@ class InspectionClauses:
         )
         claimed = ids(await b.pop(q, lease=30))
         assert claimed == ids(records[:1]), (
-            f"pop() after get_pending claimed {brief(_named(claimed, names))}; [get_pending.peek]: peeking "
+            f"pop() after get_pending claimed {brief(named(claimed, names))}; [get_pending.peek]: peeking "
             f"claims nothing, so pop claims the head: ['#0']"
         )
         unclaimed = ids(await b.get_pending(q, 50))
         assert unclaimed == ids(records[1:]), (
-            f"get_pending(count=50) after pop claimed #0 returned {brief(_named(unclaimed, names))}; "
+            f"get_pending(count=50) after pop claimed #0 returned {brief(named(unclaimed, names))}; "
             f"[get_pending.peek]: only queued, unclaimed records, from the head in claim order: #1..#4"
         )
         why = "get_pending(count=0) must raise BackendInputError: count < 1 is refused [get_pending.peek]"
@@ -141,7 +151,7 @@ class InspectionClauses:
         await b.store_result(q, dict(claimed, status="retrying", next_retry_at=to_iso(future(1500))))
         got = await b.get_scheduled(q)
         assert ids(got) == [early["id"], retry["id"], middle["id"], late["id"]], (
-            f"get_scheduled returned {brief(_named(ids(got), names))}; [get_scheduled.order]: every "
+            f"get_scheduled returned {brief(named(ids(got), names))}; [get_scheduled.order]: every "
             f"scheduled record (scheduled or retrying), earliest due first: early (+1000 s), retry (+1500 "
             f"s), middle, late"
         )
@@ -303,13 +313,13 @@ class InspectionClauses:
         await b.clear(q)
         left = await b.get_all_tasks(q)
         assert left == [], (
-            f"get_all_tasks after clear returned {brief(_named(ids(left), names))}; [clear.everything]: "
+            f"get_all_tasks after clear returned {brief(named(ids(left), names))}; [clear.everything]: "
             f"clear deletes task records in every state; state kept under its own key (schedule, claims) "
             f"must go too"
         )
         scheduled = await b.get_scheduled(q)
         assert scheduled == [], (
-            f"get_scheduled after clear returned {brief(_named(ids(scheduled), names))}; [clear.everything]: "
+            f"get_scheduled after clear returned {brief(named(ids(scheduled), names))}; [clear.everything]: "
             f"clear deletes the schedule"
         )
         stats = await b.get_stats(q)
@@ -319,17 +329,17 @@ class InspectionClauses:
         )
         moved = await b.pop_scheduled(q, now=future(7200))
         assert moved == [], (
-            f"pop_scheduled(now=+2 h) after clear moved {brief(_named(ids(moved), names))}; "
+            f"pop_scheduled(now=+2 h) after clear moved {brief(named(ids(moved), names))}; "
             f"[clear.everything]: clear deletes the schedule"
         )
         popped = await b.pop(q, limit=10, lease=30)
         assert popped == [], (
-            f"pop(limit=10) after clear claimed {brief(_named(ids(popped), names))}; [clear.everything]: "
+            f"pop(limit=10) after clear claimed {brief(named(ids(popped), names))}; [clear.everything]: "
             f"clear deletes the queue entries"
         )
         held = await b.heartbeat(q, [claimed["id"]], worker_id=claimed["claimed_by"])
         assert held == [], (
-            f"heartbeat for a task claimed before clear returned {brief(_named(held, names))}; "
+            f"heartbeat for a task claimed before clear returned {brief(named(held, names))}; "
             f"[clear.everything]: clear deletes claims, so none is held"
         )
         stored = await b.store_result(q, finished(claimed))
@@ -367,16 +377,16 @@ class InspectionClauses:
         assert after == before, (
             f"clear of another queue changed this one; [clear.isolated]: other queues are untouched; its "
             f"get_stats as (before, after): {_changed(before[0], after[0])}, its records "
-            f"{_difference(_named(after[1], names), _named(before[1], names))}"
+            f"{_difference(named(after[1], names), named(before[1], names))}"
         )
         scheduled = ids(await b.get_scheduled(kept))
         assert scheduled == [made["scheduled"]["id"]], (
-            f"get_scheduled after clear of another queue returned {brief(_named(scheduled, names))}; "
+            f"get_scheduled after clear of another queue returned {brief(named(scheduled, names))}; "
             f"[clear.isolated]: other queues are untouched, so its schedule is ['scheduled']"
         )
         popped = ids(await b.pop(kept, lease=30))
         assert popped == [made["queued"]["id"]], (
-            f"pop after clear of another queue claimed {brief(_named(popped, names))}; [clear.isolated]: "
+            f"pop after clear of another queue claimed {brief(named(popped, names))}; [clear.isolated]: "
             f"other queues are untouched, so pop claims its queued task: ['queued']"
         )
 
@@ -405,12 +415,6 @@ def _names(made: dict[str, dict[str, Any]]) -> dict[str, str]:
     return {record["id"]: name for name, record in made.items()}
 
 
-def _named(task_ids: Iterable[str], names: dict[str, str]) -> list[str]:
-    """The ids by the name the test gave each record (an id it never stored shows as itself), so a
-    message reads ``['queued', 'claimed']`` rather than two uuids."""
-    return [names.get(task_id, task_id) for task_id in task_ids]
-
-
 def _difference(got: list[str], want: list[str]) -> str:
     """How a returned collection differs from the required one, ignoring order (duplicates count)."""
     lacking, extra = Counter(want) - Counter(got), Counter(got) - Counter(want)
@@ -419,7 +423,7 @@ def _difference(got: list[str], want: list[str]) -> str:
 
 def _changed(want: dict[str, Any], got: dict[str, Any]) -> str:
     """The keys whose value differs, as ``{key: (required, returned)}``, cut short for a summary line."""
-    return brief({k: (want.get(k), got.get(k)) for k in {**want, **got} if want.get(k) != got.get(k)})
+    return brief(changes(want, got))
 
 
 def _cron(expression: str = "* * * * *") -> dict[str, Any]:

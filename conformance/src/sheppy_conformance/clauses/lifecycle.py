@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sheppy_conformance._clause import clause
 from sheppy_conformance._env import Env
-from sheppy_conformance.clauses.inspect import _changed, _named
+from sheppy_conformance.clauses.inspect import _changed
 from sheppy_conformance.records import (
     FAR_FUTURE,
     LEASE,
@@ -16,6 +16,7 @@ from sheppy_conformance.records import (
     finished,
     future,
     ids,
+    named,
     raises,
     requeued,
     task_record,
@@ -114,7 +115,7 @@ class LifecycleClauses:
         await b.append(q, [queued])
         moved = await b.pop_scheduled(q, now=base + timedelta(hours=4))
         assert ids(moved) == [first["id"], second["id"], third["id"]], (
-            f"pop_scheduled(now=+4 h) moved {brief(_named(ids(moved), names))}; [schedule.due_moved]: every "
+            f"pop_scheduled(now=+4 h) moved {brief(named(ids(moved), names))}; [schedule.due_moved]: every "
             f"task due by now, in due order: ['first', 'second', 'third'] ('later' is due at +9 h)"
         )
         statuses = {r["status"] for r in moved}
@@ -129,17 +130,17 @@ class LifecycleClauses:
         )
         still_scheduled = ids(await b.get_scheduled(q))
         assert still_scheduled == [later["id"]], (
-            f"get_scheduled after the move returned {brief(_named(still_scheduled, names))}; "
+            f"get_scheduled after the move returned {brief(named(still_scheduled, names))}; "
             f"[schedule.due_moved]: tasks not yet due stay where they are: ['later']"
         )
         popped = ids(await b.pop(q, limit=10, lease=30))
         assert popped == [queued["id"], *ids(moved)], (
-            f"pop(limit=10) claimed {brief(_named(popped, names))}; [schedule.due_moved]: moved tasks are "
+            f"pop(limit=10) claimed {brief(named(popped, names))}; [schedule.due_moved]: moved tasks are "
             f"queued at the tail, in due order: ['queued', 'first', 'second', 'third']"
         )
         moved_again = await b.pop_scheduled(q, now=base + timedelta(hours=4))
         assert moved_again == [], (
-            f"a second pop_scheduled(now=+4 h) moved {brief(_named(ids(moved_again), names))} again; "
+            f"a second pop_scheduled(now=+4 h) moved {brief(named(ids(moved_again), names))} again; "
             f"[schedule.due_moved]: a moved task has left the schedule"
         )
         with raises(BackendInputError, "pop_scheduled(now=<naive datetime>) must raise BackendInputError "
@@ -261,12 +262,12 @@ class LifecycleClauses:
         )
         moved = await b.pop_scheduled(q, now=FAR_FUTURE + timedelta(days=1))
         assert moved == [], (
-            f"pop_scheduled(now=2100) after cancel moved {brief(_named(ids(moved), names))}; "
+            f"pop_scheduled(now=2100) after cancel moved {brief(named(ids(moved), names))}; "
             f"[cancel.waiting]: cancel removes the task from the schedule"
         )
         popped = await b.pop(q, limit=10, lease=30)
         assert popped == [], (
-            f"pop(limit=10) after cancel claimed {brief(_named(ids(popped), names))}; [cancel.waiting]: "
+            f"pop(limit=10) after cancel claimed {brief(named(ids(popped), names))}; [cancel.waiting]: "
             f"cancel removes the task from the queue"
         )
 
@@ -305,7 +306,7 @@ class LifecycleClauses:
         )
         popped = ids(await b.pop(q, lease=30))
         assert popped == [expired["id"]], (
-            f"pop after the refused cancels claimed {brief(_named(popped, names))}; [cancel.refused]: the "
+            f"pop after the refused cancels claimed {brief(named(popped, names))}; [cancel.refused]: the "
             f"task whose lease expired was not cancelled, so it is claimable again: ['expired-lease']"
         )
 
@@ -330,7 +331,7 @@ class LifecycleClauses:
         )
         found = await b.get_tasks(q, ids([done, cancelled]))
         assert found == {}, (
-            f"get_tasks after delete_task still finds the {_named(found, names)} records; [delete.finished]: "
+            f"get_tasks after delete_task still finds the {named(found, names)} records; [delete.finished]: "
             f"a deleted record is gone"
         )
         stats = await b.get_stats(q)
@@ -341,7 +342,7 @@ class LifecycleClauses:
         )
         results = await b.get_results(q, ids([done, cancelled]))
         assert results == {}, (
-            f"get_results after delete_task returned the {_named(results, names)} records; "
+            f"get_results after delete_task returned the {named(results, names)} records; "
             f"[delete.finished]: a deleted record has no result left"
         )
 
@@ -388,6 +389,6 @@ class LifecycleClauses:
         )
         found = await b.get_tasks(q, ids([claimed, queued, scheduled]))
         assert len(found) == 3, (
-            f"get_tasks after the refused deletes finds only {_named(found, names)} of the claimed, queued "
+            f"get_tasks after the refused deletes finds only {named(found, names)} of the claimed, queued "
             f"and scheduled tasks; [delete.unfinished]: a task that is not finished is left alone"
         )

@@ -8,14 +8,15 @@ from typing import Any
 
 from sheppy_conformance._clause import clause
 from sheppy_conformance._env import Env
-from sheppy_conformance.clauses.enqueue import _changed, _named
 from sheppy_conformance.records import (
     LEASE,
     brief,
+    changes,
     eventually,
     finished,
     future,
     ids,
+    named,
     raises,
     requeued,
     task_record,
@@ -39,7 +40,7 @@ QueueState = tuple[dict[str, Any], int, list[str]]
 def _state_change(once: QueueState, twice: QueueState) -> str:
     """What a second round of the same store_result calls changed in a :data:`QueueState`."""
     (stats_once, size_once, scheduled_once), (stats_twice, size_twice, scheduled_twice) = once, twice
-    return (f"get_stats changed {brief(_changed(stats_once, stats_twice))}, size {size_once} -> "
+    return (f"get_stats changed {brief(changes(stats_once, stats_twice))}, size {size_once} -> "
             f"{size_twice}, {len(scheduled_once)} -> {len(scheduled_twice)} scheduled")
 
 
@@ -73,13 +74,13 @@ class ResultClauses:
         await asyncio.sleep(LEASE + 0.15)  # its old lease is over: it must not come back
         popped = await b.pop(q, lease=30)
         assert popped == [], (
-            f"pop() claimed {brief(_named(ids(popped), {record['id']: 'finished'}))} after the finished "
+            f"pop() claimed {brief(named(ids(popped), {record['id']: 'finished'}))} after the finished "
             "task's old lease ran out; [store_result.finished]: it leaves the queue, schedule and claims "
             "for good: []"
         )
         results = ids(list((await b.get_results(q, [record["id"]])).values()))
         assert results == [record["id"]], (
-            f"get_results(finished id) returned {brief(_named(results, {record['id']: 'finished'}))}; "
+            f"get_results(finished id) returned {brief(named(results, {record['id']: 'finished'}))}; "
             f"[store_result.finished]: the finished record is its result: ['finished']"
         )
 
@@ -96,7 +97,7 @@ class ResultClauses:
         got = await within(6, waiter)
         # The same check the lookup below makes, with a message instead of a bare KeyError.
         assert record["id"] in got, (
-            f"get_results(timeout=5) returned {brief(_named(got, {record['id']: 'finished'}))} once "
+            f"get_results(timeout=5) returned {brief(named(got, {record['id']: 'finished'}))} once "
             "store_result ran; [store_result.finished]: waiters in get_results for it return its record: "
             "['finished']"
         )
@@ -136,7 +137,7 @@ class ResultClauses:
         )
         pending = await b.get_pending(q, 10)
         assert ids(pending) == [other["id"], again["id"]], (  # re-queued at the tail
-            f"get_pending() returned {brief(_named(ids(pending), names))}; [store_result.requeue]: a "
+            f"get_pending() returned {brief(named(ids(pending), names))}; [store_result.requeue]: a "
             "re-queued task is queued at the tail: ['#3', '#0'] (#0..#2 claimed, #3 appended, then #0 "
             "re-queued as 'processing')"
         )
@@ -151,7 +152,7 @@ class ResultClauses:
         )
         scheduled = ids(await b.get_scheduled(q))
         assert scheduled == [later["id"], retry["id"]], (
-            f"get_scheduled() returned {brief(_named(scheduled, names))}; [store_result.requeue]: 'retrying' "
+            f"get_scheduled() returned {brief(named(scheduled, names))}; [store_result.requeue]: 'retrying' "
             "is scheduled for next_retry_at (#1, in 2 h), 'scheduled' for scheduled_at (#2, in 1 h), in due "
             "order: ['#2', '#1']"
         )
@@ -195,7 +196,7 @@ class ResultClauses:
         popped = ids(await b.pop(q, limit=10, lease=30))
         names = {r["id"]: f"#{i}" for i, r in enumerate((done, again, retry))}
         assert popped == [again["id"]], (
-            f"pop(limit=10) claimed {brief(_named(popped, names))}; [store_result.idempotent]: only the "
+            f"pop(limit=10) claimed {brief(named(popped, names))}; [store_result.idempotent]: only the "
             "re-queued #1 is queued, once (#0 finished, #2 retrying): ['#1']"
         )
 
@@ -212,7 +213,7 @@ class ResultClauses:
         names = {never["id"]: "never appended", deleted["id"]: "deleted", cleared["id"]: "cleared"}
         listed = await b.get_all_tasks(q)
         assert listed == [], (
-            f"get_all_tasks() lists {brief(_named(ids(listed), names))} after store_result of an unknown id; "
+            f"get_all_tasks() lists {brief(named(ids(listed), names))} after store_result of an unknown id; "
             f"[store_result.unknown]: it stores nothing: []"
         )
         await b.append(q, [deleted])
@@ -236,7 +237,7 @@ class ResultClauses:
         )
         listed = await b.get_all_tasks(q)
         assert listed == [], (
-            f"get_all_tasks() lists {brief(_named(ids(listed), names))} after store_result of a deleted and "
+            f"get_all_tasks() lists {brief(named(ids(listed), names))} after store_result of a deleted and "
             f"a cleared id; [store_result.unknown]: it stores nothing: []"
         )
         size = await b.size(q)
@@ -300,12 +301,12 @@ class ResultClauses:
         )
         unfinished = await b.get_results(q, [*ids(claimed), "unknown"])
         assert unfinished == {}, (
-            f"get_results(two claimed ids and 'unknown') returned {brief(_named(unfinished, names))}; "
+            f"get_results(two claimed ids and 'unknown') returned {brief(named(unfinished, names))}; "
             f"[get_results.waits]: timeout None returns what is finished now, none is: {{}}"
         )
         no_wait = await b.get_results(q, ids(claimed), timeout=-1)
         assert no_wait == {}, (
-            f"get_results(two claimed ids, timeout=-1) returned {brief(_named(no_wait, names))}; "
+            f"get_results(two claimed ids, timeout=-1) returned {brief(named(no_wait, names))}; "
             f"[get_results.waits]: timeout < 0 returns what is finished now, none is: {{}}"
         )
         waiter = asyncio.create_task(b.get_results(q, ids(claimed), timeout=0))  # 0: no time limit
@@ -320,7 +321,7 @@ class ResultClauses:
         await other.store_result(q, finished(claimed[1]))
         got = await within(5, waiter)
         assert sorted(got) == sorted(ids(claimed)), (
-            f"get_results(two ids, timeout=0) returned {brief(sorted(_named(got, names)))}; "
+            f"get_results(two ids, timeout=0) returned {brief(sorted(named(got, names)))}; "
             "[get_results.waits]: it returns {id: record} for every id once all are finished: "
             "['first', 'second']"
         )
@@ -332,7 +333,7 @@ class ResultClauses:
         finished_now = await b.get_results(q, [*ids(claimed), "unknown"])
         assert sorted(finished_now) == sorted(ids(claimed)), (
             "get_results(two finished ids and 'unknown') returned "
-            f"{brief(sorted(_named(finished_now, names)))}; [get_results.waits]: the finished ones are "
+            f"{brief(sorted(named(finished_now, names)))}; [get_results.waits]: the finished ones are "
             "returned, unknown ids omitted: ['first', 'second']"
         )
 
