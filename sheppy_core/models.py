@@ -258,6 +258,26 @@ UTCDatetime = Annotated[datetime, AfterValidator(_assume_utc)]
 it runs only for values present, not for the many fields that are None.)"""
 
 
+class AttemptError(BaseModel):
+    """An earlier attempt of a task that did not complete: when it ended, on which worker, how, and
+    the exception (with its traceback). The task's own ``exception`` is the latest one; this keeps the
+    ones before it for the dashboard's task page."""
+
+    model_config = ConfigDict(frozen=True)
+
+    attempt: int
+    """1 for the first run, counting runs lost to a crash."""
+    finished_at: UTCDatetime
+    status: str
+    """The state the attempt left the task in: ``retrying``, ``failed``, ``crashed``."""
+    worker: str | None = None
+    exception: TaskException | None = None
+
+
+MAX_ATTEMPT_ERRORS = 20
+"""How many earlier attempts a record keeps in ``attempt_errors``: the first and the latest ones."""
+
+
 class Task(BaseModel, Generic[R]):
     """One unit of work and everything known about it. Frozen: changes make a copy."""
 
@@ -291,6 +311,13 @@ class Task(BaseModel, Generic[R]):
     """How often a worker handed this task back unrun because its function is not registered there
     (a worker of another deploy, or one missing ``--import``); bounded, see ``Worker``."""
     first_handed_back_at: UTCDatetime | None = None
+
+    attempt_errors: list[AttemptError] = Field(default_factory=list)
+    """Attempts before the current state that failed, timed out or crashed, oldest first (at most
+    :data:`MAX_ATTEMPT_ERRORS`: the first one and the latest)."""
+    trace_context: dict[str, str] = Field(default_factory=dict)
+    """The W3C trace context (``traceparent``, ``tracestate``) of the span that enqueued the task, when
+    OpenTelemetry is installed and a span was recording; the worker's span continues that trace."""
 
     @model_validator(mode="before")
     @classmethod

@@ -14,7 +14,8 @@ record helpers (``_records.py``) and the rate-limit rule (``_rate_limits.py``), 
 - ``parse_server_url`` / ``ServerURL`` (``_server_url.py``): a server URL's parts and typed options;
 - ``wait_for_finished`` / ``poll_for_claim`` (``_waiting.py``): the ``get_results`` wait, a polling ``pop``;
 - ``translate_errors`` (``_driver_errors.py``): a driver's exceptions as the contract's, secrets redacted;
-- ``record_to_json_bytes`` (``_records.py``): ``record_to_json`` as UTF-8 bytes.
+- ``record_to_json_bytes`` (``_records.py``): ``record_to_json`` as UTF-8 bytes;
+- ``check_listing`` / ``listing_key`` / ``encode_cursor`` / ``page_of`` (``_pages.py``): ``list_tasks``.
 
 The kit's own modules import nothing of the engine (tests/test_backend_kit.py checks it).
 """
@@ -27,8 +28,10 @@ from sheppy_core.backend._capabilities import (
     RATE_LIMIT,
     RESULT_NOTIFY,
     SHARED_STORE,
+    TASK_PAGES,
     TRANSACTIONAL_ENQUEUE,
     TTL,
+    WORKER_REGISTRY,
     WORKFLOWS,
     check_no_connection,
     missing_capability,
@@ -47,6 +50,19 @@ from sheppy_core.backend._checks import (
 )
 from sheppy_core.backend._completeness import abstract_problem, missing_contract_methods
 from sheppy_core.backend._driver_errors import translate_errors
+from sheppy_core.backend._pages import (
+    DEFAULT_PAGE_SIZE,
+    LISTABLE_STATUSES,
+    MAX_PAGE_SIZE,
+    Listing,
+    TaskPage,
+    check_listing,
+    decode_cursor,
+    encode_cursor,
+    listing_key,
+    micros_to_datetime,
+    page_of,
+)
 from sheppy_core.backend._rate_limits import FixedWindow, take_fixed_window, take_sliding_window
 from sheppy_core.backend._records import (
     DEFAULT_TTL_SECONDS,
@@ -105,9 +121,12 @@ __all__ = [
     "COMMON_URL_OPTION_HELP",
     "CONTRACT_VERSION",
     "CRON",
+    "DEFAULT_PAGE_SIZE",
     "DEFAULT_TTL_SECONDS",
     "ERROR_STATUSES",
     "FINISHED_STATUSES",
+    "LISTABLE_STATUSES",
+    "MAX_PAGE_SIZE",
     "QUARANTINED",
     "RATE_LIMIT",
     "RATE_LIMIT_STRATEGIES",
@@ -115,9 +134,11 @@ __all__ = [
     "SCHEDULED_STATUSES",
     "SHARED_STORE",
     "STATS_KEYS",
+    "TASK_PAGES",
     "TRANSACTIONAL_ENQUEUE",
     "TTL",
     "UNFINISHED_DELETE",
+    "WORKER_REGISTRY",
     "WORKFLOWS",
     "Backend",
     "BackendConnectionError",
@@ -127,34 +148,42 @@ __all__ = [
     "ConfigurationError",
     "CorruptRecordError",
     "FixedWindow",
+    "Listing",
     "MemoryBackend",
     "Migration",
     "NamedQuery",
     "NotSupportedError",
     "ServerURL",
+    "TaskPage",
     "TaskStateError",
     "Wake",
     "abstract_problem",
     "check_aware",
     "check_count",
+    "check_listing",
     "check_no_connection",
     "check_queue_name",
     "check_rate_limit",
     "check_schema_not_newer",
     "check_task_id",
     "check_task_ids",
+    "decode_cursor",
     "decode_record",
     "due_at",
+    "encode_cursor",
     "expires_at",
     "from_iso",
     "is_finished",
     "is_quarantined",
+    "listing_key",
     "load_migrations",
     "load_named_queries",
+    "micros_to_datetime",
     "migrations_to_apply",
     "missing_capability",
     "missing_capability_reason",
     "missing_contract_methods",
+    "page_of",
     "parse_common_options",
     "parse_named_queries",
     "parse_server_url",

@@ -77,7 +77,17 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
-from sheppy_core.backend._capabilities import CRON, RATE_LIMIT, WORKFLOWS, missing_capability
+from sheppy_core.backend._capabilities import (
+    CRON,
+    RATE_LIMIT,
+    TASK_PAGES,
+    WORKER_REGISTRY,
+    WORKFLOWS,
+    missing_capability,
+)
+from sheppy_core.backend._checks import check_count
+from sheppy_core.backend._pages import DEFAULT_PAGE_SIZE, TaskPage
+from sheppy_core.backend._records import STATS_KEYS
 from sheppy_core.exceptions import NotSupportedError
 
 __all__ = ["CONTRACT_VERSION", "Backend"]
@@ -87,6 +97,7 @@ CONTRACT_VERSION = 1
 ``Backend.contract_version``; sheppy-core refuses a backend built for another version."""
 
 DEFAULT_LEASE_SECONDS = 15.0
+DEFAULT_COUNT_CAP = 10_000
 
 
 class Backend(ABC):
@@ -419,6 +430,107 @@ class Backend(ABC):
         claims, crons, rate-limit state and workflows ``[clear.everything]``. Other queues are untouched
         ``[clear.isolated]``. The queue disappears from ``list_queues``. Returns the number of task
         records plus crons removed ``[clear.count]``."""
+
+    # -- operator inspection (pages, counts, workers) -------------------------------------------
+
+    async def list_tasks(
+        self,
+        queue_name: str,
+        *,
+        status: str | None = None,
+        func: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        cursor: str | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+    ) -> TaskPage:
+        """One page of the queue's stored records, newest first (capability ``TASK_PAGES``).
+
+        - ``[list_tasks.order]`` Records come in listing order: by listing key descending, then by id
+          descending (plain code-point order of the id string). The listing key is fixed when
+          ``append``/``schedule`` stores the record (its ``created_at``, see
+          :mod:`sheppy_core.backend._pages`) and never changed by ``pop``, ``store_result``, ``cancel``
+          or quarantining; records are returned as ``get_tasks`` would return them.
+        - ``[list_tasks.filters]`` ``status`` matches the stored ``status`` exactly (one of
+          :data:`~sheppy_core.backend.LISTABLE_STATUSES`); ``func`` matches ``spec.func`` exactly;
+          ``since`` (inclusive) and ``until`` (exclusive), aware datetimes, bound the listing key.
+          Filters combine with AND. A quarantined stand-in has no ``spec``: only ``status`` and the times
+          find it.
+        - ``[list_tasks.cursor]`` At most ``limit`` records (1..:data:`MAX_PAGE_SIZE`) and
+          ``next_cursor``: None on the last page, else an opaque string that, passed back with the same
+          filters, continues right after this page's last record. Following the cursors from the first
+          page lists every matching record exactly once, also while records are added (newer ones
+          appear only on a new first page) or deleted meanwhile.
+        - ``[list_tasks.input]`` An unknown status, a naive time, a bad ``limit`` or a cursor that is
+          not one raises ``BackendInputError`` naming it (:func:`~sheppy_core.backend.check_listing`
+          checks them all).
+        - Cost: a page reads about ``limit`` records through an index or sorted set, whatever the number
+          of records in the store; a backend that would have to read them all does not declare the
+          capability (the default here raises :func:`missing_capability`).
+        """
+        raise missing_capability(self, TASK_PAGES)
+
+    async def count_by_status(self, queue_name: str, *, cap: int = DEFAULT_COUNT_CAP) -> dict[str, int]:
+        """Counts as ``get_stats`` has them, each clamped to ``cap + 1`` ``[count_by_status.capped]``.
+
+        Every key of :data:`~sheppy_core.backend.STATS_KEYS` is present; a count up to ``cap`` is exact,
+        and ``cap + 1`` means "more than ``cap``" (shown as ``10,000+``), so a backend may stop counting
+        there: a page of the dashboard must not count 5 million finished rows. ``cap < 1`` raises
+        ``BackendInputError``. The default derives the counts from ``get_stats``; SQL backends should
+        override it with ``LIMIT cap + 1`` sub-counts.
+        """
+        cap = check_count(cap, "cap", "count_by_status")
+        stats = await self.get_stats(queue_name)
+        return {key: min(int(stats.get(key, 0)), cap + 1) for key in STATS_KEYS}
+
+    async def oldest_ready_at(self, queue_name: str) -> datetime | None:
+        """When the task at the head of the queue became ready to run, or None when nothing is queued
+        ``[oldest_ready.head]``.
+
+        The head is the task ``pop`` would claim next among the queued ones (``get_pending(q, 1)``);
+        it became ready at the latest of its ``created_at``, ``scheduled_at`` and ``next_retry_at``
+        (a scheduled or retried task waited on purpose until then). Operators read "oldest ready age" =
+        now - this. The default reads the head with ``get_pending``; a corrupt head counts as ready now.
+        """
+        from sheppy_core.backend._records import from_iso, is_quarantined, utcnow
+
+        head = await self.get_pending(queue_name, 1)
+        if not head:
+            return None
+        record = head[0]
+        if is_quarantined(record):
+            return utcnow()
+        moments = []
+        for name in ("created_at", "scheduled_at", "next_retry_at"):
+            value = record.get(name)
+            if isinstance(value, str):
+                try:
+                    moments.append(from_iso(value))
+                except ValueError:
+                    continue
+        return max(moments) if moments else utcnow()
+
+    async def register_worker(self, worker: dict[str, Any], *, ttl: float) -> None:
+        """Store or refresh a worker's record for ``ttl`` seconds (capability ``WORKER_REGISTRY``).
+
+        ``[workers.register]`` ``worker`` is a JSON object with a string ``id`` (sheppy-core's worker
+        sends ``id``, ``host``, ``pid``, ``queues``, ``in_flight``, ``concurrency``, ``started_at``,
+        ``last_beat`` and its counters); it replaces any record with that id. Workers are not per queue:
+        one record per worker, whatever queues it serves. ``ttl`` must be > 0, a record without ``id``
+        raises ``BackendInputError``.
+        """
+        raise missing_capability(self, WORKER_REGISTRY)
+
+    async def unregister_worker(self, worker_id: str) -> bool:
+        """Delete a worker's record (a worker stopping cleanly) ``[workers.unregister]``; True if it was
+        there and unexpired."""
+        raise missing_capability(self, WORKER_REGISTRY)
+
+    async def list_workers(self) -> list[dict[str, Any]]:
+        """The records of the workers alive: registered, refreshed within their ``ttl``, not
+        unregistered ``[workers.alive]``; as stored, sorted by id. A worker killed without unregistering
+        drops out once its ``ttl`` passes ``[workers.expire]``. ``clear`` of a queue leaves them."""
+        raise missing_capability(self, WORKER_REGISTRY)
 
     # -- scheduling ------------------------------------------------------------------------------
 

@@ -18,8 +18,10 @@ __all__ = [
     "RATE_LIMIT",
     "RESULT_NOTIFY",
     "SHARED_STORE",
+    "TASK_PAGES",
     "TRANSACTIONAL_ENQUEUE",
     "TTL",
+    "WORKER_REGISTRY",
     "WORKFLOWS",
     "check_no_connection",
     "missing_capability",
@@ -58,6 +60,17 @@ SHARED_STORE: Final = "shared_store"
 """Several backend objects (separate connections, possibly separate processes) built from the same URL
 see one store. The memory backend lacks it: its store belongs to one object."""
 
+TASK_PAGES: Final = "task_pages"
+"""``list_tasks`` returns pages of a queue's records with filters and a cursor, without reading every
+record: an index or sorted set per filter, so a page costs the same with 1,000 or 1,000,000 records in
+the store. Without it sheppy-core (the dashboard, ``sheppy task list``) falls back to
+``get_all_tasks`` and filters in memory."""
+
+WORKER_REGISTRY: Final = "worker_registry"
+"""``register_worker``/``unregister_worker``/``list_workers`` keep a record per running worker that
+expires unless refreshed, so operators see which workers are alive. Without it the dashboard and
+``sheppy worker list`` show workers only through the claims they hold."""
+
 CAPABILITIES: Final[dict[str, str]] = {
     BLOCKING_POP: "pop() blocks until a task arrives (woken within ~50 ms) or the timeout passes",
     RESULT_NOTIFY: "get_results() is woken by store_result() instead of polling",
@@ -67,6 +80,8 @@ CAPABILITIES: Final[dict[str, str]] = {
     WORKFLOWS: "workflow storage with compare-and-set",
     TRANSACTIONAL_ENQUEUE: "enqueue inside the caller's own transaction",
     SHARED_STORE: "several connections or processes share one store",
+    TASK_PAGES: "list_tasks() pages with filters and a cursor, from an index",
+    WORKER_REGISTRY: "workers register and refresh a record that expires",
 }
 """Every known capability name, with a one-line description (shown by ``sheppy backends``)."""
 
