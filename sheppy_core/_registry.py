@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
+import sysconfig
 import threading
+import traceback
 import typing
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
@@ -27,6 +30,7 @@ __all__ = [
     "coerce_result",
     "get_definition",
     "get_workflow_definition",
+    "import_failure",
     "import_task_modules",
     "register",
     "register_workflow",
@@ -174,6 +178,41 @@ def import_task_modules(modules: Iterable[str], allow: Iterable[str] | None = No
             raise ConfigurationError(f"task module {module!r} is not in the allow-list {allow_list}")
         try:
             importlib.import_module(module)
-        except ImportError as exc:
-            raise ConfigurationError(f"cannot import task module {module!r}: {exc}") from exc
+        except Exception as exc:  # a broken module is the operator's to fix: one line, no traceback
+            raise ConfigurationError(import_failure(f"task module {module!r}", exc)) from None
     return sorted(set(_tasks) - before)
+
+
+# Where library code lives (the standard library, installed packages, sheppy-core itself): a line there
+# is where the error surfaced, not where the operator's module went wrong.
+_LIBRARY_DIRS = tuple(
+    {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    | {os.path.dirname(os.path.abspath(__file__))}
+)
+
+
+def _shown_path(filename: str) -> str:
+    """A source path as an operator reads it: relative to the current directory when inside it."""
+    try:
+        relative = os.path.relpath(filename)
+    except ValueError:  # another drive (Windows)
+        return filename
+    return filename if relative.startswith("..") else relative
+
+
+def import_failure(what: str, exc: BaseException) -> str:
+    """One line saying why importing ``what`` (e.g. "task module 'jobs'") failed, at the place in the
+    module's own source where it did: ``task module 'jobs' failed to import: jobs.py:5: KeyError:
+    'DATABASE_URL'``. A ``SyntaxError`` names its own file and line; another exception the last line of
+    the imported module's file on its traceback (where a library raised it on the module's behalf),
+    else just the error (the module is not there, or a library failed before any of its lines ran)."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        where = f"{_shown_path(exc.filename)}:{exc.lineno}: "
+        return f"{what} failed to import: {where}{type(exc).__name__}: {exc.msg}"
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<")]
+    own = [f for f in frames if not f.filename.startswith(_LIBRARY_DIRS)]
+    if not own:  # nothing of the operator's ran: the module itself is not there, or a library failed
+        return f"cannot import {what}: {type(exc).__name__}: {exc}"
+    where = f"{_shown_path(own[-1].filename)}:{own[-1].lineno}: "
+    message = str(exc) if not isinstance(exc, KeyError) else repr(exc.args[0]) if exc.args else ""
+    return f"{what} failed to import: {where}{type(exc).__name__}: {message}".rstrip(": ")

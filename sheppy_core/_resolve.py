@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sheppy_core._registry import TaskDefinition, find_definition
+from sheppy_core._registry import TaskDefinition, find_definition, import_failure
 from sheppy_core.exceptions import ConfigurationError, TaskNotRegisteredError
 from sheppy_core.models import Task, TaskConfig, TaskSpec
 
@@ -93,12 +93,8 @@ def resolve_task_name(name: str) -> TaskDefinition:
     module_name, function_name = split_name(name)
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigurationError(f"cannot import module {module_name!r} (for {name!r}): {exc}") from None
     except Exception as exc:  # the module itself is broken: still one line, not a traceback
-        raise ConfigurationError(
-            f"importing module {module_name!r} failed: {type(exc).__name__}: {exc}"
-        ) from None
+        raise ConfigurationError(import_failure(f"module {module_name!r} (for {name!r})", exc)) from None
     definition = find_definition(f"{module_name}:{function_name}")
     if definition is not None:
         return definition
