@@ -241,9 +241,11 @@ def test_memory_commands_on_an_empty_store() -> None:
 def test_queue_clear_asks_unless_yes() -> None:
     declined = runner.invoke(app, ["queue", "clear", "q", "-u", "memory://"], input="n\n")
     assert declined.exit_code == 1 and "nothing was deleted" in declined.output
+    # A fresh memory:// store knows no queue 'q': confirmed, the clear runs and says so (no "cleared: 0").
     confirmed = runner.invoke(app, ["queue", "clear", "q", "-u", "memory://"], input="y\n")
-    assert confirmed.exit_code == 0 and "0 task(s)" in confirmed.output
-    assert runner.invoke(app, ["queue", "clear", "q", "-u", "memory://", "--yes"]).exit_code == 0
+    assert confirmed.exit_code == 1 and "no queue 'q'" in confirmed.output
+    unasked = runner.invoke(app, ["queue", "clear", "q", "-u", "memory://", "--yes"])
+    assert unasked.exit_code == 1 and "Delete every task" not in unasked.output
 
 
 def test_bench_refuses_a_backend_without_a_shared_store() -> None:

@@ -4,6 +4,7 @@ name the problem, run through the real ``sheppy`` command in a fresh project dir
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import subprocess
@@ -148,3 +149,17 @@ def test_wait_scheduled_makes_burst_wait_for_a_task_due_within_it(project: Path)
 def test_wait_scheduled_refuses_a_negative_number(project: Path) -> None:
     result = sheppy(project, "work", "--burst", "--wait-scheduled", "-1", "-i", "first_hour_jobs", "-u", "memory://")
     assert result.returncode != 0 and "--wait-scheduled" in result.stderr
+
+
+def test_clearing_a_mistyped_queue_is_an_error_naming_the_nearest_queue(project: Path) -> None:
+    # Was "queue 'defualt' cleared: 0 task(s) and cron(s) removed", exit 0: the typo looked like success.
+    url = f"sqlite:///{project / 'clear.db'}"
+    enqueue(project, url, ("hello", (1,), None), ("hello", (2,), None))
+    line = one_error_line(sheppy(project, "queue", "clear", "defualt", "-y", "-u", url))
+    assert "no queue 'defualt'" in line and "did you mean 'default'?" in line, line
+    listed = sheppy(project, "queue", "list", "-f", "json", "-u", url)
+    assert json.loads(listed.stdout)["default"]["pending"] == 2, "the real queue was touched"
+    cleared = sheppy(project, "queue", "clear", "default", "-y", "-u", url)
+    assert cleared.returncode == 0 and "queue 'default' cleared: 2 task(s)" in cleared.stdout, cleared.stderr
+    again = sheppy(project, "queue", "clear", "default", "-y", "-u", url)
+    assert again.returncode != 0 and "no queue 'default'" in again.stderr, "a cleared queue is gone"

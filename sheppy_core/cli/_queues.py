@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import uuid
 from datetime import UTC, datetime
@@ -30,7 +31,6 @@ from sheppy_core.cli._common import (
     flag,
     function_floor,
     is_id_prefix,
-    on_queue,
     pick_by_prefix,
     print_columns,
     print_json,
@@ -113,7 +113,19 @@ def clear(
         f"Delete every task and cron of queue {name!r} at {redact_url(settings.backend_url)}?", default=False
     ):
         fail("nothing was deleted")
-    removed = on_queue(settings.backend_url, name, lambda q: q.clear())
+
+    async def clear_known() -> tuple[int, list[str]]:
+        async with connected(settings.backend_url) as backend:
+            known = sorted(await backend.list_queues())
+            return await Queue(backend, name).clear(), known
+
+    removed, known = run(clear_known(), settings.backend_url)
+    if removed == 0 and name not in known:
+        # A typo must not look like success ("cleared: 0"); nothing was deleted either way.
+        nearest = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {nearest[0]!r}?" if nearest else ""
+        listed = f"known queues: {', '.join(map(repr, known))}" if known else "no queues are known"
+        fail(f"no queue {name!r} at {redact_url(settings.backend_url)}: nothing cleared ({listed}){hint}")
     console.print(f"queue {name!r} cleared: {removed} task(s) and cron(s) removed", highlight=False)
 
 
