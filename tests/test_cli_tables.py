@@ -275,3 +275,17 @@ def test_json_output_is_every_record_in_full(url: str) -> None:
     )
     listed = json.loads(ok(sheppy("task", "list", "-u", url, "-f", "json", columns=60)))
     assert listed == expected
+
+
+@pytest.mark.parametrize("columns", [80, 60])
+def test_backends_fit_the_terminal_with_every_name_whole(columns: int) -> None:
+    # Was a six-column table folding "distribution" into "distrib/ution" and "blocking_pop" into
+    # "blockin/g_pop" at 60 columns.
+    listed = json.loads(ok(sheppy("backends", "-f", "json", columns=columns)))["backends"]
+    output = ok(sheppy("backends", columns=columns))
+    assert all(len(line) <= columns for line in output.splitlines()), output
+    words = set(output.replace(",", " ").replace(":", " ").split())
+    for row in listed:
+        assert row["distribution"] in words, (row["distribution"], output)
+        assert set(row["capabilities"]) <= words, (sorted(set(row["capabilities"]) - words), output)
+        assert set(row["schemes"]) <= words, (row["schemes"], output)

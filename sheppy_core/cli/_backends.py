@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import textwrap
 import time
 from typing import Annotated, Any
 
@@ -46,26 +47,35 @@ def backends(ctx: typer.Context, fmt: FormatOption = Format.table) -> None:
     if fmt is Format.json:
         print_json({"backends": rows, "failed": dict(failed_plugins())})
         return
-    table = Table(title="Installed sheppy backends")
-    for column in ("distribution", "version", "schemes", "contract", "capabilities", "problem"):
-        table.add_column(column, overflow="fold")
+    # One block per backend rather than a table: capability lists are long, and a six-column table
+    # folds words ("blockin/g_pop") on an 80-column terminal. Lists wrap as prose, whole words only.
+    width = max(console.width, 40)
+    console.print("Installed sheppy backends", style="bold", highlight=False)
     in_full = []
     for plugin, row in zip(plugins, rows, strict=True):
-        # The cell names a few missing methods; the whole list follows the table, where a narrow
-        # terminal can wrap it as prose instead of folding it into a column a dozen characters wide.
+        # The block names a few missing methods; the whole list follows, after every block.
         problems = [p for p in (plugin.problem, abstract_problem(plugin.backend_class, shown=3)) if p]
-        table.add_row(
-            row["distribution"],
-            row["version"],
-            ", ".join(row["schemes"]),
-            str(row["contract_version"]),
-            ", ".join(row["capabilities"]),
-            "; ".join(problems),
+        schemes = ", ".join(row["schemes"])
+        head = f"{row['distribution']} {row['version']}: {schemes} (contract {row['contract_version']})"
+        lines = textwrap.wrap(
+            head, width, subsequent_indent="    ", break_long_words=False, break_on_hyphens=False
         )
+        for label, text in (
+            ("capabilities", ", ".join(row["capabilities"]) or "none"),
+            ("problem", "; ".join(problems)),
+        ):
+            if text:
+                lines += textwrap.wrap(
+                    f"{label}: {text}",
+                    width,
+                    initial_indent="  ",
+                    subsequent_indent="    ",
+                    break_long_words=False,
+                    break_on_hyphens=False,
+                )
+        console.print("\n".join(lines), highlight=False, soft_wrap=True)
         if row["missing_methods"]:
-            schemes = ", ".join(row["schemes"])
             in_full.append(f"{row['backend']} ({schemes}): {abstract_problem(plugin.backend_class)}")
-    console.print(table)
     for line in in_full:
         console.print(line, highlight=False)
     for name, error in failed_plugins().items():
