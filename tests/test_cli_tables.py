@@ -289,3 +289,20 @@ def test_backends_fit_the_terminal_with_every_name_whole(columns: int) -> None:
         assert row["distribution"] in words, (row["distribution"], output)
         assert set(row["capabilities"]) <= words, (sorted(set(row["capabilities"]) - words), output)
         assert set(row["schemes"]) <= words, (row["schemes"], output)
+
+
+def _every_command(group: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    import typer.main
+
+    command = typer.main.get_command(app) if group is None else group
+    found = [path]
+    for name, sub in getattr(command, "commands", {}).items():
+        found += _every_command(sub, (*path, name))
+    return found
+
+
+@pytest.mark.parametrize("path", _every_command(None), ids=lambda p: " ".join(p) or "sheppy")
+def test_help_shows_no_type_on_a_flag(path: tuple[str, ...]) -> None:
+    # Flags (--help, --yes, --burst, ...) take no value: "--help <bool>" read as if it needed one.
+    shown = ok(sheppy(*path, "--help", columns=120))
+    assert "--help" in shown and "<bool>" not in shown, shown

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -28,6 +28,28 @@ from sheppy_core.cli._tasks import experimental_app, task_app
 from sheppy_core.cli._work import work
 
 __all__ = ["app", "main"]
+
+
+def _help_option_without_type() -> None:
+    """Show ``--help`` like every other flag: without a ``<bool>`` type column (``flag()`` does it for
+    ours; typer builds the help option itself, on each command, through its vendored click)."""
+    command_class: Any = getattr(getattr(typer, "_click", None), "core", None)
+    command_class = getattr(command_class, "Command", None)
+    original = getattr(command_class, "get_help_option", None)
+    if original is None or getattr(original, "_sheppy", False):
+        return  # another typer: its help looks as it looks, nothing breaks
+
+    def get_help_option(self: Any, ctx: Any) -> Any:
+        option = original(self, ctx)
+        if option is not None and option.metavar is None:
+            option.metavar = ""
+        return option
+
+    get_help_option._sheppy = True  # type: ignore[attr-defined]
+    command_class.get_help_option = get_help_option
+
+
+_help_option_without_type()
 
 app = typer.Typer(
     name="sheppy",
