@@ -84,11 +84,12 @@ def soak(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def wheels(session: nox.Session) -> None:
-    """Build every distribution of the repository into dist/."""
-    session.install("build")
+    """Build the sdist and wheel of every distribution into dist/ and check them with
+    ``twine check --strict`` (tests/test_packaging.py also installs them by name and runs the demo)."""
+    session.install("build", "twine")
     for path in DISTRIBUTIONS:
-        if (Path(path) / "pyproject.toml").exists():
-            session.run("python", "-m", "build", "--wheel", "--outdir", "dist", path)
+        session.run("python", "-m", "build", "--sdist", "--wheel", "--outdir", "dist", path)
+    session.run("twine", "check", "--strict", *sorted(str(p) for p in Path("dist").iterdir()))
 
 
 # -- benchmarks (benchmarks/README.md) ------------------------------------------------------------
