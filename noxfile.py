@@ -1,6 +1,7 @@
 """Sessions: tests, conformance per backend, lint, types, benchmarks, wheels.
 
-``nox -s tests`` runs the whole suite as CI does; ``nox -s "conformance(backend='sqlite')"`` (memory,
+``nox -s tests`` runs the whole suite as CI does; ``nox -s docs`` builds the docs site (docs/,
+mkdocs.yml); ``nox -s "conformance(backend='sqlite')"`` (memory,
 sqlite, redis, postgres, jsonfile) runs the shared backend suite against one backend and writes its
 report under ``reports/``; ``nox -s multiprocess`` is SQLite's many-process test; ``nox -s soak`` the
 fault soak (not in CI; ``nox -s soak -- --minutes 10``); ``nox -s bench`` the benchmarks.
@@ -64,6 +65,24 @@ def conformance(session: nox.Session, backend: str) -> None:
         "pytest", "--pyargs", "sheppy_conformance", "--sheppy-backend", url,
         "--sheppy-report", f"reports/conformance-{backend}", *session.posargs,
     )  # fmt: skip
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """The docs site: fresh conformance reports of every bundled backend, the compatibility matrix
+    (docs/backends/matrix.md) made from them, then ``mkdocs build --strict`` into site/."""
+    session.install("-r", "requirements-test.txt")
+    Path("reports").mkdir(exist_ok=True)
+    for backend, url in CONFORMANCE_URLS.items():
+        session.run(
+            "pytest", "-q", "--pyargs", "sheppy_conformance", "--sheppy-backend",
+            url.format(tmp=session.create_tmp()), "--sheppy-report", f"reports/conformance-{backend}",
+            success_codes=[0, 1],  # a failing clause is a verdict for the matrix, not a broken build
+        )  # fmt: skip
+    reports = [f"reports/conformance-{backend}.json" for backend in CONFORMANCE_URLS]
+    matrix = session.run("python", "-m", "sheppy_conformance.matrix", *reports, silent=True)
+    Path("docs/backends/matrix.md").write_text(str(matrix), encoding="utf-8")
+    session.run("mkdocs", "build", "--strict")
 
 
 @nox.session(python=PYTHON)
