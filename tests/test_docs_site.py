@@ -17,6 +17,7 @@ Pages whose code is run by a test of their own say so in ``COVERED_ELSEWHERE``.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shlex
@@ -178,3 +179,42 @@ def test_the_toml_and_yaml_blocks_parse(page: str) -> None:
             list(yaml.safe_load_all(source))
         except yaml.YAMLError as exc:
             pytest.fail(f"docs/{page}:{line}: {exc}")
+
+
+def _report(name: str, clauses: dict[str, tuple[str, str]]) -> dict[str, Any]:
+    return {
+        "backend": {"name": f"{name.title()}Backend", "schemes": [name], "capabilities": ["ttl"]},
+        "versions": {"sheppy-core": "0.1.0", f"sheppy-{name}": "0.1.0"},
+        "date": "2026-12-03T12:00:00+00:00",
+        "summary": {"passed": 1, "failed": 1, "skipped": 1, "xfail": 0},
+        "clauses": {c: {"outcome": o, "reason": r, "tests": []} for c, (o, r) in clauses.items()},
+    }
+
+
+def test_the_matrix_shows_each_clause_by_backend_with_the_missing_capability(tmp_path: Path) -> None:
+    from sheppy_conformance.matrix import load_reports, matrix_markdown
+
+    (tmp_path / "a.json").write_text(json.dumps(_report("alpha", {
+        "pop.fifo": ("passed", ""), "cron.list": ("skipped", "backend does not declare capability cron")})))
+    (tmp_path / "b.json").write_text(json.dumps({"suites": {"x": _report("beta", {
+        "pop.fifo": ("failed", "AssertionError: order")})}}))
+    page = matrix_markdown(load_reports([tmp_path / "a.json", tmp_path / "b.json"]))
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in page.splitlines() if line.startswith("| `")}
+    assert rows["`pop.fifo`"] == ["✅ passed", "❌ failed"], page
+    assert rows["`cron.list`"] == ["skipped: lacks `cron`", "not run"], page
+    assert "| alpha | ttl | sheppy-core 0.1.0, sheppy-alpha 0.1.0 | 2026-12-03T12:00:00+00:00 |" in page
+
+
+def test_the_committed_matrix_covers_every_clause_on_every_bundled_backend() -> None:
+    from sheppy_conformance import BackendConformance
+    from sheppy_conformance._clause import CLAUSE_MARK
+
+    tests = [getattr(BackendConformance, n) for n in dir(BackendConformance) if n.startswith("test_")]
+    clause_ids = {m.args[0] for t in tests for m in getattr(t, "pytestmark", []) if m.name == CLAUSE_MARK}
+    page = (DOCS / "backends" / "matrix.md").read_text()
+    header = next(line for line in page.splitlines() if line.startswith("| clause |"))
+    assert [c.strip() for c in header.split("|")[2:-1]] == ["memory", "sqlite", "redis", "postgresql",
+                                                           "jsonfile"], header
+    shown = set(re.findall(r"^\| `([\w.]+)` \|", page, re.M))
+    assert shown == clause_ids, f"rebuild it with nox -s docs: {sorted(clause_ids ^ shown)}"
