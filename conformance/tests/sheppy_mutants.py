@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
+import math
 import re
 import time
 from collections import Counter
@@ -21,7 +23,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sheppy_core import MemoryBackend
-from sheppy_core.backend import FINISHED_STATUSES, check_task_id, task_id_of, to_iso, utcnow
+from sheppy_core.backend import (
+    DEFAULT_PAGE_SIZE,
+    FINISHED_STATUSES,
+    TaskPage,
+    check_listing,
+    check_task_id,
+    listing_key,
+    micros_to_datetime,
+    page_of,
+    task_id_of,
+    to_iso,
+    utcnow,
+)
 
 __all__ = ["MUTANTS", "make_reference"]
 
@@ -550,3 +564,93 @@ MUTANTS[ScheduleCheckThenInsert.__name__] = (ScheduleCheckThenInsert, "schedule.
 MUTANTS[CronCheckThenInsert.__name__] = (CronCheckThenInsert, "cron.unique")
 MUTANTS[WorkflowCreateUpserts.__name__] = (WorkflowCreateUpserts, "workflow.cas")
 MUTANTS[AckLeavesClaimFields.__name__] = (AckLeavesClaimFields, "ack.releases")
+
+
+class _ListingMutant(_Mutant):
+    """``list_tasks`` over the reference's listing keys, with the order and cursor rule a subclass gets
+    wrong (one bug each)."""
+
+    descending = True
+    inclusive_cursor = False
+
+    async def list_tasks(self, queue_name: str, *, status: str | None = None, func: str | None = None,
+                         since: datetime | None = None, until: datetime | None = None,
+                         cursor: str | None = None, limit: int = DEFAULT_PAGE_SIZE) -> TaskPage:
+        listing = check_listing(
+            status=status, func=func, since=since, until=until, cursor=cursor, limit=limit
+        )
+        queue = self._queue(queue_name)
+        unbounded = dataclasses.replace(listing, after=None)
+        after = listing.after
+
+        def beyond(place: tuple[int, str]) -> bool:
+            if after is None:
+                return True
+            if self.inclusive_cursor and place == after:
+                return True
+            return place < after if self.descending else place > after
+
+        places = sorted(((key, task_id) for task_id, key in queue.listing.items()
+                         if unbounded.admits(key, queue.records[task_id]) and beyond((key, task_id))),
+                        reverse=self.descending)
+        return page_of(listing, [(key, json.loads(json.dumps(queue.records[task_id])))
+                                 for key, task_id in places[: listing.limit + 1]])
+
+
+class ListOldestFirst(_ListingMutant):
+    """``list_tasks`` runs ``ORDER BY created_at, id`` without ``DESC``: the oldest records come first."""
+
+    descending = False
+
+
+class CursorRepeatsLast(_ListingMutant):
+    """The next page starts *at* the cursor's record (``WHERE (key, id) <= (:key, :id)``), not after it:
+    each page repeats the last record of the one before."""
+
+    inclusive_cursor = True
+
+
+class ListingKeyRestamped(_Mutant):
+    """``store_result`` and ``cancel`` write the listing key again (an ``updated_at`` column the listing
+    orders by), so a record moves to the top whenever it changes."""
+
+    async def store_result(self, queue_name: str, task_data: dict[str, Any]) -> bool:
+        stored = await super().store_result(queue_name, task_data)
+        self._restamp(queue_name, str(task_data.get("id")))
+        return stored
+
+    async def cancel(self, queue_name: str, task_id: str) -> dict[str, Any] | None:
+        cancelled = await super().cancel(queue_name, task_id)
+        self._restamp(queue_name, task_id)
+        return cancelled
+
+    def _restamp(self, queue_name: str, task_id: str) -> None:
+        queue = self._queue(queue_name)
+        if task_id in queue.listing:
+            queue.listing[task_id] = listing_key({}, utcnow())
+
+
+class OldestReadyIsOldestCreated(_Mutant):
+    """``oldest_ready_at`` runs ``SELECT min(created_at)`` over the queued tasks instead of reading the
+    head, so a task appended late with an old ``created_at`` (or a long-scheduled one) shows as waiting."""
+
+    async def oldest_ready_at(self, queue_name: str) -> datetime | None:
+        queue = self._queue(queue_name)
+        return min((micros_to_datetime(queue.listing[t]) for t in queue.queued), default=None)
+
+
+class WorkersNeverExpire(_Mutant):
+    """``register_worker`` stores the record without its ttl (an HSET with no EXPIRE): a worker killed
+    without unregistering is listed for ever."""
+
+    async def register_worker(self, worker: dict[str, Any], *, ttl: float) -> None:
+        await super().register_worker(worker, ttl=ttl)
+        record, _ = self._workers[worker["id"]]
+        self._workers[worker["id"]] = (record, math.inf)
+
+
+MUTANTS[ListOldestFirst.__name__] = (ListOldestFirst, "list_tasks.order")
+MUTANTS[CursorRepeatsLast.__name__] = (CursorRepeatsLast, "list_tasks.cursor")
+MUTANTS[ListingKeyRestamped.__name__] = (ListingKeyRestamped, "list_tasks.order")
+MUTANTS[OldestReadyIsOldestCreated.__name__] = (OldestReadyIsOldestCreated, "oldest_ready.head")
+MUTANTS[WorkersNeverExpire.__name__] = (WorkersNeverExpire, "workers.expire")

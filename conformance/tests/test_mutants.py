@@ -64,8 +64,14 @@ BUG_WORDS = {
     "AckLeavesClaimFields": "claimed_by",
     "ShieldedClaim": "shield",
     "PollingPop": "50 ms",
+    "ListOldestFirst": "oldest first",
+    "CursorRepeatsLast": "repeated last record",
+    "ListingKeyRestamped": "never changed by pop, store_result or cancel",
+    "OldestReadyIsOldestCreated": "older task behind the head",
+    "WorkersNeverExpire": "never expires",
 }
-"""The strictness issue's bugs 1-5: the failure the suite reports must name the bug, not only its place."""
+"""The strictness issue's bugs 1-5 and the inspection API's: the failure the suite reports must name the
+bug, not only its place."""
 
 
 @pytest.mark.timeout(400)

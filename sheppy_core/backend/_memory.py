@@ -18,6 +18,7 @@ import heapq
 import json
 import logging
 import math
+import reprlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -31,7 +32,9 @@ from sheppy_core.backend._capabilities import (
     CRON,
     RATE_LIMIT,
     RESULT_NOTIFY,
+    TASK_PAGES,
     TTL,
+    WORKER_REGISTRY,
     WORKFLOWS,
     check_no_connection,
 )
@@ -44,6 +47,7 @@ from sheppy_core.backend._checks import (
     check_task_ids,
     unfinished_delete_error,
 )
+from sheppy_core.backend._pages import DEFAULT_PAGE_SIZE, TaskPage, check_listing, listing_key, page_of
 from sheppy_core.backend._rate_limits import FixedWindow, take_fixed_window, take_sliding_window
 from sheppy_core.backend._records import (
     DEFAULT_TTL_SECONDS,
@@ -76,6 +80,8 @@ class _Queue:
     """Everything one queue holds. A task id is in at most one of ``queued``/``claimed``/``scheduled``."""
 
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # id -> listing key, fixed when append/schedule stores the record (list_tasks' order and times).
+    listing: dict[str, int] = field(default_factory=dict)
     queued: dict[str, None] = field(default_factory=dict)  # insertion order is claim order
     claimed: dict[str, datetime] = field(default_factory=dict)  # id -> lease expiry
     scheduled: dict[str, datetime] = field(default_factory=dict)  # id -> due time
@@ -114,7 +120,7 @@ class MemoryBackend(Backend):
     url_schemes: ClassVar[tuple[str, ...]] = ("memory",)
     contract_version: ClassVar[int] = CONTRACT_VERSION
     capabilities: ClassVar[frozenset[str]] = frozenset(
-        {BLOCKING_POP, RESULT_NOTIFY, RATE_LIMIT, CRON, TTL, WORKFLOWS}
+        {BLOCKING_POP, RESULT_NOTIFY, RATE_LIMIT, CRON, TTL, WORKFLOWS, TASK_PAGES, WORKER_REGISTRY}
     )
 
     def __init__(
@@ -133,6 +139,8 @@ class MemoryBackend(Backend):
         if lease is not None:
             self.lease_duration = lease
         self._queues: dict[str, _Queue] = {}
+        # Workers are not per queue: id -> (record, time.monotonic() of expiry).
+        self._workers: dict[str, tuple[dict[str, Any], float]] = {}
         self._connected = False
         self._changed: asyncio.Event | None = None
         self._changed_loop: asyncio.AbstractEventLoop | None = None
@@ -157,6 +165,7 @@ class MemoryBackend(Backend):
     def reset(self) -> None:
         """Forget everything (between tests)."""
         self._queues.clear()
+        self._workers.clear()
         self._notify()
 
     # -- plumbing --------------------------------------------------------------------------------
@@ -172,9 +181,12 @@ class MemoryBackend(Backend):
         self._connected = False
         self._notify()
 
-    def _queue(self, queue_name: str, *, create: bool = False) -> _Queue:
+    def _check_connected(self) -> None:
         if not self._connected:
             raise BackendConnectionError("MemoryBackend is not connected; call connect() first")
+
+    def _queue(self, queue_name: str, *, create: bool = False) -> _Queue:
+        self._check_connected()
         check_queue_name(queue_name)
         queue = self._queues.get(queue_name)
         if queue is None:
@@ -195,6 +207,7 @@ class MemoryBackend(Backend):
             if queue.expires.get(task_id) == at:
                 del queue.expires[task_id]
                 queue.records.pop(task_id, None)
+                queue.listing.pop(task_id, None)
 
     def _notify(self) -> None:
         # One event for every waiter; each change wakes them all and they re-check. Waiters are few
@@ -254,6 +267,7 @@ class MemoryBackend(Backend):
             record["status"] = "pending"
             self._forget_position(queue, task_id)
             self._store(queue, record)
+            queue.listing[task_id] = listing_key(record, utcnow())
             queue.queued[task_id] = None
             results.append(True)
         if any(results):
@@ -281,6 +295,7 @@ class MemoryBackend(Backend):
         record["scheduled_at"] = to_iso(at)
         self._forget_position(queue, task_id)
         self._store(queue, record)
+        queue.listing[task_id] = listing_key(record, utcnow())
         queue.scheduled[task_id] = at
         self._notify()
         return True
@@ -295,6 +310,7 @@ class MemoryBackend(Backend):
         queue.listed = True
         self._forget_position(queue, task_id)
         queue.records[task_id] = decode_record(text, task_id)
+        queue.listing[task_id] = listing_key(queue.records[task_id], utcnow())
         queue.queued[task_id] = None
         self._notify()
 
@@ -504,6 +520,58 @@ class MemoryBackend(Backend):
         self._notify()
         return removed
 
+    # -- operator inspection ---------------------------------------------------------------------
+
+    async def list_tasks(
+        self,
+        queue_name: str,
+        *,
+        status: str | None = None,
+        func: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        cursor: str | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+    ) -> TaskPage:
+        listing = check_listing(
+            status=status, func=func, since=since, until=until, cursor=cursor, limit=limit
+        )
+        queue = self._queue(queue_name)
+        admitted = (
+            (key, task_id)
+            for task_id, key in queue.listing.items()
+            if listing.admits(key, queue.records[task_id])
+        )
+        # Listing order is (key, id) descending: the limit + 1 largest pairs, without sorting them all.
+        shown = heapq.nlargest(listing.limit + 1, admitted)
+        return page_of(listing, [(key, _copy(queue.records[task_id])) for key, task_id in shown])
+
+    def _live_workers(self) -> dict[str, tuple[dict[str, Any], float]]:
+        self._check_connected()
+        now = time.monotonic()
+        for worker_id in [w for w, (_, expiry) in self._workers.items() if expiry <= now]:
+            del self._workers[worker_id]
+        return self._workers
+
+    async def register_worker(self, worker: dict[str, Any], *, ttl: float) -> None:
+        worker_id = worker.get("id") if isinstance(worker, Mapping) else None
+        if not isinstance(worker_id, str) or not worker_id:
+            raise BackendInputError(
+                f"register_worker() worker must be a JSON object with a string id, got {reprlib.repr(worker)}"
+            )
+        if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 < ttl < math.inf:
+            raise BackendInputError(f"register_worker() ttl must be a number of seconds > 0, got {ttl!r}")
+        record = _copy(worker)
+        self._live_workers()[worker_id] = (record, time.monotonic() + ttl)
+
+    async def unregister_worker(self, worker_id: str) -> bool:
+        worker_id = check_task_id(worker_id)
+        return self._live_workers().pop(worker_id, None) is not None
+
+    async def list_workers(self) -> list[dict[str, Any]]:
+        workers = self._live_workers()
+        return [_copy(workers[w][0]) for w in sorted(workers)]
+
     # -- scheduling ------------------------------------------------------------------------------
 
     async def pop_scheduled(self, queue_name: str, now: datetime | None = None) -> list[dict[str, Any]]:
@@ -546,6 +614,7 @@ class MemoryBackend(Backend):
         if not is_finished(record):
             raise unfinished_delete_error(task_id, record.get("status"))
         del queue.records[task_id]
+        queue.listing.pop(task_id, None)
         queue.expires.pop(task_id, None)
         # A corrupt record reads as finished (quarantined) while it still waits in the queue.
         self._forget_position(queue, task_id)
@@ -571,6 +640,7 @@ class MemoryBackend(Backend):
             if occurrence and record.get("status") == "scheduled":
                 del queue.scheduled[task_id]
                 del queue.records[task_id]
+                queue.listing.pop(task_id, None)
         return True
 
     async def get_crons(self, queue_name: str) -> list[dict[str, Any]]:

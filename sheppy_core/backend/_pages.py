@@ -71,7 +71,7 @@ def listing_key(record: Mapping[str, Any], stored_at: datetime) -> int:
     if isinstance(created, str):
         try:
             return _to_micros(from_iso(created))
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: an offset that leaves the datetime range
             pass
     return _to_micros(stored_at)
 
@@ -114,8 +114,10 @@ class Listing:
         cursor), for a backend that filters in Python (the memory backend)."""
         if self.status is not None and record.get("status") != self.status:
             return False
-        if self.func is not None and (record.get("spec") or {}).get("func") != self.func:
-            return False
+        if self.func is not None:
+            spec = record.get("spec")
+            if not isinstance(spec, Mapping) or spec.get("func") != self.func:
+                return False
         if self.since is not None and key < self.since:
             return False
         if self.until is not None and key >= self.until:
@@ -148,7 +150,12 @@ def check_listing(
             continue
         if not isinstance(moment, datetime) or moment.utcoffset() is None:
             raise BackendInputError(f"list_tasks() {name} must be an aware datetime, got {moment!r}")
-        keys.append(_to_micros(moment))
+        try:
+            keys.append(_to_micros(moment))
+        except OverflowError:
+            raise BackendInputError(
+                f"list_tasks() {name} {moment.isoformat()} is out of range in UTC"
+            ) from None
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
         raise BackendInputError(
             f"list_tasks() limit must be an integer from 1 to {MAX_PAGE_SIZE}, got {limit!r}"

@@ -30,6 +30,7 @@ from sheppy_conformance.clauses.claim import ClaimClauses
 from sheppy_conformance.clauses.enqueue import EnqueueClauses
 from sheppy_conformance.clauses.inspect import InspectionClauses
 from sheppy_conformance.clauses.lifecycle import LifecycleClauses
+from sheppy_conformance.clauses.operator import OperatorClauses
 from sheppy_conformance.clauses.optional import OptionalClauses
 from sheppy_conformance.clauses.results import ResultClauses
 from sheppy_conformance.clauses.robust import RobustnessClauses
@@ -47,6 +48,7 @@ class BackendConformance(
     ClaimClauses,
     ResultClauses,
     InspectionClauses,
+    OperatorClauses,
     LifecycleClauses,
     OptionalClauses,
     RobustnessClauses,
