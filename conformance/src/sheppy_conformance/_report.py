@@ -91,10 +91,14 @@ class ClauseResults:
         return counts
 
     def versions(self) -> dict[str, str | None]:
-        """The distributions whose versions a result depends on: core, the suite, the backend's."""
+        """The versions a result depends on: core, the suite, the backend's distribution, and the
+        server's (``server_info()["server_version"]``, where the backend reports one)."""
         versions = {name: _version(name) for name in ("sheppy-core", "sheppy-conformance")}
         if self.backend.get("distribution"):
             versions[self.backend["distribution"]] = self.backend.get("version")
+        server = self.backend.get("server") or {}
+        if server.get("server_version") is not None:
+            versions["server"] = str(server["server_version"])
         return versions
 
     def as_json(self) -> dict[str, Any]:

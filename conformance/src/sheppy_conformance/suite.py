@@ -121,12 +121,30 @@ class BackendConformance(
     @pytest_asyncio.fixture
     async def env(
         self,
+        request: pytest.FixtureRequest,
         backend_factory: BackendFactory,
         sheppy_drop_connection: DropConnection,
         sheppy_write_stored_text: WriteStoredText | None,
     ) -> AsyncIterator[Env]:
         backend = backend_factory()
         await asyncio.wait_for(backend.connect(), _CONNECT_SECONDS)
+        await _record_server(request, backend)
         environment = Env(backend_factory, backend, sheppy_drop_connection, sheppy_write_stored_text)
         yield environment
         await environment.close()
+
+
+async def _record_server(request: pytest.FixtureRequest, backend: Backend) -> None:
+    """Put the server's own facts (``server_info()``: its version, the schema version) in the report,
+    once per run: a verdict holds for the server it was reached on."""
+    session_results = request.config.stash.get(RESULTS_KEY, None)
+    if session_results is None:
+        return
+    results = session_results.suite(suite_key(request.node))
+    if "server" in results.backend:
+        return
+    try:
+        info = await asyncio.wait_for(backend.server_info(), _CONNECT_SECONDS)
+    except Exception as exc:  # the facts are for the report; their absence is not the backend's failure
+        info = {"error": f"server_info() failed: {type(exc).__name__}: {exc}"}
+    results.backend["server"] = {str(k): v for k, v in info.items()}
