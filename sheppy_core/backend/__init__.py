@@ -20,7 +20,7 @@ record helpers (``_records.py``) and the rate-limit rule (``_rate_limits.py``), 
 The kit's own modules import nothing of the engine (tests/test_backend_kit.py checks it).
 """
 
-from sheppy_core.backend._base import CONTRACT_VERSION, Backend
+from sheppy_core.backend._base import CONTRACT_VERSION, DEFAULT_COUNT_CAP, Backend
 from sheppy_core.backend._capabilities import (
     BLOCKING_POP,
     CAPABILITIES,
@@ -121,6 +121,7 @@ __all__ = [
     "COMMON_URL_OPTION_HELP",
     "CONTRACT_VERSION",
     "CRON",
+    "DEFAULT_COUNT_CAP",
     "DEFAULT_PAGE_SIZE",
     "DEFAULT_TTL_SECONDS",
     "ERROR_STATUSES",

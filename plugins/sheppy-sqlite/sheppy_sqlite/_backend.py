@@ -26,6 +26,8 @@ How it keeps the contract
 * **Waiting** (``pop``/``get_results`` with a timeout) — see :mod:`sheppy_sqlite._listener`: in-process
   wake-ups are immediate; commits from other processes are noticed through ``PRAGMA data_version`` within
   ``poll_interval`` (10 ms by default, the worst case).
+* **Inspection** (:mod:`sheppy_sqlite._inspection`): ``append``/``schedule`` also store the listing key
+  and ``spec.func`` in columns, which indexes order for ``list_tasks``.
 * **TTL**: finished records get an ``expires_at`` (Unix seconds); every read ignores expired rows, and
   a purge deletes them at most once per ``purge_interval`` (60 s), piggy-backed on a call.
 
@@ -56,11 +58,14 @@ from sheppy_core.backend import (
     CONTRACT_VERSION,
     CRON,
     DEFAULT_TTL_SECONDS,
+    LISTABLE_STATUSES,
     QUARANTINED,
     RATE_LIMIT,
     SHARED_STORE,
     STATS_KEYS,
+    TASK_PAGES,
     TTL,
+    WORKER_REGISTRY,
     WORKFLOWS,
     Backend,
     BackendError,
@@ -75,6 +80,7 @@ from sheppy_core.backend import (
     due_at,
     is_finished,
     is_quarantined,
+    listing_key,
     quarantine_record,
     retention_seconds,
     task_id_of,
@@ -85,6 +91,7 @@ from sheppy_sqlite._batching import Coalescer
 from sheppy_sqlite._config import DEFAULT_BUSY_TIMEOUT_MS, DEFAULT_POLL_INTERVAL, SQLiteOptions, parse_url
 from sheppy_sqlite._errors import translate
 from sheppy_sqlite._extras import OptionalCapabilities
+from sheppy_sqlite._inspection import Inspection
 from sheppy_sqlite._listener import ChangeWatcher, Waiter, notify
 from sheppy_sqlite._records import decoded, decoded_by_id, dumps
 from sheppy_sqlite._sql import queries
@@ -103,6 +110,21 @@ _EPOCH_ISO = "1970-01-01T00:00:00Z"
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _status_column(record: dict[str, Any]) -> str:
+    """The record's status as the ``status`` column holds it: a status ``list_tasks`` can filter by, or
+    ``''`` for any other (a finished record with an odd status), which the unfiltered listing reads as
+    one more status."""
+    status = record.get("status")
+    return status if isinstance(status, str) and status in LISTABLE_STATUSES else ""
+
+
+def _func_of(record: dict[str, Any]) -> str | None:
+    """The ``spec.func`` the ``func`` column holds for ``list_tasks(func=...)``."""
+    spec = record.get("spec")
+    func = spec.get("func") if isinstance(spec, dict) else None
+    return func if isinstance(func, str) else None
 
 
 def _resolve(path: str) -> str:
@@ -140,7 +162,7 @@ def _read_claim(rows: list[Any]) -> _Claim:
     return claim
 
 
-class SQLiteBackend(OptionalCapabilities, Backend):
+class SQLiteBackend(Inspection, OptionalCapabilities, Backend):
     """Task queues in a SQLite file (``sqlite:///relative.db``, ``sqlite:////absolute/path.db``).
 
     :param path: the database file; created (with its schema) on :meth:`connect`. Relative paths are
@@ -167,7 +189,7 @@ class SQLiteBackend(OptionalCapabilities, Backend):
     # RESULT_NOTIFY is not declared: get_results is woken directly only inside one process; across
     # processes it learns of results by polling PRAGMA data_version, which is polling.
     capabilities: ClassVar[frozenset[str]] = frozenset(
-        {BLOCKING_POP, RATE_LIMIT, CRON, TTL, WORKFLOWS, SHARED_STORE}
+        {BLOCKING_POP, RATE_LIMIT, CRON, TTL, WORKFLOWS, SHARED_STORE, TASK_PAGES, WORKER_REGISTRY}
     )
 
     def __init__(
@@ -286,14 +308,15 @@ class SQLiteBackend(OptionalCapabilities, Backend):
     # -- enqueue ---------------------------------------------------------------------------------
 
     async def _insert(self, operation: str, queue_name: str, rows: list[list[Any]], unique: bool) -> set[str]:
-        """Store rows ``[id, state, status, due_at, workflow_id, data]`` in one statement; return the ids
-        stored."""
+        """Store rows ``[id, state, status, due_at, workflow_id, data, listed_at, func]`` in one
+        statement; return the ids stored."""
         if len(rows) == 1:
             # One row (a single add or schedule): plain parameters, no JSON array to encode and parse.
-            task_id, state, status, due, workflow_id, data = rows[0]
+            task_id, state, status, due, workflow_id, data, listed_at, func = rows[0]
             stored = await self._rows(operation, "insert_task_unique" if unique else "replace_task", {
                 "queue": queue_name, "id": task_id, "state": state, "status": status, "due_at": due,
-                "workflow_id": workflow_id, "data": data, "now": time.time(),
+                "workflow_id": workflow_id, "data": data, "listed_at": listed_at, "func": func,
+                "now": time.time(),
             })
         else:
             name = "insert_tasks_unique" if unique else "replace_tasks"
@@ -313,13 +336,15 @@ class SQLiteBackend(OptionalCapabilities, Backend):
             return []
         ids: list[str] = []
         rows: list[list[Any]] = []
+        stored_at = _now()
         for task in tasks:
             task_id = task_id_of(task)
             record = {**task, "id": task_id, "status": "pending"}
             workflow_id = record.get("workflow_id")
             ids.append(task_id)
             rows.append([task_id, "queued", "pending", None,
-                         None if workflow_id is None else str(workflow_id), dumps(record)])
+                         None if workflow_id is None else str(workflow_id), dumps(record),
+                         listing_key(record, stored_at), _func_of(record)])
         stored = await self._insert("append", queue_name, rows, unique)
         results: list[bool] = []
         seen: set[str] = set()
@@ -345,7 +370,8 @@ class SQLiteBackend(OptionalCapabilities, Backend):
         record = {**task_data, "id": task_id, "status": "scheduled", "scheduled_at": to_iso(at)}
         workflow_id = record.get("workflow_id")
         row = [task_id, "scheduled", "scheduled", at.timestamp(),
-               None if workflow_id is None else str(workflow_id), dumps(record)]
+               None if workflow_id is None else str(workflow_id), dumps(record),
+               listing_key(record, _now()), _func_of(record)]
         return task_id in await self._insert("schedule", queue_name, [row], unique)
 
     # -- claim -----------------------------------------------------------------------------------
@@ -528,7 +554,7 @@ class SQLiteBackend(OptionalCapabilities, Backend):
         workflow_id = record.get("workflow_id")
         # Concurrent calls (a worker finishing several tasks) share one transaction.
         rows = await self._results.run("store_result_to_tail" if state == "queued" else "store_result", {
-            "queue": queue_name, "id": task_id, "state": state, "status": record.get("status"),
+            "queue": queue_name, "id": task_id, "state": state, "status": _status_column(record),
             "due_at": due, "expires_at": expires,
             "workflow_id": None if workflow_id is None else str(workflow_id), "data": dumps(record),
             "now": time.time(),

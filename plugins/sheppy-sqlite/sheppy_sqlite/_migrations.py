@@ -10,12 +10,14 @@ never leaves a half-migrated file.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
+from datetime import UTC, datetime
 
 import aiosqlite
 
-from sheppy_core.backend import check_schema_not_newer, migrations_to_apply
+from sheppy_core.backend import check_schema_not_newer, listing_key, migrations_to_apply
 from sheppy_core.exceptions import BackendError
 from sheppy_sqlite._sql import migrations, queries
 
@@ -61,11 +63,24 @@ async def schema_version(conn: aiosqlite.Connection) -> int:
     return int(await _scalar(conn, queries()["schema_version"]))
 
 
+def stored_listing_key(data: object, migrated_at: datetime) -> int:
+    """The listing key of a row stored before schema version 4, from its data (SQL function
+    ``sheppy_listing_key``): what ``append`` gives it now, ``migrated_at`` when the data holds no
+    readable ``created_at``."""
+    try:
+        record = json.loads(data) if isinstance(data, str) else None
+        return listing_key(record if isinstance(record, dict) else {}, migrated_at)
+    except (ValueError, OverflowError, RecursionError):  # one odd row must not fail the upgrade
+        return listing_key({}, migrated_at)
+
+
 async def migrate(conn: aiosqlite.Connection) -> int:
     """Apply the missing migrations in one ``BEGIN IMMEDIATE`` transaction; return the schema version.
 
     Raises ``BackendError`` when the file was migrated by a newer sheppy-sqlite than this one.
     """
+    migrated_at = datetime.now(UTC)
+    await conn.create_function("sheppy_listing_key", 1, lambda data: stored_listing_key(data, migrated_at))
     await conn.execute_fetchall("BEGIN IMMEDIATE")
     try:
         version = await schema_version(conn)

@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
+import time
 from collections.abc import Callable
 
 import pytest
@@ -85,10 +87,19 @@ async def test_version_2_keeps_rows_claims_and_order(
         patch.setattr(_migrations, "LATEST_SCHEMA_VERSION", 1)
         old = make_backend()
         await old.connect()
-        await old.append("q", [{"id": f"t{i}", "status": "new", "config": {}} for i in range(4)])
-        (claimed,) = await old.pop("q", 1, worker_id="w1", lease=600)
         await old.disconnect()
     assert _versions(db_path) == [1]
+    # The rows version 1's append and pop wrote (today's statements need the columns of version 4).
+    with sqlite3.connect(db_path) as conn:
+        conn.executemany(
+            "INSERT INTO tasks (queue, id, state, status, data) VALUES ('q', ?, 'queued', 'pending', ?)",
+            [(f"t{i}", json.dumps({"id": f"t{i}", "status": "pending", "config": {}})) for i in range(4)],
+        )
+        conn.execute(
+            "UPDATE tasks SET state = 'claimed', status = 'processing', claimed_by = 'w1', lease_until = ?,"
+            " data = json_set(data, '$.status', 'processing', '$.claimed_by', 'w1') WHERE id = 't0'",
+            (time.time() + 600,),
+        )
     with sqlite3.connect(db_path) as conn:
         seqs_before = conn.execute("SELECT id, seq, state FROM tasks ORDER BY seq").fetchall()
 
@@ -100,7 +111,6 @@ async def test_version_2_keeps_rows_claims_and_order(
         assert "AUTOINCREMENT" not in conn.execute(
             "SELECT sql FROM sqlite_master WHERE name = 'tasks'").fetchone()[0].upper()
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    assert claimed["id"] == "t0"
     assert await backend.heartbeat("q", ["t0"], worker_id="w1") == ["t0"], "the claim survived"
     await backend.append("q", [{"id": "new", "status": "new", "config": {}}])
     assert [t["id"] for t in await backend.get_pending("q", 10)] == ["t1", "t2", "t3", "new"]

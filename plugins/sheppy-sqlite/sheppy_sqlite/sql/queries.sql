@@ -1,44 +1,49 @@
 -- Named queries of the SQLite backend. Parameters are named (:queue, :now, ...). Times in columns are
 -- Unix seconds (REAL); times inside the JSON records are ISO 8601 strings written by Python.
--- Rows of `:rows` parameters are JSON arrays [id, state, status, due_at, workflow_id, data].
+-- Rows of `:rows` parameters are JSON arrays [id, state, status, due_at, workflow_id, data, listed_at,
+-- func]: the listing key and spec.func are written when append/schedule store a row, and never after.
 
 -- name: insert_tasks_unique
 -- Store new task rows in array order. An id that already exists is left alone, unless its record has
 -- expired (TTL) and only awaits the purge: then it counts as absent and is replaced at the tail.
-INSERT INTO tasks (queue, id, state, status, due_at, workflow_id, data)
+INSERT INTO tasks (queue, id, state, status, due_at, workflow_id, data, listed_at, func)
 SELECT :queue, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
-       json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]')
+       json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'),
+       json_extract(value, '$[6]'), json_extract(value, '$[7]')
 FROM json_each(:rows) WHERE true ORDER BY key
 ON CONFLICT (queue, id) DO UPDATE SET
     state = excluded.state, status = excluded.status, due_at = excluded.due_at, lease_until = NULL,
     claimed_by = NULL, redelivered = 0, expires_at = NULL, workflow_id = excluded.workflow_id,
-    data = excluded.data, seq = (SELECT max(seq) + 1 FROM tasks)
+    data = excluded.data, listed_at = excluded.listed_at, func = excluded.func,
+    seq = (SELECT max(seq) + 1 FROM tasks)
 WHERE tasks.expires_at IS NOT NULL AND tasks.expires_at <= :now
 RETURNING id;
 
 -- name: insert_task_unique
 -- insert_tasks_unique for one row, without the JSON array (a single append or schedule).
-INSERT INTO tasks (queue, id, state, status, due_at, workflow_id, data)
-VALUES (:queue, :id, :state, :status, :due_at, :workflow_id, :data)
+INSERT INTO tasks (queue, id, state, status, due_at, workflow_id, data, listed_at, func)
+VALUES (:queue, :id, :state, :status, :due_at, :workflow_id, :data, :listed_at, :func)
 ON CONFLICT (queue, id) DO UPDATE SET
     state = excluded.state, status = excluded.status, due_at = excluded.due_at, lease_until = NULL,
     claimed_by = NULL, redelivered = 0, expires_at = NULL, workflow_id = excluded.workflow_id,
-    data = excluded.data, seq = (SELECT max(seq) + 1 FROM tasks)
+    data = excluded.data, listed_at = excluded.listed_at, func = excluded.func,
+    seq = (SELECT max(seq) + 1 FROM tasks)
 WHERE tasks.expires_at IS NOT NULL AND tasks.expires_at <= :now
 RETURNING id;
 
 -- name: replace_task
 -- replace_tasks for one row.
-REPLACE INTO tasks (queue, id, state, status, due_at, workflow_id, data)
-VALUES (:queue, :id, :state, :status, :due_at, :workflow_id, :data)
+REPLACE INTO tasks (queue, id, state, status, due_at, workflow_id, data, listed_at, func)
+VALUES (:queue, :id, :state, :status, :due_at, :workflow_id, :data, :listed_at, :func)
 RETURNING id;
 
 -- name: replace_tasks
 -- Store task rows in array order, replacing any row with the same id: REPLACE deletes the old row and
 -- inserts a new one with a fresh `seq`, so the task is at the tail and has no other queue entry or claim.
-REPLACE INTO tasks (queue, id, state, status, due_at, workflow_id, data)
+REPLACE INTO tasks (queue, id, state, status, due_at, workflow_id, data, listed_at, func)
 SELECT :queue, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
-       json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]')
+       json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'),
+       json_extract(value, '$[6]'), json_extract(value, '$[7]')
 FROM json_each(:rows) ORDER BY key
 RETURNING id;
 
@@ -77,8 +82,9 @@ RETURNING seq, redelivered, data, id, state;
 -- name: quarantine_task
 -- Store the quarantine record (:data) of a row the claim set aside, or of one it claimed whose data
 -- Python cannot read as a task: finished for good, out of the queue and claims.
+-- A stand-in has no spec: `func` is cleared, so the func filter no longer finds it.
 UPDATE tasks SET state = 'finished', status = 'quarantined', due_at = NULL, lease_until = NULL,
-    claimed_by = NULL, redelivered = 0, expires_at = :expires_at, data = :data
+    claimed_by = NULL, redelivered = 0, expires_at = :expires_at, data = :data, func = NULL
 WHERE seq = :seq AND queue = :queue AND id = :id
   AND (status = 'quarantined' OR (state = 'claimed' AND claimed_by = :worker));
 
@@ -337,3 +343,120 @@ SELECT coalesce(max(version), 0) FROM schema_version;
 
 -- name: record_migration
 INSERT INTO schema_version (version, applied_at) VALUES (:version, :now);
+
+-- name: list_tasks
+-- One page of list_tasks (capability TASK_PAGES), newest first: the rows strictly before :upper_key/
+-- :upper_id (the cursor, or `until` with the empty id) and from :since on; :limit is the page size + 1.
+-- With no filter, the status index is read backwards once per status the column can hold (the nine
+-- listable ones, and '' that store_result writes for any other) and the ordered streams are merged
+-- (MERGE (UNION ALL)): about :limit + 10 rows are read, and no index of its own costs every insert one
+-- more page write. (A row written behind the backend's back with another status value is not listed
+-- without a filter.) The list_tasks_by_* variants read the index of their filter.
+SELECT listed_at, id, data FROM tasks INDEXED BY tasks_by_status_listing
+WHERE queue = :queue AND status = 'pending' AND (listed_at, id) < (:upper_key, :upper_id)
+  AND listed_at >= :since AND (expires_at IS NULL OR expires_at > :now)
+UNION ALL
+SELECT listed_at, id, data FROM tasks INDEXED BY tasks_by_status_listing
+WHERE queue = :queue AND status = 'processing' AND (listed_at, id) < (:upper_key, :upper_id)
+  AND listed_at >= :since AND (expires_at IS NULL OR expires_at > :now)
+UNION ALL
+SELECT listed_at, id, data FROM tasks INDEXED BY tasks_by_status_listing
+WHERE queue = :queue AND status = 'scheduled' AND (listed_at, id) < (:upper_key, :upper_id)
+  AND listed_at >= :since AND (expires_at IS NULL OR expires_at > :now)
+UNION ALL
+SELECT listed_at, id, data FROM tasks INDEXED BY tasks_by_status_listing
+WHERE queue = :queue AND status = 'retrying' AND (listed_at, id) < (:upper_key, :upper_id)
+  AND listed_at >= :since AND (expires_at IS NULL OR expires_at > :now)
+UNION ALL
+SELECT listed_at, id, data FROM tasks INDEXED BY tasks_by_status_listing
+WHERE queue = :queue AND status = 'completed' AND (listed_at, id) < (:upper_key, :upper_id)
+  AND listed_at >= :since AND (expires_at IS NULL OR expires_at > :now)
+UNION ALL
+SELECT listed_at, id, data FROM tasks INDEXED BY tasks_by_status_listing
+WHERE queue = :queue AND status = 'failed' AND (listed_at, id) < (:upper_key, :upper_id)
+  AND listed_at >= :since AND (expires_at IS NULL OR expires_at > :now)
+UNION ALL
+SELECT listed_at, id, data FROM tasks INDEXED BY tasks_by_status_listing
+WHERE queue = :queue AND status = 'cancelled' AND (listed_at, id) < (:upper_key, :upper_id)
+  AND listed_at >= :since AND (expires_at IS NULL OR expires_at > :now)
+UNION ALL
+SELECT listed_at, id, data FROM tasks INDEXED BY tasks_by_status_listing
+WHERE queue = :queue AND status = 'crashed' AND (listed_at, id) < (:upper_key, :upper_id)
+  AND listed_at >= :since AND (expires_at IS NULL OR expires_at > :now)
+UNION ALL
+SELECT listed_at, id, data FROM tasks INDEXED BY tasks_by_status_listing
+WHERE queue = :queue AND status = 'quarantined' AND (listed_at, id) < (:upper_key, :upper_id)
+  AND listed_at >= :since AND (expires_at IS NULL OR expires_at > :now)
+UNION ALL
+SELECT listed_at, id, data FROM tasks INDEXED BY tasks_by_status_listing
+WHERE queue = :queue AND status = '' AND (listed_at, id) < (:upper_key, :upper_id)
+  AND listed_at >= :since AND (expires_at IS NULL OR expires_at > :now)
+ORDER BY listed_at DESC, id DESC LIMIT :limit;
+
+-- name: list_tasks_by_status
+SELECT listed_at, id, data FROM tasks INDEXED BY tasks_by_status_listing
+WHERE queue = :queue AND status = :status AND (listed_at, id) < (:upper_key, :upper_id)
+  AND listed_at >= :since AND (expires_at IS NULL OR expires_at > :now)
+ORDER BY listed_at DESC, id DESC LIMIT :limit;
+
+-- name: list_tasks_by_func
+-- Also with a status filter: then the status is checked on each row of the func's index.
+SELECT listed_at, id, data FROM tasks INDEXED BY tasks_by_func_listing
+WHERE queue = :queue AND func = :func AND (listed_at, id) < (:upper_key, :upper_id)
+  AND listed_at >= :since AND (:status IS NULL OR status = :status)
+  AND (expires_at IS NULL OR expires_at > :now)
+ORDER BY listed_at DESC, id DESC LIMIT :limit;
+
+-- name: count_by_status
+-- get_stats' counts, each read up to :bound (cap + 1) rows: places through tasks_by_state, finished
+-- statuses through tasks_by_status_listing.
+SELECT
+    (SELECT count(*) FROM (SELECT 1 FROM tasks WHERE queue = :queue AND state = 'queued'
+        AND (expires_at IS NULL OR expires_at > :now) LIMIT :bound)),
+    (SELECT count(*) FROM (SELECT 1 FROM tasks WHERE queue = :queue AND state = 'claimed'
+        AND (expires_at IS NULL OR expires_at > :now) LIMIT :bound)),
+    (SELECT count(*) FROM (SELECT 1 FROM tasks WHERE queue = :queue AND state = 'scheduled'
+        AND (expires_at IS NULL OR expires_at > :now) LIMIT :bound)),
+    (SELECT count(*) FROM (SELECT 1 FROM tasks INDEXED BY tasks_by_status_listing
+        WHERE queue = :queue AND status = 'completed' AND state = 'finished'
+        AND (expires_at IS NULL OR expires_at > :now) LIMIT :bound)),
+    (SELECT count(*) FROM (SELECT 1 FROM tasks INDEXED BY tasks_by_status_listing
+        WHERE queue = :queue AND status = 'failed' AND state = 'finished'
+        AND (expires_at IS NULL OR expires_at > :now) LIMIT :bound)),
+    (SELECT count(*) FROM (SELECT 1 FROM tasks INDEXED BY tasks_by_status_listing
+        WHERE queue = :queue AND status = 'cancelled' AND state = 'finished'
+        AND (expires_at IS NULL OR expires_at > :now) LIMIT :bound)),
+    (SELECT count(*) FROM (SELECT 1 FROM tasks INDEXED BY tasks_by_status_listing
+        WHERE queue = :queue AND status = 'crashed' AND state = 'finished'
+        AND (expires_at IS NULL OR expires_at > :now) LIMIT :bound)),
+    (SELECT count(*) FROM (SELECT 1 FROM tasks INDEXED BY tasks_by_status_listing
+        WHERE queue = :queue AND status = 'quarantined' AND state = 'finished'
+        AND (expires_at IS NULL OR expires_at > :now) LIMIT :bound));
+
+-- name: oldest_ready
+-- The head of the queue (the row pop claims next among the queued ones) and the three times that say
+-- when it became ready; NULL times when its data is not a task record of its id.
+SELECT CASE WHEN ok THEN json_extract(data, '$.created_at') END,
+       CASE WHEN ok THEN json_extract(data, '$.scheduled_at') END,
+       CASE WHEN ok THEN json_extract(data, '$.next_retry_at') END, ok
+FROM (SELECT data, CASE WHEN NOT json_valid(data) THEN 0 WHEN json_type(data) IS NOT 'object' THEN 0
+                        ELSE json_extract(data, '$.id') IS id END AS ok
+      FROM tasks WHERE queue = :queue AND state = 'queued' ORDER BY seq LIMIT 1);
+
+-- name: register_worker
+-- Store or replace a worker's record, alive for :ttl seconds from now on SQLite's clock.
+INSERT INTO workers (id, expires_at, data)
+VALUES (:id, (julianday('now') - 2440587.5) * 86400.0 + :ttl, :data)
+ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at, data = excluded.data;
+
+-- name: purge_workers
+-- Workers whose ttl passed (killed without unregistering): dropped by the next register_worker.
+DELETE FROM workers WHERE expires_at <= (julianday('now') - 2440587.5) * 86400.0;
+
+-- name: unregister_worker
+-- Also drops an expired record, but only an unexpired one counts as there.
+DELETE FROM workers WHERE id = :id
+RETURNING expires_at > (julianday('now') - 2440587.5) * 86400.0;
+
+-- name: list_workers
+SELECT data FROM workers WHERE expires_at > (julianday('now') - 2440587.5) * 86400.0 ORDER BY id;
