@@ -32,8 +32,10 @@ from sheppy_core.backend import (
     RESULT_NOTIFY,
     SHARED_STORE,
     STATS_KEYS,
+    TASK_PAGES,
     TRANSACTIONAL_ENQUEUE,
     TTL,
+    WORKER_REGISTRY,
     WORKFLOWS,
     Backend,
     check_aware,
@@ -44,6 +46,7 @@ from sheppy_core.backend import (
     decode_record,
     due_at,
     is_quarantined,
+    listing_key,
     record_to_json,
     retention_seconds,
     task_id_of,
@@ -61,6 +64,7 @@ from sheppy_postgres._batching import FinishedWrite, ResultBatcher
 from sheppy_postgres._config import PostgresOptions, parse_url, quote_ident
 from sheppy_postgres._errors import is_connection_problem, translate
 from sheppy_postgres._extras import OptionalCapabilities
+from sheppy_postgres._inspection import OperatorInspection, stored_func
 from sheppy_postgres._lane import Lane, LaneUnavailable
 from sheppy_postgres._listener import Notifier
 from sheppy_postgres._migrations import apply_migrations, latest_version
@@ -114,7 +118,7 @@ def _workflow_key(record: dict[str, Any]) -> str | None:
     return None if workflow_id is None else encode_name(str(workflow_id))
 
 
-class PostgresBackend(OptionalCapabilities, Backend):
+class PostgresBackend(OperatorInspection, OptionalCapabilities, Backend):
     """Task storage in a PostgreSQL schema. Build it with :meth:`from_url`::
 
         backend = PostgresBackend.from_url("postgresql://user:pw@db:5432/app?schema=jobs")
@@ -126,6 +130,7 @@ class PostgresBackend(OptionalCapabilities, Backend):
     contract_version = CONTRACT_VERSION
     capabilities = frozenset({
         BLOCKING_POP, RESULT_NOTIFY, RATE_LIMIT, CRON, TTL, WORKFLOWS, SHARED_STORE, TRANSACTIONAL_ENQUEUE,
+        TASK_PAGES, WORKER_REGISTRY,
     })
 
     def __init__(self, url: str = "postgresql://postgres@127.0.0.1:5432/postgres") -> None:
@@ -367,16 +372,19 @@ class PostgresBackend(OptionalCapabilities, Backend):
                 chosen.pop(task_id, None)
                 chosen[task_id] = index  # last wins, queued at its own position
         picks = list(chosen.values())
-        datas, deliveries, workflows = [], [], []
+        datas, deliveries, workflows, keys, funcs = [], [], [], [], []
+        now = utcnow()
         for index in picks:
             record = dict(tasks[index])
             record["status"] = "pending"
             datas.append(record_to_json(record))
             deliveries.append(int_or_none(record.get("deliveries")))
             workflows.append(_workflow_key(record))
+            keys.append(listing_key(record, now))
+            funcs.append(stored_func(record))
         row = await self._fetchrow(
             "append", queue, [ids[i] for i in picks], datas, deliveries, workflows, not unique,
-            self._channel, notify_key("q", queue), escape_name(queue_name), conn=connection,
+            self._channel, notify_key("q", queue), escape_name(queue_name), keys, funcs, conn=connection,
         )
         if not unique:
             return [True] * len(tasks)
@@ -403,7 +411,8 @@ class PostgresBackend(OptionalCapabilities, Backend):
         record["scheduled_at"] = to_iso(at)
         count = await self._fetchval(
             "schedule", queue, task_id, record_to_json(record), at, int_or_none(record.get("deliveries")),
-            _workflow_key(record), not unique, escape_name(queue_name), conn=connection,
+            _workflow_key(record), not unique, escape_name(queue_name), listing_key(record, utcnow()),
+            stored_func(record), conn=connection,
         )
         return bool(count)
 

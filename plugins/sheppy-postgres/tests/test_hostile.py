@@ -42,6 +42,11 @@ async def test_injection_strings_as_queue_and_ids(backend: PostgresBackend, name
     assert await backend.heartbeat(queue, [ident]) == [ident]
     assert await backend.store_result(queue, finished(claimed[0]))
     assert set(await backend.get_results(queue, [ident])) == {ident}
+    assert [t["id"] for t in (await backend.list_tasks(queue, status="completed")).records] == [ident]
+    assert (await backend.list_tasks(queue, func=name)).records == []
+    await backend.register_worker({"id": ident, "queues": [name]}, ttl=30)
+    assert {"id": ident, "queues": [name]} in await backend.list_workers()
+    assert await backend.unregister_worker(ident)
     assert await backend.add_cron(queue, name, {"expression": name})
     assert await backend.get_crons(queue) == [{"expression": name}]
     assert await backend.acquire_rate_limit(queue, name, 1, 10, name) is None
@@ -59,7 +64,7 @@ async def test_injection_strings_as_queue_and_ids(backend: PostgresBackend, name
         )
     finally:
         await conn.close()
-    assert tables == 9
+    assert tables == 10
 
 
 async def test_queues_with_hostile_names_stay_isolated(backend: PostgresBackend) -> None:

@@ -13,19 +13,20 @@ SELECT coalesce(max(version), 0) AS version, current_setting('server_version') A
 FROM {schema}.schema_version
 
 -- name: append
--- Store records of queue $1 (named $9; ids $2, JSON $3, deliveries $4, workflow ids $5, in list order) and queue them; $6: replace existing ones; notify $7 with $8 when any was queued. The ids stored, or NULL when all were (the usual case: no ids travel back).
+-- Store records of queue $1 (named $9; ids $2, JSON $3, deliveries $4, workflow ids $5, listing keys $10, funcs $11, in list order) and queue them; $6: replace existing ones; notify $7 with $8 when any was queued. The ids stored, or NULL when all were (the usual case: no ids travel back).
 WITH registered AS (
     INSERT INTO {schema}.queues (queue, name) VALUES ($1, $9) ON CONFLICT DO NOTHING
 ), inserted AS (
-    INSERT INTO {schema}.tasks AS t (queue, id, state, status, data, deliveries, workflow_id)
-    SELECT $1, i.id, 'queued', 'pending', i.data, i.deliveries, i.workflow_id
-    FROM unnest($2::text[], $3::text[], $4::integer[], $5::text[])
-         WITH ORDINALITY AS i (id, data, deliveries, workflow_id, ord)
+    INSERT INTO {schema}.tasks AS t (queue, id, state, status, data, deliveries, workflow_id, listed_at, func)
+    SELECT $1, i.id, 'queued', 'pending', i.data, i.deliveries, i.workflow_id, i.listed_at, i.func
+    FROM unnest($2::text[], $3::text[], $4::integer[], $5::text[], $10::bigint[], $11::text[])
+         WITH ORDINALITY AS i (id, data, deliveries, workflow_id, listed_at, func, ord)
     ORDER BY i.ord
     ON CONFLICT (queue, id) DO UPDATE
         SET seq = DEFAULT, state = 'queued', status = 'pending', data = EXCLUDED.data, due_at = NULL,
             claimed_by = NULL, lease_expires_at = NULL, deliveries = EXCLUDED.deliveries,
-            expires_at = NULL, workflow_id = EXCLUDED.workflow_id
+            expires_at = NULL, workflow_id = EXCLUDED.workflow_id, listed_at = EXCLUDED.listed_at,
+            func = EXCLUDED.func
         WHERE $6 OR (t.expires_at IS NOT NULL AND t.expires_at <= now())
     RETURNING t.id
 )
@@ -34,16 +35,17 @@ SELECT CASE WHEN (SELECT count(*) FROM inserted) = cardinality($2::text[]) THEN 
        (SELECT pg_notify($7, $8) WHERE EXISTS (SELECT 1 FROM inserted))::text AS notified
 
 -- name: schedule
--- Store record $2 (JSON $3, due $4, deliveries $5, workflow id $6) of queue $1 (named $8) as scheduled; $7: replace an existing one.
+-- Store record $2 (JSON $3, due $4, deliveries $5, workflow id $6, listing key $9, func $10) of queue $1 (named $8) as scheduled; $7: replace an existing one.
 WITH registered AS (
     INSERT INTO {schema}.queues (queue, name) VALUES ($1, $8) ON CONFLICT DO NOTHING
 ), inserted AS (
-    INSERT INTO {schema}.tasks AS t (queue, id, state, status, data, due_at, deliveries, workflow_id)
-    VALUES ($1, $2, 'scheduled', 'scheduled', $3, $4, $5, $6)
+    INSERT INTO {schema}.tasks AS t (queue, id, state, status, data, due_at, deliveries, workflow_id, listed_at, func)
+    VALUES ($1, $2, 'scheduled', 'scheduled', $3, $4, $5, $6, $9, $10)
     ON CONFLICT (queue, id) DO UPDATE
         SET seq = DEFAULT, state = 'scheduled', status = 'scheduled', data = EXCLUDED.data,
             due_at = EXCLUDED.due_at, claimed_by = NULL, lease_expires_at = NULL,
-            deliveries = EXCLUDED.deliveries, expires_at = NULL, workflow_id = EXCLUDED.workflow_id
+            deliveries = EXCLUDED.deliveries, expires_at = NULL, workflow_id = EXCLUDED.workflow_id,
+            listed_at = EXCLUDED.listed_at, func = EXCLUDED.func
         WHERE $7 OR (t.expires_at IS NOT NULL AND t.expires_at <= now())
     RETURNING t.id
 )
@@ -202,6 +204,102 @@ SELECT state, status, count(*) AS n FROM {schema}.tasks
 WHERE queue = $1 AND (expires_at IS NULL OR expires_at > now())
 GROUP BY state, status
 
+-- name: list_tasks
+-- Up to $5 live records of queue $1 in listing order (listed_at, then id in code-point order, descending) with listed_at >= $2 and (listed_at, id) < ($3, $4): a backward scan of tasks_listing (rows not claimed) merged with the claimed rows, sorted (as many as there are tasks in flight; claims never write the listing indexes).
+SELECT * FROM (
+    (SELECT id, status, data, claimed_by, lease_expires_at, deliveries, listed_at FROM {schema}.tasks
+     WHERE queue = $1 AND state <> 'claimed' AND listed_at >= $2 AND (listed_at, id COLLATE "C") < ($3, $4)
+       AND (expires_at IS NULL OR expires_at > now())
+     ORDER BY listed_at DESC, id COLLATE "C" DESC LIMIT $5)
+    UNION ALL
+    (SELECT id, status, data, claimed_by, lease_expires_at, deliveries, listed_at FROM {schema}.tasks
+     WHERE queue = $1 AND state = 'claimed' AND listed_at >= $2 AND (listed_at, id COLLATE "C") < ($3, $4)
+       AND (expires_at IS NULL OR expires_at > now())
+     ORDER BY listed_at DESC, id COLLATE "C" DESC LIMIT $5)
+) AS listed
+ORDER BY listed_at DESC, id COLLATE "C" DESC
+LIMIT $5
+
+-- name: list_tasks_by_status
+-- list_tasks of the records with status $6: tasks_listing_status merged with the claimed rows.
+SELECT * FROM (
+    (SELECT id, status, data, claimed_by, lease_expires_at, deliveries, listed_at FROM {schema}.tasks
+     WHERE queue = $1 AND state <> 'claimed' AND status = $6 AND listed_at >= $2 AND (listed_at, id COLLATE "C") < ($3, $4)
+       AND (expires_at IS NULL OR expires_at > now())
+     ORDER BY listed_at DESC, id COLLATE "C" DESC LIMIT $5)
+    UNION ALL
+    (SELECT id, status, data, claimed_by, lease_expires_at, deliveries, listed_at FROM {schema}.tasks
+     WHERE queue = $1 AND state = 'claimed' AND status = $6 AND listed_at >= $2 AND (listed_at, id COLLATE "C") < ($3, $4)
+       AND (expires_at IS NULL OR expires_at > now())
+     ORDER BY listed_at DESC, id COLLATE "C" DESC LIMIT $5)
+) AS listed
+ORDER BY listed_at DESC, id COLLATE "C" DESC
+LIMIT $5
+
+-- name: list_tasks_by_func
+-- list_tasks of the records of function $6 (stored form): tasks_listing_func merged with the claimed rows.
+SELECT * FROM (
+    (SELECT id, status, data, claimed_by, lease_expires_at, deliveries, listed_at FROM {schema}.tasks
+     WHERE queue = $1 AND state <> 'claimed' AND func = $6 AND listed_at >= $2 AND (listed_at, id COLLATE "C") < ($3, $4)
+       AND (expires_at IS NULL OR expires_at > now())
+     ORDER BY listed_at DESC, id COLLATE "C" DESC LIMIT $5)
+    UNION ALL
+    (SELECT id, status, data, claimed_by, lease_expires_at, deliveries, listed_at FROM {schema}.tasks
+     WHERE queue = $1 AND state = 'claimed' AND func = $6 AND listed_at >= $2 AND (listed_at, id COLLATE "C") < ($3, $4)
+       AND (expires_at IS NULL OR expires_at > now())
+     ORDER BY listed_at DESC, id COLLATE "C" DESC LIMIT $5)
+) AS listed
+ORDER BY listed_at DESC, id COLLATE "C" DESC
+LIMIT $5
+
+-- name: list_tasks_by_status_func
+-- list_tasks of the records with status $6 of function $7 (stored form), planned for these values (see the function in migration 0005).
+SELECT * FROM {schema}.list_tasks_by_status_func($1, $2, $3, $4, $5, $6, $7)
+
+-- name: count_by_status
+-- Live records of queue $1 counted as get_stats counts them (by state, finished ones by status), each count reading at most $2 rows: the state partial indexes and tasks_listing_status (whose predicate, state <> 'claimed', is spelled out for the planner).
+SELECT
+    (SELECT count(*) FROM (SELECT 1 FROM {schema}.tasks
+        WHERE queue = $1 AND state = 'queued' LIMIT $2) AS c) AS pending,
+    (SELECT count(*) FROM (SELECT 1 FROM {schema}.tasks
+        WHERE queue = $1 AND state = 'claimed' LIMIT $2) AS c) AS processing,
+    (SELECT count(*) FROM (SELECT 1 FROM {schema}.tasks
+        WHERE queue = $1 AND state = 'scheduled' LIMIT $2) AS c) AS scheduled,
+    (SELECT count(*) FROM (SELECT 1 FROM {schema}.tasks
+        WHERE queue = $1 AND status = 'completed' AND state = 'finished' AND state <> 'claimed'
+          AND (expires_at IS NULL OR expires_at > now()) LIMIT $2) AS c) AS completed,
+    (SELECT count(*) FROM (SELECT 1 FROM {schema}.tasks
+        WHERE queue = $1 AND status = 'failed' AND state = 'finished' AND state <> 'claimed'
+          AND (expires_at IS NULL OR expires_at > now()) LIMIT $2) AS c) AS failed,
+    (SELECT count(*) FROM (SELECT 1 FROM {schema}.tasks
+        WHERE queue = $1 AND status = 'cancelled' AND state = 'finished' AND state <> 'claimed'
+          AND (expires_at IS NULL OR expires_at > now()) LIMIT $2) AS c) AS cancelled,
+    (SELECT count(*) FROM (SELECT 1 FROM {schema}.tasks
+        WHERE queue = $1 AND status = 'crashed' AND state = 'finished' AND state <> 'claimed'
+          AND (expires_at IS NULL OR expires_at > now()) LIMIT $2) AS c) AS crashed,
+    (SELECT count(*) FROM (SELECT 1 FROM {schema}.tasks
+        WHERE queue = $1 AND status = 'quarantined' AND state = 'finished' AND state <> 'claimed'
+          AND (expires_at IS NULL OR expires_at > now()) LIMIT $2) AS c) AS quarantined
+
+-- name: register_worker
+-- Store worker $1 (JSON $2) until $3 seconds from now on the server's clock, replacing any record of that id.
+INSERT INTO {schema}.workers (id, data, expires_at) VALUES ($1, $2, clock_timestamp() + make_interval(secs => $3))
+ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data, expires_at = EXCLUDED.expires_at
+
+-- name: unregister_worker
+-- Delete worker $1; whether its record was there and unexpired.
+WITH gone AS (
+    DELETE FROM {schema}.workers WHERE id = $1 RETURNING expires_at
+)
+SELECT coalesce(bool_or(expires_at > clock_timestamp()), false) AS alive FROM gone
+
+-- name: list_workers
+-- Delete the workers whose record expired; the records of the others (the statement's snapshot predates the delete, so the expired are filtered out again).
+WITH expired AS (
+    DELETE FROM {schema}.workers WHERE expires_at <= clock_timestamp()
+)
+SELECT data FROM {schema}.workers WHERE expires_at > clock_timestamp()
+
 -- name: list_queues
 -- Every known queue (its name) with its number of queued tasks.
 SELECT coalesce(q.name, q.queue) AS name,
@@ -330,11 +428,13 @@ WITH doomed AS (
 SELECT count(*) FROM deleted
 
 -- name: purge_rate_limits
--- Delete rate-limit grants and windows that no longer count.
+-- Delete rate-limit grants and windows that no longer count, and expired worker records.
 WITH grants_gone AS (
     DELETE FROM {schema}.rate_limit_grants WHERE expires_at <= now()
 ), windows_gone AS (
     DELETE FROM {schema}.rate_limit_windows WHERE expires_at <= now()
+), workers_gone AS (
+    DELETE FROM {schema}.workers WHERE expires_at <= now()
 )
 SELECT 1
 
