@@ -205,6 +205,7 @@ def test_empty_results_are_one_line_and_json_stays_empty(url: str) -> None:
 
     importlib.import_module("sheppy_sqlite")
     empty_store = url.replace("queue.db", "empty.db")
+    on_queue(empty_store, lambda q: q.clear(), name="default")  # a store that exists and holds nothing
     assert ok(sheppy("queue", "list", "-u", empty_store)).strip() == "no queues"
     assert json.loads(ok(sheppy("queue", "list", "-u", empty_store, "-f", "json"))) == {}
 

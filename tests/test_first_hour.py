@@ -163,3 +163,15 @@ def test_clearing_a_mistyped_queue_is_an_error_naming_the_nearest_queue(project:
     assert cleared.returncode == 0 and "queue 'default' cleared: 2 task(s)" in cleared.stdout, cleared.stderr
     again = sheppy(project, "queue", "clear", "default", "-y", "-u", url)
     assert again.returncode != 0 and "no queue 'default'" in again.stderr, "a cleared queue is gone"
+
+
+@pytest.mark.parametrize(
+    "command", [("queue", "list"), ("cron", "list"), ("queue", "clear", "default", "-y")]
+)
+def test_a_command_that_reads_never_creates_a_store_at_a_mistyped_path(
+    project: Path, command: tuple[str, ...]
+) -> None:
+    # Was: an empty jobs.bd created, and "no queues" — as if the real store were empty.
+    line = one_error_line(sheppy(project, *command, "-u", "sqlite:///jobs.bd"))
+    assert "no store at" in line and "jobs.bd" in line and "nothing was created" in line, line
+    assert not (project / "jobs.bd").exists(), "the command created the mistyped store"

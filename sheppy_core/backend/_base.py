@@ -174,6 +174,17 @@ class Backend(ABC):
         """Close connections. Idempotent. Stored data is untouched; claims stay in the store and expire
         as usual, so a task claimed through this object is redelivered after its lease."""
 
+    async def store_exists(self) -> bool | None:
+        """Whether the store this backend would connect to exists already, found without creating it
+        (and without connecting). None (the default) when the backend cannot tell that way — a server
+        is there or not, and :meth:`connect` says which.
+
+        A backend whose :meth:`connect` creates its store (SQLite creates the file) overrides it, so
+        that commands which only read (``sheppy task list``) refuse a mistyped path instead of creating
+        an empty store there and reporting that it holds nothing.
+        """
+        return None
+
     async def server_info(self) -> dict[str, Any]:
         """Facts for ``sheppy backends check``: e.g. ``{"server_version": "7.0.15", "schema_version": 2}``.
 

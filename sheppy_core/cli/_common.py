@@ -28,7 +28,7 @@ from sheppy_core._queue import Queue
 from sheppy_core._settings import Settings, load_settings
 from sheppy_core._task import MAX_NESTING
 from sheppy_core.backend import Backend, redact_secrets, redact_url
-from sheppy_core.exceptions import BackendConnectionError, SheppyError
+from sheppy_core.exceptions import BackendConnectionError, ConfigurationError, SheppyError
 
 __all__ = [
     "Column",
@@ -194,9 +194,19 @@ def make_backend(url: str) -> Backend:
 
 
 @contextlib.asynccontextmanager
-async def connected(url: str) -> AsyncIterator[Backend]:
-    """A connected backend for ``url``, disconnected afterwards."""
+async def connected(url: str, *, create: bool = True) -> AsyncIterator[Backend]:
+    """A connected backend for ``url``, disconnected afterwards.
+
+    ``create=False`` (commands that only read or change what is there): a store that does not exist
+    yet — a mistyped SQLite path — is an error naming it, and nothing is created.
+    """
     backend = make_backend(url)
+    if not create and await backend.store_exists() is False:
+        where = getattr(backend, "path", None) or redact_url(url)
+        raise ConfigurationError(
+            f"no store at {where}: nothing was created (check the path or the URL; adding a task or "
+            "starting a worker creates it)"
+        )
     await backend.connect()
     try:
         yield backend

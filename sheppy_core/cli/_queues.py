@@ -84,7 +84,7 @@ def list_queues(
     settings = settings_from(backend_url)
 
     async def collect() -> dict[str, dict[str, int]]:
-        async with connected(settings.backend_url) as backend:
+        async with connected(settings.backend_url, create=False) as backend:
             names = sorted(await backend.list_queues())
             return {name: await backend.get_stats(name) for name in names}
 
@@ -115,7 +115,7 @@ def clear(
         fail("nothing was deleted")
 
     async def clear_known() -> tuple[int, list[str]]:
-        async with connected(settings.backend_url) as backend:
+        async with connected(settings.backend_url, create=False) as backend:
             known = sorted(await backend.list_queues())
             return await Queue(backend, name).clear(), known
 
@@ -201,7 +201,7 @@ def list_crons(
 
     async def collect() -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
-        async with connected(settings.backend_url) as backend:
+        async with connected(settings.backend_url, create=False) as backend:
             for name in settings.queues:
                 rows += [{"queue": name, **_cron_row(c)} for c in await Queue(backend, name).get_crons()]
         return rows
@@ -285,7 +285,7 @@ def delete_cron(
     settings = settings_from(backend_url, queue)
 
     async def remove() -> tuple[str, bool]:
-        async with connected(settings.backend_url) as backend:
+        async with connected(settings.backend_url, create=False) as backend:
             found = cron_id
             if not found:
                 crons = await Queue(backend, settings.queue).get_crons()

@@ -99,8 +99,17 @@ def test_default_backend_url_is_a_sqlite_file_in_the_current_directory(
 ) -> None:
     # Deliberate difference: sheppy's default is redis://127.0.0.1:6379; ours needs no server.
     monkeypatch.chdir(tmp_path)
-    assert as_json(sheppy("queue", "list", "-f", "json")) == {}
+    # A command that only reads creates no store (it says there is none); one that adds creates it.
+    refused = sheppy("queue", "list", "-f", "json")
+    assert refused.exit_code == 1 and "no store at sheppy.db" in refused.output
+    assert not (tmp_path / "sheppy.db").exists()
+    module = "from sheppy_core import task\n@task\ndef f() -> None: ...\n"
+    (tmp_path / "s15_default_jobs.py").write_text(module)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    added = sheppy("task", "add", "s15_default_jobs:f")
+    assert added.exit_code == 0, added.output
     assert (tmp_path / "sheppy.db").is_file()
+    assert as_json(sheppy("queue", "list", "-f", "json"))["default"]["pending"] == 1
 
 
 def test_the_current_directory_is_on_sys_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

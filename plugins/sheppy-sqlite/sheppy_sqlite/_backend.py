@@ -249,6 +249,10 @@ class SQLiteBackend(Inspection, OptionalCapabilities, Backend):
     def is_connected(self) -> bool:
         return self._store.is_open
 
+    async def store_exists(self) -> bool | None:
+        """Whether the database file is there (``connect`` would create it)."""
+        return await asyncio.to_thread(os.path.exists, self._path)
+
     async def connect(self) -> None:
         """Open the file (creating it), switch it to WAL, and create or migrate the schema.
 
