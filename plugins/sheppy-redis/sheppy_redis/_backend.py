@@ -26,6 +26,9 @@ key                 type    holds
 ``rl:s:<k>``        ZSET    sliding-window starts, made or reserved (task id -> time); ``rl:fw:<k>``
                             STRING: when the current fixed window began, ``rl:fs:<k>`` ZSET: its
                             starts; ``rlk`` SET: the rate-limit keys in use
+``ls``, ``ls:<set>``  ZSET    the listing index (list_tasks): members ``<listing key hex><id>``, score 0;
+``lf:<func>``               all records, per status set, per spec.func; ``lm`` HASH id -> listing key
+                            and func; ``lfk`` SET of funcs; ``lsv``: all records indexed (_listing)
 ==================  ======  =====================================================================
 
 plus ``<prefix>:queues`` (HASH of queue names, for ``list_queues``) and the pub/sub channel
@@ -56,7 +59,8 @@ default, at least ``_MIN_REPLY_GRACE``), so a server that stops answering is sti
 Time: leases, retention and rate-limit windows use the Redis server's clock (``TIME`` inside the
 scripts), so workers on hosts with skewed clocks agree. Due times of scheduled tasks are the callers'.
 
-Cron, rate-limit and workflow methods live in :mod:`sheppy_redis._extras`.
+Cron, rate-limit and workflow methods live in :mod:`sheppy_redis._extras`; ``list_tasks`` in
+:mod:`sheppy_redis._listing`; the worker registry in :mod:`sheppy_redis._workers`.
 
 Errors: no redis-py exception escapes (see :mod:`sheppy_redis._errors`). redis-py's automatic command
 retries are switched off by default: replaying a claim or a unique append whose reply was lost would
@@ -90,7 +94,9 @@ from sheppy_core.backend import (
     RESULT_NOTIFY,
     SHARED_STORE,
     STATS_KEYS,
+    TASK_PAGES,
     TTL,
+    WORKER_REGISTRY,
     WORKFLOWS,
     Backend,
     check_aware,
@@ -119,8 +125,17 @@ from sheppy_redis._errors import translate_errors
 from sheppy_redis._extras import OptionalCapabilities
 from sheppy_redis._keys import QueueKeys
 from sheppy_redis._listener import ResultListener
-from sheppy_redis._records import encode_record, epoch_ms, read_record, retention_ms
+from sheppy_redis._listing import TaskListing
+from sheppy_redis._records import (
+    encode_record,
+    epoch_ms,
+    index_fields,
+    listed_status,
+    read_record,
+    retention_ms,
+)
 from sheppy_redis._scripts import script
+from sheppy_redis._workers import WorkerRegistry
 
 __all__ = ["RedisBackend"]
 
@@ -152,7 +167,7 @@ def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
         yield items[start : start + size]
 
 
-class RedisBackend(OptionalCapabilities, Backend):
+class RedisBackend(TaskListing, WorkerRegistry, OptionalCapabilities, Backend):
     """Task storage in Redis (redis-py's asyncio client).
 
     :param url: ``redis://[[user]:password@]host[:port][/db][?options]``, ``rediss://`` (TLS) or
@@ -170,7 +185,8 @@ class RedisBackend(OptionalCapabilities, Backend):
     url_schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "unix")
     contract_version: ClassVar[int] = CONTRACT_VERSION
     capabilities: ClassVar[frozenset[str]] = frozenset(
-        {BLOCKING_POP, RESULT_NOTIFY, RATE_LIMIT, CRON, TTL, WORKFLOWS, SHARED_STORE}
+        {BLOCKING_POP, RESULT_NOTIFY, RATE_LIMIT, CRON, TTL, WORKFLOWS, SHARED_STORE, TASK_PAGES,
+         WORKER_REGISTRY}
     )
 
     def __init__(
@@ -336,7 +352,8 @@ class RedisBackend(OptionalCapabilities, Backend):
         keys = self._keys(queue_name)
         if not tasks:
             return []
-        packed = [encode_record(t, self.ttl, self.error_ttl).packed() for t in tasks]
+        stored_at = datetime.now(UTC)
+        packed = [encode_record(t, self.ttl, self.error_ttl).packed(stored_at) for t in tasks]
         script_keys, head = self._registry_args(keys)
         head = [head[0], "1" if unique else "0", *head[1:]]
         chunks: list[list[bytes]] = [[]]
@@ -381,7 +398,7 @@ class RedisBackend(OptionalCapabilities, Backend):
         # A cron occurrence is indexed under its cron, so delete_cron finds it without a scan.
         cron_id = item.record.get("cron_id")
         args = [head[0], "1" if unique else "0", *head[1:], *item.args(), *due,
-                "" if cron_id is None else str(cron_id)]
+                "" if cron_id is None else str(cron_id), *index_fields(item.record, datetime.now(UTC))]
         with translate_errors("schedule", self.safe_url):
             await self._register(client, keys)
             stored = await script("schedule").run(client, script_keys, args)
@@ -632,13 +649,15 @@ class RedisBackend(OptionalCapabilities, Backend):
     async def store_result(self, queue_name: str, task_data: dict[str, Any]) -> bool:
         keys = self._keys(queue_name)
         item = encode_record(task_data, self.ttl, self.error_ttl)
+        # The listing index files the record under its new status and func (see _listing).
+        listed, func = listed_status(item.record) or "-", item.func()
         if item.finished:
             retention = retention_ms(item.record, self.ttl, self.error_ttl)
-            mode, arg = "finished", f"{item.finished_bucket()} {retention}"
+            mode, arg = "finished", f"{item.finished_bucket()} {retention} {listed} {func}"
         elif item.record.get("status") in ("retrying", "scheduled"):
-            mode, arg = "scheduled", str(item.due_ms())
+            mode, arg = "scheduled", f"{item.due_ms()} {listed} {func}"
         else:
-            mode, arg = "queued", ""
+            mode, arg = "queued", func
         self._require()
         assert self._batcher is not None
         # Results of concurrently running tasks share one script call (see _batching).

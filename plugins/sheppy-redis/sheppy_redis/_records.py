@@ -19,14 +19,62 @@ from typing import Any
 
 from sheppy_core.backend import (
     FINISHED_STATUSES,
+    LISTABLE_STATUSES,
     due_at,
     is_finished,
+    listing_key,
     retention_seconds,
     task_id_of,
 )
 from sheppy_core.exceptions import BackendInputError
 
-__all__ = ["Encoded", "decode_record", "encode_record", "epoch_ms", "read_record", "retention_ms"]
+__all__ = [
+    "Encoded",
+    "decode_record",
+    "encode_json",
+    "encode_record",
+    "epoch_ms",
+    "func_of",
+    "index_fields",
+    "listed_status",
+    "listing_member_key",
+    "member_listing_key",
+    "read_record",
+    "retention_ms",
+]
+
+_LISTING_KEY_OFFSET = 1 << 63
+"""Added to a listing key (signed microseconds) before it is written as 16 hex digits: the index's
+members sort by bytes, so the digits must sort as the numbers do, negative ones included."""
+
+
+def listing_member_key(key: int) -> str:
+    """The 16 hex digits a listing key takes at the front of its index members (see ``_common.lua``)."""
+    return f"{key + _LISTING_KEY_OFFSET:016x}"
+
+
+def member_listing_key(member: bytes) -> int:
+    """The listing key at the front of an index member."""
+    return int(member[:16], 16) - _LISTING_KEY_OFFSET
+
+
+def listed_status(record: dict[str, Any]) -> str:
+    """The record's status as the index files it: one ``list_tasks`` filters by, else ''."""
+    status = record.get("status")
+    return status if isinstance(status, str) and status in LISTABLE_STATUSES else ""
+
+
+def func_of(record: dict[str, Any]) -> str:
+    """The record's ``spec.func``, as the listing index files it ('' for none)."""
+    spec = record.get("spec")
+    func = spec.get("func") if isinstance(spec, dict) else None
+    return func if isinstance(func, str) else ""
+
+
+def index_fields(record: dict[str, Any], stored_at: datetime) -> tuple[str, str]:
+    """What the listing index keeps of a record being stored: its listing key (16 hex digits) and its
+    ``spec.func`` ('' for none)."""
+    return listing_member_key(listing_key(record, stored_at)), func_of(record)
 
 
 def epoch_ms(moment: datetime) -> float:
@@ -55,6 +103,12 @@ def _dumps(value: Any) -> bytes:
         return json.dumps(value, separators=(",", ":")).encode("ascii")
 
 
+def encode_json(value: Any) -> bytes:
+    """Compact UTF-8 JSON of a value the backend stores as given (``BackendInputError`` if it is not
+    JSON-serialisable)."""
+    return _dumps(value)
+
+
 @dataclass(frozen=True)
 class Encoded:
     """A record ready for a script: id, body, and the few values scripts need without parsing it."""
@@ -70,13 +124,20 @@ class Encoded:
         """The five per-record script arguments: id, body, deliveries, cancel retention, workflow id."""
         return [self.id, self.body, self.deliveries, self.cancel_retention_ms, self.workflow_id]
 
-    def packed(self) -> bytes:
-        """The record in ``append.lua``'s packed form: a header line, then id, workflow id and body."""
+    def packed(self, stored_at: datetime) -> bytes:
+        """The record in ``append.lua``'s packed form: a header line, then id, workflow id, func and
+        body."""
         task_id = self.id.encode("utf-8", "surrogatepass")
         workflow = self.workflow_id.encode("utf-8", "surrogatepass")
+        member_key, func_text = index_fields(self.record, stored_at)
+        func = func_text.encode("utf-8", "surrogatepass")
         rc = self.cancel_retention_ms
-        head = f"{len(task_id)} {self.deliveries} {rc!r} {len(workflow)} {len(self.body)}\n".encode("ascii")
-        return b"".join((head, task_id, workflow, self.body))
+        sizes = f"{len(task_id)} {self.deliveries} {rc!r} {len(workflow)} {len(self.body)}"
+        head = f"{sizes} {member_key} {len(func)}\n".encode("ascii")
+        return b"".join((head, task_id, workflow, func, self.body))
+
+    def func(self) -> str:
+        return func_of(self.record)
 
     def finished_bucket(self) -> str:
         status = self.record.get("status")

@@ -46,19 +46,31 @@ async def delete_prefix(url: str, prefix: str) -> None:
 
 async def write_stored_text(backend: Backend, queue_name: str, task_id: str, text: str) -> None:
     """Store ``text`` as the record of a task queued at the tail of ``queue_name``, with plain Redis
-    commands behind the backend's back: the hash and index entries ``append`` writes, but a body
+    commands behind the backend's back: the hash and index entries ``append`` writes (listing index
+    included), but a body
     (field ``r``) that a bug or a manual ``HSET`` left behind (the conformance hook for
     ``robust.corrupt_record``, and the fault tests')."""
+    from datetime import UTC, datetime
+
     from sheppy_redis import RedisBackend
     from sheppy_redis._keys import QueueKeys
+    from sheppy_redis._records import listing_member_key
+
+    from sheppy_core.backend import listing_key
 
     assert isinstance(backend, RedisBackend)
     client = backend._client
     base = QueueKeys.for_queue(backend.prefix, queue_name).base
     await client.hset(
         f"{base}t:{task_id}",
-        mapping={"r": text, "deliveries": "0", "_rc": "-1", "status": '"pending"'},
+        mapping={"r": text, "deliveries": "0", "_rc": "-1", "status": '"pending"', "_ls": "pending"},
     )
+    if not await client.scard(f"{base}ids"):
+        await client.set(f"{base}lsv", "1")  # a new queue: its listing index is complete
+    member = listing_member_key(listing_key({}, datetime.now(UTC))) + task_id
+    await client.hset(f"{base}lm", task_id, member[:16])
+    await client.zadd(f"{base}ls", {member: 0})
+    await client.zadd(f"{base}ls:active", {member: 0})  # pending and processing share it
     await client.sadd(f"{base}ids", task_id)
     await client.zadd(f"{base}q", {task_id: await client.incr(f"{base}seq")})
     await client.rpush(f"{base}wake", "1")

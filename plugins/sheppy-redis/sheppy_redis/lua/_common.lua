@@ -76,6 +76,118 @@ local function index_workflow(base, id, workflow_id)
   end
 end
 
+-- The listing index (list_tasks). Each record is a member "<listing key: 16 hex digits><id>" of sorted
+-- sets whose scores are all 0, so members sort by bytes (BYLEX): listing key, then id in code-point
+-- order (UTF-8 keeps it). "ls" holds every record, "ls:<set>" those of one status (one set, "active",
+-- for pending and processing: a claim changes nothing in the index; list_tasks tells them apart by
+-- "_ls" and lists processing ones from the claims; "acked" holds those acknowledge released, still
+-- "processing" but claimed no more: "_ls" = "processing:acked"), "lf:<func>" those of one spec.func
+-- ("lfk": which funcs have a set). "lm" HASH: id -> listing key .. func, fixed when append/schedule
+-- stores the record. The record's "_ls" field holds its status as the index sees
+-- it ('' for one no listing filters by), written by every script that changes the status. "lsv" says
+-- the queue's records are all indexed (a store written before the index gets indexed on first listing).
+local LISTED = {pending = 'active', processing = 'active', scheduled = 'scheduled', retrying = 'retrying',
+  completed = 'completed', failed = 'failed', cancelled = 'cancelled', crashed = 'crashed',
+  quarantined = 'quarantined', ['processing:acked'] = 'acked'}
+local STATUS_SETS = {'active', 'scheduled', 'retrying', 'completed', 'failed', 'cancelled', 'crashed',
+  'quarantined', 'acked'}
+
+-- The status name the index files a stored status (a JSON string) under; '' for none.
+local function listed_status(status_json)
+  local name = status_json and string.match(status_json, '^"(%l+)"$')
+  if name and LISTED[name] then return name end
+  return ''
+end
+
+-- The index member and func of an indexed record; false when it is not indexed.
+local function index_entry(base, id)
+  local meta = redis.call('HGET', base .. 'lm', id)
+  if not meta then return false end
+  return string.sub(meta, 1, 16) .. id, string.sub(meta, 17)
+end
+
+-- File the records just stored (append/schedule) in the index: ids, their listing keys and funcs, one
+-- status for all. One command per set for the whole call. An id given twice keeps its last entry.
+local function list_records(base, ids, listing_keys, funcs, status)
+  local meta, members, by_func, seen = {}, {}, {}, {}
+  for i = #ids, 1, -1 do
+    local id = ids[i]
+    if not seen[id] then
+      seen[id] = true
+      local member = listing_keys[i] .. id
+      meta[#meta + 1] = id
+      meta[#meta + 1] = listing_keys[i] .. funcs[i]
+      members[#members + 1] = 0
+      members[#members + 1] = member
+      if funcs[i] ~= '' then
+        local group = by_func[funcs[i]]
+        if not group then group = {}; by_func[funcs[i]] = group end
+        group[#group + 1] = 0
+        group[#group + 1] = member
+      end
+    end
+  end
+  if #ids == 0 then return end
+  redis.call('HSET', base .. 'lm', unpack(meta))
+  redis.call('ZADD', base .. 'ls', unpack(members))
+  if status ~= '' then redis.call('ZADD', base .. 'ls:' .. LISTED[status], unpack(members)) end
+  for func, group in pairs(by_func) do
+    redis.call('ZADD', base .. 'lf:' .. func, unpack(group))
+    redis.call('SADD', base .. 'lfk', func)
+  end
+end
+
+-- Move an indexed record from the set of status `old` to that of `new` (names; '' for none) and, when
+-- `func` is given (a new body was stored), from its old func set to that of `func`. The caller writes
+-- "_ls" itself, together with the other fields it changes.
+local function relist(base, id, old, new, func)
+  old, new = LISTED[old] or '', LISTED[new] or ''
+  if old == new and not func then return end
+  local meta = redis.call('HGET', base .. 'lm', id)
+  if not meta then return end
+  local member = string.sub(meta, 1, 16) .. id
+  if old ~= new then
+    if old ~= '' then redis.call('ZREM', base .. 'ls:' .. old, member) end
+    if new ~= '' then redis.call('ZADD', base .. 'ls:' .. new, 0, member) end
+  end
+  local was = string.sub(meta, 17)
+  if func and func ~= was then
+    if was ~= '' then
+      redis.call('ZREM', base .. 'lf:' .. was, member)
+      if redis.call('EXISTS', base .. 'lf:' .. was) == 0 then redis.call('SREM', base .. 'lfk', was) end
+    end
+    if func ~= '' then
+      redis.call('ZADD', base .. 'lf:' .. func, 0, member)
+      redis.call('SADD', base .. 'lfk', func)
+    end
+    redis.call('HSET', base .. 'lm', id, string.sub(meta, 1, 16) .. func)
+  end
+end
+
+-- Take a record out of the index (deleted, expired, or stored again under a new listing key). status:
+-- its "_ls", or false when unknown (the record is gone): then every status set is cleaned.
+local function unlist(base, id, status)
+  local member, func = index_entry(base, id)
+  if not member then return end
+  redis.call('HDEL', base .. 'lm', id)
+  redis.call('ZREM', base .. 'ls', member)
+  if status then
+    if status ~= '' then redis.call('ZREM', base .. 'ls:' .. LISTED[status], member) end
+  else
+    for _, name in ipairs(STATUS_SETS) do redis.call('ZREM', base .. 'ls:' .. name, member) end
+  end
+  if func ~= '' then
+    local fkey = base .. 'lf:' .. func
+    redis.call('ZREM', fkey, member)
+    if redis.call('EXISTS', fkey) == 0 then redis.call('SREM', base .. 'lfk', func) end
+  end
+end
+
+-- A queue that has no record yet has nothing to index later: append/schedule say so before storing.
+local function mark_indexed_if_new(base, ids_key)
+  if redis.call('SCARD', ids_key) == 0 then redis.call('SET', base .. 'lsv', '1') end
+end
+
 -- Forget finished records whose retention has passed (their hash already expired on its own). A stale
 -- entry whose record has no TTL belongs to an id that was stored again since: only the entry goes.
 local function purge(base, nowms, budget)
@@ -87,6 +199,7 @@ local function purge(base, nowms, budget)
       if redis.call('PTTL', tkey) ~= -1 then
         redis.call('UNLINK', tkey)
         redis.call('SREM', base .. 'ids', id)
+        unlist(base, id, LISTED[bucket] and bucket)
       end
       redis.call('ZREM', zkey, id)
     end
@@ -120,12 +233,14 @@ end
 -- there is anything to drop). "_rc" is how long the record is kept if it gets cancelled (ms, -1 for
 -- ever): the client works it out from the record's config, so cancel never has to decode the body.
 -- status is a JSON string, or false to leave the body's own.
-local function write_record(tkey, existed, body, deliveries, cancel_retention, status)
+-- listed is the record's status as list_tasks filters by it ("_ls", see the listing index below).
+local function write_record(tkey, existed, body, deliveries, cancel_retention, status, listed)
   if existed then redis.call('DEL', tkey) end
   if status then
-    redis.call('HSET', tkey, 'r', body, 'deliveries', deliveries, '_rc', cancel_retention, 'status', status)
+    redis.call('HSET', tkey, 'r', body, 'deliveries', deliveries, '_rc', cancel_retention, 'status', status,
+      '_ls', listed)
   else
-    redis.call('HSET', tkey, 'r', body, 'deliveries', deliveries, '_rc', cancel_retention)
+    redis.call('HSET', tkey, 'r', body, 'deliveries', deliveries, '_rc', cancel_retention, '_ls', listed)
   end
 end
 
@@ -142,3 +257,4 @@ local function finish(base, id, bucket, retention_ms, nowms)
   redis.call('ZADD', base .. 'fin:' .. bucket, score, id)
   redis.call('PUBLISH', base .. 'done', id)
 end
+

@@ -7,7 +7,8 @@ local scheduled = redis.call('ZSCORE', base .. 'sched', id)
 if not (queued or scheduled) or redis.call('EXISTS', tkey) == 0 then return false end
 local now = now_us()
 unplace(base, id)
-redis.call('HSET', tkey, 'status', '"cancelled"', 'finished_at', iso(now))
+relist(base, id, redis.call('HGET', tkey, '_ls') or '', 'cancelled')
+redis.call('HSET', tkey, 'status', '"cancelled"', 'finished_at', iso(now), '_ls', 'cancelled')
 finish(base, id, 'cancelled', tonumber(redis.call('HGET', tkey, '_rc') or '-1'), now / 1000)
 if redis.call('ZCARD', base .. 'q') == 0 then redis.call('DEL', base .. 'wake') end
 return record_json(tkey)

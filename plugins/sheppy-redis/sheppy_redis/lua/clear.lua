@@ -10,8 +10,11 @@ for _, wid in ipairs(redis.call('HKEYS', base .. 'wf')) do redis.call('UNLINK', 
 for _, wid in ipairs(redis.call('SMEMBERS', base .. 'wftk')) do redis.call('UNLINK', base .. 'wft:' .. wid) end
 for _, key in ipairs(redis.call('SMEMBERS', base .. 'rlk')) do redis.call('UNLINK', key) end
 for _, cid in ipairs(redis.call('SMEMBERS', base .. 'crok')) do redis.call('UNLINK', base .. 'co:' .. cid) end
-local fixed = {'ids', 'q', 'seq', 'lease', 'sched', 'wake', 'cron', 'crok', 'wf', 'wfv', 'wfo', 'wftk', 'rlk'}
+for _, func in ipairs(redis.call('SMEMBERS', base .. 'lfk')) do redis.call('UNLINK', base .. 'lf:' .. func) end
+local fixed = {'ids', 'q', 'seq', 'lease', 'sched', 'wake', 'cron', 'crok', 'wf', 'wfv', 'wfo', 'wftk', 'rlk',
+  'ls', 'lm', 'lfk', 'lsv'}
 for _, bucket in ipairs(FINISHED_BUCKETS) do fixed[#fixed + 1] = 'fin:' .. bucket end
+for _, name in ipairs(STATUS_SETS) do fixed[#fixed + 1] = 'ls:' .. name end
 for _, name in ipairs(fixed) do redis.call('UNLINK', base .. name) end
 if registry ~= '' then redis.call('HDEL', registry, queue_name) end
 return removed

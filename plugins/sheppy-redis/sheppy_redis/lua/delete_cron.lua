@@ -9,6 +9,7 @@ for _, id in ipairs(redis.call('SMEMBERS', okey)) do
   local tkey = base .. 't:' .. id
   if redis.call('ZSCORE', base .. 'sched', id) and redis.call('HGET', tkey, 'status') == '"scheduled"' then
     redis.call('ZREM', base .. 'sched', id)
+    unlist(base, id, 'scheduled')
     redis.call('UNLINK', tkey)
     redis.call('SREM', KEYS[1], id)
   end

@@ -9,6 +9,7 @@ if redis.call('HGET', tkey, '_fin') ~= '1'
     and not (corrupt_body and (redis.call('HGET', tkey, 'r') or '') == corrupt_body) then
   return redis.call('HGET', tkey, 'status') or 'null'
 end
+unlist(base, id, redis.call('HGET', tkey, '_ls') or '')
 redis.call('UNLINK', tkey)
 redis.call('SREM', KEYS[1], id)
 unplace(base, id)

@@ -19,6 +19,9 @@ for i = 4, #ARGV, 2 do
       for name, value in pairs(fields) do
         if value == '' then redis.call('HDEL', tkey, name) else redis.call('HSET', tkey, name, value) end
       end
+      local listed = listed_status(status)
+      relist(base, id, redis.call('HGET', tkey, '_ls') or '', listed)
+      redis.call('HSET', tkey, '_ls', listed)
       redis.call('HINCRBY', tkey, 'deliveries', -1)
       redis.call('HDEL', tkey, '_undo')
       if place == 'q' then

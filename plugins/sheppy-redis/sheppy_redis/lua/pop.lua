@@ -36,7 +36,7 @@ for i, id in ipairs(ids) do
     local undo = places[i] .. '\n' .. (prior[1] or '') .. '\n' .. (prior[2] or '') .. '\n' .. (prior[3] or '')
     redis.call('ZADD', base .. 'lease', expiry_us / 1000, id)
     redis.call('HSET', tkey, 'status', '"processing"', 'claimed_by', owner, 'lease_expires_at', expiry_iso,
-      '_undo', undo)
+      '_undo', undo, '_ls', 'processing')  -- pending and processing share the index's "active" set
     redis.call('HINCRBY', tkey, 'deliveries', 1)
     records[#records + 1] = record_json(tkey)
     claimed[#records] = id

@@ -10,7 +10,8 @@ for _, id in ipairs(ids) do
   redis.call('ZREM', base .. 'sched', id)
   local tkey = base .. 't:' .. id
   if redis.call('EXISTS', tkey) == 1 then
-    redis.call('HSET', tkey, 'status', '"pending"')
+    relist(base, id, redis.call('HGET', tkey, '_ls') or '', 'pending')
+    redis.call('HSET', tkey, 'status', '"pending"', '_ls', 'pending')
     enqueue(base, id)
     out[#out + 1] = id
     out[#out + 1] = record_json(tkey)

@@ -9,10 +9,11 @@ local out = {}
 for i = 3, #ARGV, 3 do
   local id = ARGV[i]
   local tkey = base .. 't:' .. id
-  local held = redis.call('HMGET', tkey, 'claimed_by', 'deliveries', '_rc')
+  local held = redis.call('HMGET', tkey, 'claimed_by', 'deliveries', '_rc', '_ls')
   if held[1] == owner and redis.call('ZSCORE', base .. 'lease', id) then
     unplace(base, id)
-    write_record(tkey, true, ARGV[i + 1], held[2] or '0', held[3] or '-1', false)
+    write_record(tkey, true, ARGV[i + 1], held[2] or '0', held[3] or '-1', false, 'quarantined')
+    relist(base, id, held[4] or '', 'quarantined', '')  -- a stand-in has no spec
     finish(base, id, 'quarantined', tonumber(ARGV[i + 2]), nowms)
     out[#out + 1] = '1'
   else
