@@ -26,9 +26,9 @@ from sheppy_core.exceptions import (
     TaskTimeoutError,
     WorkerCrashedError,
 )
-from sheppy_core.models import Task, TaskException
+from sheppy_core.models import MAX_ATTEMPT_ERRORS, AttemptError, Task, TaskException
 
-__all__ = ["Attempt", "crash_outcome", "released", "rescheduled", "run_attempt"]
+__all__ = ["Attempt", "crash_outcome", "released", "rescheduled", "run_attempt", "with_attempt_error"]
 
 logger = logging.getLogger("sheppy.worker")
 
@@ -77,8 +77,28 @@ def completed(task: Task[Any], result: Any) -> Task[Any]:
     )
 
 
+def with_attempt_error(
+    task: Task[Any], *, status: str, exception: TaskException, finished_at: datetime
+) -> list[AttemptError]:
+    """``task.attempt_errors`` with the attempt now ending (number ``retry_count + 1``, on the worker
+    holding the claim) appended; past :data:`MAX_ATTEMPT_ERRORS` the first one and the latest are kept,
+    so the list never grows with the retries and the original cause is never lost."""
+    entry = AttemptError(
+        attempt=task.retry_count + 1,
+        finished_at=finished_at,
+        status=status,
+        worker=task.claimed_by,
+        exception=exception,
+    )
+    errors = [*task.attempt_errors, entry]
+    if len(errors) > MAX_ATTEMPT_ERRORS:
+        errors = [errors[0], *errors[len(errors) - MAX_ATTEMPT_ERRORS + 1 :]]
+    return errors
+
+
 def failed(task: Task[Any], exc: BaseException, *, retry: bool = True, status: str = "failed") -> Task[Any]:
-    """The record after a failed attempt: ``retrying`` when retries are left, else final."""
+    """The record after a failed attempt: ``retrying`` when retries are left, else final. Either way
+    the attempt is appended to ``attempt_errors``."""
     now = _now()
     record = TaskException.from_exception(exc, with_traceback=not isinstance(exc, WorkerCrashedError))
     timed_out = isinstance(exc, TaskTimeoutError)
@@ -90,13 +110,21 @@ def failed(task: Task[Any], exc: BaseException, *, retry: bool = True, status: s
             status="retrying",
             result=None,
             exception=record,
+            attempt_errors=with_attempt_error(task, status="retrying", exception=record, finished_at=now),
             finished_at=None,
             retry_count=task.retry_count + 1,
             last_retry_at=now,
             next_retry_at=now + timedelta(seconds=delay),
             deliveries=0,
         )
-    return released(task, status=status, result=None, exception=record, finished_at=now)
+    return released(
+        task,
+        status=status,
+        result=None,
+        exception=record,
+        finished_at=now,
+        attempt_errors=with_attempt_error(task, status=status, exception=record, finished_at=now),
+    )
 
 
 def crash_outcome(task: Task[Any]) -> Task[Any] | None:
@@ -107,18 +135,27 @@ def crash_outcome(task: Task[Any]) -> Task[Any] | None:
     """
     if task.config.retry_on_crash is not False and task.should_retry:
         return None
-    return failed(
-        task,
-        WorkerCrashedError(
-            f"the worker running this task stopped without finishing it (claimed by {task.claimed_by})"
-        ),
-        retry=False,
-        status="crashed",
+    return failed(task, _crash_error(task), retry=False, status="crashed")
+
+
+def _crash_error(task: Task[Any]) -> WorkerCrashedError:
+    return WorkerCrashedError(
+        f"the worker running this task stopped without finishing it (claimed by {task.claimed_by})"
     )
 
 
 def charge_crash_retry(task: Task[Any]) -> Task[Any]:
-    return task.model_copy(update={"retry_count": task.retry_count + 1, "last_retry_at": _now()})
+    """A redelivered task that will run again: the lost run uses a retry and is kept in
+    ``attempt_errors`` as ``crashed``."""
+    now = _now()
+    lost = TaskException.from_exception(_crash_error(task), with_traceback=False)
+    return task.model_copy(
+        update={
+            "retry_count": task.retry_count + 1,
+            "last_retry_at": now,
+            "attempt_errors": with_attempt_error(task, status="crashed", exception=lost, finished_at=now),
+        }
+    )
 
 
 async def _pre(mw: Middleware, task: Task[Any], queue: Any) -> tuple[Any, Task[Any]]:

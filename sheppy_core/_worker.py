@@ -9,6 +9,11 @@ Roles running inside :meth:`Worker.work`, all as asyncio tasks of one loop:
   queues at the same moment may exceed the free slots; the extra tasks wait, under lease);
 - a **heartbeat** loop: extends the leases of running tasks every third of the lease; a task whose
   lease was lost (another worker reclaimed it) is cancelled here and not stored;
+- a **registry** loop, on a backend declaring ``WORKER_REGISTRY``: the worker registers before it
+  claims, refreshes its record every ``max(1 s, lease / 3)`` with a ttl of three such beats (a
+  SIGKILLed worker drops out of ``list_workers`` within about one lease) and unregisters when it stops
+  cleanly. The registry is for operators: a store that cannot be reached for it never stops the worker
+  (one warning per outage, retried on the next beat);
 - a **scheduler** per queue: moves due scheduled tasks into the queue, sleeping until the next due
   time (at most ``_scheduler_polling_interval``); the move is atomic in the backend, so N workers move
   each task once;
@@ -31,6 +36,7 @@ import collections
 import contextlib
 import inspect
 import logging
+import os
 import signal
 import socket
 import uuid
@@ -45,7 +51,7 @@ from sheppy_core._processing import HandBackPolicy, StaleClaimError, TaskProcess
 from sheppy_core._registry import import_task_modules
 from sheppy_core._runner import released
 from sheppy_core._store import QueueStore, checked_queue_name
-from sheppy_core.backend import BLOCKING_POP, CRON, Backend, due_at
+from sheppy_core.backend import BLOCKING_POP, CRON, WORKER_REGISTRY, Backend, due_at
 from sheppy_core.exceptions import BackendError, CorruptRecordError
 from sheppy_core.models import Task, TaskCron
 
@@ -60,6 +66,11 @@ CRON_FIRST_PASS_WAIT = 30.0
 """The scheduler starts moving due tasks after the cron manager's first pass, or after this many
 seconds at the latest (a store too slow to answer must not stop the scheduler for good)."""
 DEFAULT_HAND_BACK = HandBackPolicy()
+REGISTRY_BEATS = 3
+"""A worker's registry record lives this many refresh intervals: one late refresh does not drop it."""
+REGISTRY_MIN_INTERVAL = 1.0
+MAX_LISTED_IN_FLIGHT = 50
+"""At most this many task ids in a registry record's ``in_flight_ids`` (``in_flight`` counts them all)."""
 
 
 class _Unset:
@@ -275,6 +286,8 @@ class Worker:
         self._burst_in_flight: dict[str, int] = {}
         self._wait_scheduled = BURST_HORIZON
         self._declared_crons = DeclarativeCrons()
+        self._started_at = datetime.now(UTC)
+        self._registry_down = False
 
     # -- control ---------------------------------------------------------------------------------
 
@@ -333,7 +346,18 @@ class Worker:
         )
         claimers: list[asyncio.Task[None]] = []
         helpers: list[asyncio.Task[None]] = []
+        registered = WORKER_REGISTRY in self.backend.capabilities
         try:
+            if registered:
+                self._started_at = datetime.now(UTC)
+                self._registry_down = False
+                await self._register()  # before the first claim: listed before it holds any task
+                helpers.append(asyncio.create_task(self._registry_loop()))
+            else:
+                logger.debug(
+                    "backend %s does not declare capability %s: worker %s is not registered",
+                    type(self.backend).__name__, WORKER_REGISTRY, self.worker_id,
+                )
             if self.enable_job_processing:
                 claimers = [asyncio.create_task(self._claim_loop(q, max_tasks, oneshot)) for q in self.stores]
                 helpers.append(asyncio.create_task(self._heartbeat_loop()))
@@ -351,6 +375,8 @@ class Worker:
             for job in claimers + helpers:
                 job.cancel()
             await asyncio.gather(*claimers, *helpers, return_exceptions=True)
+            if registered:
+                await self._unregister()
             for sig in handled:
                 loop.remove_signal_handler(sig)
                 # Put back what was there before (e.g. asyncio.run's Ctrl-C handling), not the default.
@@ -753,6 +779,69 @@ class Worker:
                     "lease of task %s lost (%s has it now); stopped here", task_id, record.get("claimed_by")
                 )
 
+    # -- registry --------------------------------------------------------------------------------
+
+    def _registry_interval(self) -> float:
+        return max(REGISTRY_MIN_INTERVAL, self.lease / 3)
+
+    def registry_record(self) -> dict[str, Any]:
+        """What this worker stores in the backend's worker registry (JSON)."""
+        from sheppy_core import __version__
+
+        held = list(self._running)
+        return {
+            "id": self.worker_id,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "queues": [queue.name for queue in self.queues],
+            "concurrency": self.max_concurrent_tasks,
+            "in_flight": len(held),
+            "in_flight_ids": held[:MAX_LISTED_IN_FLIGHT],
+            "started_at": self._started_at.isoformat(),
+            "last_beat": datetime.now(UTC).isoformat(),
+            "version": __version__,
+            "completed": self.stats.processed,
+            "failed": self.stats.failed,
+        }
+
+    async def _register(self) -> None:
+        """Store or refresh this worker's record; a failure is logged (once per outage), never raised."""
+        interval = self._registry_interval()
+        try:
+            # Bounded: a store that hangs must not hold up claiming (at start) or the next refresh.
+            async with asyncio.timeout(max(interval, 5.0)):
+                await self.backend.register_worker(self.registry_record(), ttl=REGISTRY_BEATS * interval)
+        except Exception as exc:  # the registry is for operators: nothing about it may stop the worker
+            if not self._registry_down:
+                logger.warning(
+                    "worker %s could not register in the worker registry (%s); it keeps working and "
+                    "retries every %.1f s",
+                    self.worker_id, one_line_error(exc), interval,
+                )
+            self._registry_down = True
+            return
+        if self._registry_down:
+            logger.info("worker %s is registered again in the worker registry", self.worker_id)
+            self._registry_down = False
+
+    async def _registry_loop(self) -> None:
+        # Runs on through the drain at shutdown (tasks finishing can take longer than the ttl) until
+        # work() cancels it and unregisters.
+        while True:
+            await asyncio.sleep(self._registry_interval())
+            await self._register()
+
+    async def _unregister(self) -> None:
+        """Leave the registry at a clean stop; a failure only means the record expires with its ttl."""
+        try:
+            async with asyncio.timeout(5.0):
+                await self.backend.unregister_worker(self.worker_id)
+        except Exception as exc:
+            logger.warning(
+                "worker %s could not unregister (%s); its record expires within %.1f s",
+                self.worker_id, one_line_error(exc), REGISTRY_BEATS * self._registry_interval(),
+            )
+
     # -- scheduler and cron ----------------------------------------------------------------------
 
     async def _scheduler_loop(self, queue: QueueStore) -> None:
@@ -881,6 +970,12 @@ class Worker:
                 "cron %s was deleted from queue %r while this worker scheduled it: %d occurrence(s) removed",
                 cron_id, queue.name, len(task_ids),
             )
+
+
+def one_line_error(exc: BaseException) -> str:
+    """``Type: message`` on one line (a driver's error may span several)."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _has_rate_limit(record: dict[str, Any]) -> bool:

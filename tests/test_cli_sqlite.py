@@ -189,9 +189,10 @@ def test_bad_input_enqueues_nothing(project: Path, url: str, monkeypatch: pytest
         result = runner.invoke(app, [*argv, "-u", url])
         assert result.exit_code == 1, (argv, result.output)
         one_error_line(result.output)
-    listed = runner.invoke(app, ["task", "list", "-u", url, "-f", "json"])
-    crons = runner.invoke(app, ["cron", "list", "-u", url, "-f", "json"])
-    assert json.loads(listed.stdout) == [] and json.loads(crons.stdout) == []
+    # Nothing was enqueued: not even the store was created, and the commands that read say so.
+    for argv in (["task", "list"], ["cron", "list"]):
+        listed = runner.invoke(app, [*argv, "-u", url, "-f", "json"])
+        assert listed.exit_code == 1 and "no store at" in one_error_line(listed.output), listed.output
 
 
 def test_add_wait_schedule_cancel_delete_and_clear(
@@ -287,10 +288,14 @@ def test_processing_tasks_are_listed_and_handed_back_on_shutdown(project: Path, 
 def test_an_unreachable_backend_is_one_line_and_non_zero(project: Path) -> None:
     importlib.import_module("sheppy_sqlite")
     missing_dir = "sqlite:////nonexistent-sheppy-dir/queue.db"
-    for argv in (["work", "--burst", "-u"], ["task", "list", "-u"], ["backends", "check"]):
+    for argv in (["work", "--burst", "-u"], ["backends", "check"]):
         result = sheppy(project, *argv, missing_dir)
         assert result.returncode == 1, result
         assert "cannot reach the backend at" in one_error_line(result.stderr)
+    # A command that only reads does not try to create the file: there is no store there.
+    listed = sheppy(project, "task", "list", "-u", missing_dir)
+    assert listed.returncode == 1 and "no store at /nonexistent-sheppy-dir/queue.db" in one_error_line(
+        listed.stderr)
 
 
 def test_an_unreachable_server_never_shows_the_password(project: Path) -> None:

@@ -166,7 +166,9 @@ def test_clearing_a_mistyped_queue_is_an_error_naming_the_nearest_queue(project:
 
 
 @pytest.mark.parametrize(
-    "command", [("queue", "list"), ("cron", "list"), ("queue", "clear", "default", "-y")]
+    "command",
+    [("queue", "list"), ("cron", "list"), ("queue", "clear", "default", "-y"), ("task", "list"),
+     ("task", "info", "0000aaaa"), ("task", "retry", "--all-failed"), ("worker", "list")],
 )
 def test_a_command_that_reads_never_creates_a_store_at_a_mistyped_path(
     project: Path, command: tuple[str, ...]

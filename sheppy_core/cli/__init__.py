@@ -25,7 +25,9 @@ from sheppy_core.cli._bench import bench
 from sheppy_core.cli._common import console, errors, flag, one_line, propagated_line
 from sheppy_core.cli._queues import cron_app, queue_app
 from sheppy_core.cli._tasks import experimental_app, task_app
+from sheppy_core.cli._web import web
 from sheppy_core.cli._work import work
+from sheppy_core.cli._workers import worker_app
 
 __all__ = ["app", "main"]
 
@@ -85,6 +87,8 @@ app.add_typer(queue_app, name="queue")
 app.add_typer(cron_app, name="cron")
 app.add_typer(backends_app, name="backends")
 app.add_typer(experimental_app, name="experimental")
+app.add_typer(worker_app, name="worker")
+app.command()(web)
 
 
 def main() -> None:

@@ -274,7 +274,7 @@ def list_tasks(
     known_ids: list[str] = []
 
     async def collect() -> list[_Row]:
-        async with connected(settings.backend_url) as backend:
+        async with connected(settings.backend_url, create=False) as backend:
             found: list[_Row] = []
             for name in settings.queues:
                 records = await backend.get_all_tasks(name)
@@ -347,7 +347,7 @@ def info(
     given = _stored_id(task_id)
 
     async def look_up() -> tuple[str, dict[str, Any] | None]:
-        async with connected(settings.backend_url) as backend:
+        async with connected(settings.backend_url, create=False) as backend:
             found = await _resolve_id(backend, settings.queue, given, quarantined=True)
             return found, await _stored_record(backend, settings.queue, found)
 
@@ -394,8 +394,43 @@ def info(
         if value is not None and value != "":
             table.add_row(name, str(value))
     console.print(table)
+    if task.attempt_errors:
+        print_title(f"earlier attempts ({len(task.attempt_errors)})")
+        columns, steps = _attempt_columns(task)
+        print_columns(columns, steps, wide=False)
+    attempt, latest = _latest_traceback(task)
+    if latest is not None:
+        if attempt is not None:
+            print_title(f"traceback of attempt {attempt}")
+        console.print(latest, highlight=False, markup=False)
+
+
+ERROR = "error"
+
+
+def _attempt_columns(task: Task[Any]) -> tuple[list[Column], list[Step]]:
+    """The earlier attempts of ``task info``: number, when it ended, status, the error on one line (cut
+    first on a narrow terminal)."""
+    attempts = task.attempt_errors
+    columns = [
+        Column("attempt", [str(a.attempt) for a in attempts], justify="right"),
+        Column(FINISHED, [_when(a.finished_at) for a in attempts]),
+        Column("status", [a.status for a in attempts]),
+        Column(ERROR, [one_line(a.exception) if a.exception is not None else "" for a in attempts]),
+    ]
+    return columns, [Shrink(ERROR, 12), Drop(FINISHED), Shrink(ERROR)]
+
+
+def _latest_traceback(task: Task[Any]) -> tuple[int | None, str | None]:
+    """The traceback of the latest failure: the task's own error (attempt None: the current state),
+    else the newest earlier attempt with one (a task that completed after failing keeps its failures
+    only there), with its number."""
     if task.exception is not None and task.exception.traceback:
-        console.print(task.exception.traceback, highlight=False, markup=False)
+        return None, task.exception.traceback
+    for attempt in reversed(task.attempt_errors):
+        if attempt.exception is not None and attempt.exception.traceback:
+            return attempt.attempt, attempt.exception.traceback
+    return None, None
 
 
 @task_app.command("retry")
@@ -416,7 +451,7 @@ def retry(
 
     async def again() -> list[tuple[str, str]]:
         done: list[tuple[str, str]] = []
-        async with connected(settings.backend_url) as backend:
+        async with connected(settings.backend_url, create=False) as backend:
             if given is not None:
                 wanted = await _resolve_id(backend, settings.queue, given, quarantined=False)
                 q = Queue(backend, settings.queue)
@@ -598,7 +633,7 @@ def cancel(
     given = _task_id(task_id)
 
     async def cancel_it() -> tuple[str, Task[Any]]:
-        async with connected(settings.backend_url) as backend:
+        async with connected(settings.backend_url, create=False) as backend:
             found = await _resolve_id(backend, settings.queue, given, quarantined=False)
             return found, await Queue(backend, settings.queue).cancel(found)
 
@@ -623,7 +658,7 @@ def delete(
     given = _stored_id(task_id)
 
     async def remove() -> tuple[str, bool]:
-        async with connected(settings.backend_url) as backend:
+        async with connected(settings.backend_url, create=False) as backend:
             found = await _resolve_id(backend, settings.queue, given, quarantined=True)
             try:
                 uuid.UUID(found)
