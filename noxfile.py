@@ -144,6 +144,14 @@ def bench_postgres(session: nox.Session) -> None:
     _bench(session, "postgres")
 
 
+@nox.session(python=PYTHON, name="bench-metrics")
+def bench_metrics(session: nox.Session) -> None:
+    """Processing throughput with metrics off, on, and traced (memory:// and SQLite; target: metrics on
+    >= 0.95 x off); args after -- go to benchmarks/bench_metrics.py (e.g. -- --tasks 2000)."""
+    session.install("-e", ".[prometheus,otel]", "-e", BENCH_FAMILIES["sqlite"], "opentelemetry-sdk")
+    session.run("python", "benchmarks/bench_metrics.py", *session.posargs)
+
+
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """All three benchmark families, one after the other, in one venv."""

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from sheppy_core import _telemetry
 from sheppy_core._registry import find_definition
 from sheppy_core._runner import (
     Attempt,
@@ -117,11 +118,9 @@ class TaskProcessor:
             raise CorruptRecordError(store.name, str(record.get("id")), validation_summary(exc)) from None
         if is_engine_task(task):
             return await run_engine_task(store, task)
-        outcome = await self._process(store, task, attempt_done)
-        if outcome.workflow_id is not None and outcome.finished_at is not None:
-            # Shielded: the outcome is stored and the claim released, so the worker's heartbeat may see
-            # the lease as gone and cancel this job; the resume must not be cut off half-way.
-            await asyncio.shield(step_finished(store, outcome))
+        outcome, resumed = await self._process(store, task, attempt_done)
+        if not resumed:
+            await _resume_workflow(store, outcome)
         return outcome
 
     @staticmethod
@@ -135,7 +134,8 @@ class TaskProcessor:
 
     async def _process(
         self, store: QueueStore, task: Task[Any], attempt_done: Callable[[], None] | None = None
-    ) -> Task[Any]:
+    ) -> tuple[Task[Any], bool]:
+        """The outcome, and whether its workflow (if any) was resumed already."""
         attempt_number = task.retry_count + 1
 
         if task.deliveries > 1 and await _finished_meanwhile(store, task):
@@ -145,9 +145,11 @@ class TaskProcessor:
             raise StaleClaimError(f"task {task.id} was finished by its previous claim; dropped this one")
 
         if self.unregistered is not None and find_definition(task.spec.func) is None:
-            return await self._hand_back(store, task, self.unregistered)
+            return await self._hand_back(store, task, self.unregistered), False
 
         if task.deliveries > 1:
+            if _telemetry.current is not None:
+                _telemetry.current.redelivered(store.name, task)
             crashed = crash_outcome(task)
             if crashed is not None:
                 logger.warning(
@@ -157,7 +159,9 @@ class TaskProcessor:
                     extra=_log_fields(task, store, attempt_number),
                 )
                 await store.store_result(crashed)
-                return crashed
+                if _telemetry.current is not None:
+                    _telemetry.current.finished_unrun(store.name, crashed)
+                return crashed, False
             task = charge_crash_retry(task)
             attempt_number = task.retry_count + 1  # the lost run counted as one
             logger.warning(
@@ -171,8 +175,27 @@ class TaskProcessor:
 
         deferred = await self._rate_limited(store, task)
         if deferred is not None:
-            return deferred
+            return deferred, False
 
+        telemetry = _telemetry.current
+        if telemetry is None:
+            outcome, _ = await self._attempt(store, task, attempt_number, attempt_done)
+            return outcome, True
+        observed = await _telemetry.observe_attempt(
+            telemetry,
+            store.name,
+            task,
+            attempt_number,
+            lambda: self._attempt(store, task, attempt_number, attempt_done),
+        )
+        return observed, True
+
+    async def _attempt(
+        self, store: QueueStore, task: Task[Any], attempt_number: int, attempt_done: Callable[[], None] | None
+    ) -> tuple[Task[Any], float]:
+        """Run one attempt of ``task``, queue its chained tasks, store its outcome and resume its workflow
+        (inside the attempt's span: the next steps continue its trace); returns the outcome and the time
+        the task's own code took."""
         started = time.perf_counter()
         attempt = await run_attempt(
             task,
@@ -195,7 +218,8 @@ class TaskProcessor:
             attempt_done()
         await store.store_result(outcome)
         self._log(attempt, duration, task, store, attempt_number)
-        return outcome
+        await _resume_workflow(store, outcome)
+        return outcome, duration
 
     @staticmethod
     async def _hand_back(store: QueueStore, task: Task[Any], policy: HandBackPolicy) -> Task[Any]:
@@ -291,6 +315,14 @@ class TaskProcessor:
             )
         else:
             logger.error("%s %s in %.3f s: %s", where, task.status, duration, task.exception, extra=extra)
+
+
+async def _resume_workflow(store: QueueStore, outcome: Task[Any]) -> None:
+    """For a workflow step that reached a final state: resume its workflow."""
+    if outcome.workflow_id is not None and outcome.finished_at is not None:
+        # Shielded: the outcome is stored and the claim released, so the worker's heartbeat may see
+        # the lease as gone and cancel this job; the resume must not be cut off half-way.
+        await asyncio.shield(step_finished(store, outcome))
 
 
 def _log_fields(task: Task[Any], store: QueueStore, attempt_number: int) -> dict[str, Any]:

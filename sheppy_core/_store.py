@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
 
+from sheppy_core import _telemetry
 from sheppy_core._runner import validation_summary
 from sheppy_core.backend import (
     TRANSACTIONAL_ENQUEUE,
@@ -128,6 +129,18 @@ class QueueStore:
         records = [task.model_dump(mode="json") for task in tasks]
         if connection is not None:
             self._check_transactional(backend)
+        telemetry = _telemetry.current
+        if telemetry is None:
+            return await self._append(backend, records, unique, connection)
+        with telemetry.adding(self.name, records):
+            stored = await self._append(backend, records, unique, connection)
+        telemetry.added(self.name, records, stored)
+        return stored
+
+    async def _append(
+        self, backend: Backend, records: list[dict[str, Any]], unique: bool, connection: Any
+    ) -> list[bool]:
+        if connection is not None:
             return await backend.append(self.name, records, unique=unique, connection=connection)
         return await backend.append(self.name, records, unique=unique)
 
@@ -138,6 +151,18 @@ class QueueStore:
         record = task.model_dump(mode="json")
         if connection is not None:
             self._check_transactional(backend)
+        telemetry = _telemetry.current
+        if telemetry is None:
+            return await self._schedule(backend, record, at, unique, connection)
+        with telemetry.adding(self.name, [record]):
+            stored = await self._schedule(backend, record, at, unique, connection)
+        telemetry.added(self.name, [record], [stored])
+        return stored
+
+    async def _schedule(
+        self, backend: Backend, record: dict[str, Any], at: datetime, unique: bool, connection: Any
+    ) -> bool:
+        if connection is not None:
             return await backend.schedule(self.name, record, at, unique=unique, connection=connection)
         return await backend.schedule(self.name, record, at, unique=unique)
 

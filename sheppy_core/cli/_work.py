@@ -230,6 +230,18 @@ async def _burst(
     return BurstSummary(stats.processed, stats.failed, stats.attempts, seconds, left, due_in)
 
 
+def _serve_metrics(port: int, host: str) -> None:
+    """Start the worker's ``/metrics`` endpoint, or fail with one line saying why it cannot."""
+    try:
+        from sheppy_core import prometheus
+
+        prometheus.serve(port, host)
+    except ImportError as exc:
+        fail(f"--metrics-port: {exc}")
+    except OSError as exc:
+        fail(f"--metrics-port: cannot listen on {host}:{port}: {exc.strerror or exc}")
+
+
 def work(
     queue: QueueOption = None,
     backend_url: UrlOption = None,
@@ -334,6 +346,20 @@ def work(
             "worker with no tasks refuses to start: it would hand every task back unrun.",
         ),
     ] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=0,
+            max=65535,
+            help="Serve Prometheus metrics of this worker at http://HOST:PORT/metrics "
+            "(pip install 'sheppy-core[prometheus]'; PROMETHEUS_MULTIPROC_DIR for multi-process mode).",
+            show_default=False,
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", help="Address --metrics-port listens on.")
+    ] = "127.0.0.1",
     reload: Annotated[
         bool,
         flag(
@@ -365,6 +391,8 @@ def work(
         prestart=prestart,
         tasks=import_,
     )
+    if metrics_port is not None:
+        _serve_metrics(metrics_port, metrics_host)
     interactive = burst and errors.is_terminal
     with _logging(settings.log_level, interactive):
         url = settings.backend_url

@@ -1,0 +1,159 @@
+"""What metrics and traces cost the hot path: processing throughput with them off, on, and traced.
+
+For each store (memory:// and SQLite) and each mode, in one process and one ``Worker`` at its defaults
+(cron manager off): enqueue ``--tasks`` no-op tasks (5,000), then time the worker from start until the
+last no-op has run (a counter in the task) and the store reports them all completed. Modes:
+
+- ``off``: neither enabled (the hot path's one None check);
+- ``metrics``: ``sheppy_core.prometheus.enable()``;
+- ``tracing``: ``sheppy_core.tracing.enable()`` with the OpenTelemetry SDK and a span processor whose
+  exporter drops every span (the cost of making spans, not of shipping them).
+
+The modes are interleaved round by round (``--rounds``, 6; the order rotated each round) and the best
+round of each kept, so a noisy neighbour hits every mode alike. Reported: tasks/s per mode, the ratio to
+``off`` and the cost per task in microseconds. Target (issue #18): metrics on >= 0.95 x off.
+
+    .venv/bin/python benchmarks/bench_metrics.py [--tasks 5000] [--rounds 5] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sheppy_core import MemoryBackend, Queue, Worker, get_backend, prometheus, task, tracing
+
+MODES = ("off", "metrics", "tracing")
+TARGET = 0.95
+
+
+class _Countdown:
+    """Counts no-op runs in this process; wakes the driver at the ``target``-th (polling the store
+    instead would take the worker's loop from under it)."""
+
+    def __init__(self) -> None:
+        self.left = 0
+        self.reached = asyncio.Event()
+
+    def arm(self, target: int) -> None:
+        self.left = target
+        self.reached = asyncio.Event()
+
+
+countdown = _Countdown()
+
+
+@task
+async def noop() -> None:
+    countdown.left -= 1
+    if countdown.left == 0:
+        countdown.reached.set()
+
+
+def _setup_tracing() -> None:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+    class Dropping(SpanExporter):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(Dropping()))
+    trace.set_tracer_provider(provider)
+
+
+def _set_mode(mode: str) -> None:
+    prometheus.disable()
+    tracing.disable()
+    if mode == "metrics":
+        prometheus.enable()
+    elif mode == "tracing":
+        tracing.enable()
+
+
+async def _one_round(url: str, queue_name: str, n: int, mode: str) -> float:
+    """Tasks per second of one worker draining ``n`` no-op tasks under ``mode``."""
+    # memory:// by URL runs tasks as they are added; the worker must do the work here.
+    backend = MemoryBackend(instant_processing=False) if url == "memory://" else get_backend(url)
+    queue = Queue(backend, queue_name)
+    await queue.clear()
+    _set_mode("off")  # enqueueing is not what is measured
+    for start in range(0, n, 500):
+        await queue.add([noop() for _ in range(min(500, n - start))])
+    _set_mode(mode)
+    countdown.arm(n)
+    worker = Worker(queue_name, backend, enable_cron_manager=False)
+    began = time.perf_counter()
+    job = asyncio.create_task(worker.work(register_signal_handlers=False))
+    try:
+        await asyncio.wait_for(countdown.reached.wait(), 600)
+        # The last outcomes may still be on their way to the store: done is when it says so.
+        while (await queue.stats())["completed"] < n:  # noqa: ASYNC110 (the store is the judge)
+            await asyncio.sleep(0.001)
+        finished = time.perf_counter()
+    finally:
+        worker.stop()
+        await asyncio.wait_for(job, 30)
+        _set_mode("off")
+        await queue.clear()
+        await backend.disconnect()
+    return n / (finished - began)
+
+
+async def _measure(stores: dict[str, str], n: int, rounds: int) -> dict[str, dict[str, float]]:
+    best: dict[str, dict[str, float]] = {store: dict.fromkeys(MODES, 0.0) for store in stores}
+    for number in range(rounds):
+        for store, url in stores.items():
+            # Rotated each round: a store that slows as it ages must not always hit the same mode.
+            for mode in MODES[number % len(MODES):] + MODES[:number % len(MODES)]:
+                rate = await _one_round(url, f"bench-metrics-{number}", n, mode)
+                best[store][mode] = max(best[store][mode], rate)
+                line = f"round {number + 1}/{rounds} {store:<7} {mode:<8} {rate:9.0f} tasks/s"
+                print(line, file=sys.stderr)
+    return best
+
+
+def _report(best: dict[str, dict[str, float]], n: int) -> list[dict[str, Any]]:
+    rows = []
+    print(f"\nprocessing {n} no-op tasks, one worker, best round per mode\n")
+    print(f"{'store':<8}{'mode':<9}{'tasks/s':>10}{'x off':>8}{'us/task':>9}")
+    for store, rates in best.items():
+        off = rates["off"]
+        for mode in MODES:
+            ratio = rates[mode] / off
+            cost = (1 / rates[mode] - 1 / off) * 1e6
+            rows.append(
+                {"store": store, "mode": mode, "tasks_per_s": rates[mode], "ratio": ratio,
+                 "us_per_task": cost}
+            )
+            mark = "" if mode != "metrics" else ("  ok" if ratio >= TARGET else f"  BELOW {TARGET}")
+            print(f"{store:<8}{mode:<9}{rates[mode]:>10.0f}{ratio:>8.3f}{cost:>9.1f}{mark}")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--tasks", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    args = parser.parse_args()
+    _setup_tracing()
+    with tempfile.TemporaryDirectory(prefix="bench-metrics-") as tmp:
+        stores = {"memory": "memory://", "sqlite": f"sqlite:///{tmp}/bench.db"}
+        best = asyncio.run(_measure(stores, args.tasks, args.rounds))
+    rows = _report(best, args.tasks)
+    if args.json is not None:
+        args.json.write_text(json.dumps({"tasks": args.tasks, "rounds": args.rounds, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
