@@ -127,6 +127,15 @@ def parse_url(url: str) -> RedisOptions:
         raise ConfigurationError(f"unix:// URL {safe} names no socket path")
     if parts.scheme != "unix" and not parts.hostname:
         raise ConfigurationError(f"Redis URL {safe} names no host")
+    if parts.scheme != "unix":
+        # redis-py reads a path that is not a number as "no database" (db 0): a typo would put the
+        # tasks in another database without a word.
+        database = parts.path.strip("/")
+        if database and not database.isdecimal():
+            raise ConfigurationError(
+                f"Redis URL {safe}: the path names the database, a number from 0 (redis://host:6379/0), "
+                f"got {parts.path!r}"
+            )
     common = parse_common_options(ours, safe)
     settings: dict[str, Any] = {
         "redis_url": redis_url, "redis_options": parsed, "lease": common.lease,

@@ -68,6 +68,10 @@ def test_cluster_option() -> None:
         ("unix://", "socket path"),
         ("unix:///tmp/r.sock?cluster=true", "cluster"),
         ("redis://127.0.0.1:7000/2?cluster=true", "database 0"),
+        # redis-py reads these as database 0: a typo must not move the tasks elsewhere silently.
+        ("redis://127.0.0.1:6379/abc", "the path names the database, a number"),
+        ("redis://127.0.0.1:6379/-1", "got '/-1'"),
+        ("redis://127.0.0.1:6379/0/x", "got '/0/x'"),
     ],
 )
 def test_bad_urls_raise_configuration_error(url: str, fragment: str) -> None:
@@ -130,3 +134,9 @@ def test_keys_of_different_queues_never_collide_and_share_one_slot() -> None:
         keys = QueueKeys.for_queue("sheppy", name)
         slots = {key_slot(k.encode()) for k in (keys.ids, keys.queued, keys.wake, keys.base + "t:{odd}id")}
         assert len(slots) == 1
+
+
+@pytest.mark.parametrize(("url", "db"), [("redis://h:6379", None), ("redis://h:6379/", None),
+                                          ("redis://h:6379/0", 0), ("redis://h:6379/15", 15)])
+def test_a_database_number_in_the_path_is_taken(url: str, db: int | None) -> None:
+    assert parse_url(url).redis_options.get("db") == db
