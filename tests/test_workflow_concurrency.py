@@ -107,14 +107,22 @@ async def test_several_workers_finishing_siblings_submit_each_step_once(racy: Ra
         assert [racy.versions[(str(workflow_id), v)] for v in (1, 2, 3, 4)] == [1, 1, 1, 0]
 
 
-async def test_concurrent_completion_of_all_siblings_resumes_exactly_once(racy: RacyMemoryBackend) -> None:
+async def test_concurrent_completion_of_all_siblings_resumes_exactly_once(
+    racy: RacyMemoryBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
     queue = Queue(racy, "q")
     started = await queue.add_workflow(wf.fan_out_fan_in(10))
     claimed = await racy.pop("q", 10)
     outcomes = []
+    # Each step's outcome is stored, its resume held back, so that all ten resumes then race.
+    async def held_back(store: Any, outcome: Any) -> None:
+        return None
+
+    monkeypatch.setattr(_processing, "_resume_workflow", held_back)
     for record in claimed:
-        outcome = (await _processing.TaskProcessor()._process(queue.store, _task(record)))
+        outcome, _ = await _processing.TaskProcessor()._process(queue.store, _task(record))
         outcomes.append(outcome)
+    monkeypatch.undo()
     # Every sibling is stored; now all of them report completion at once.
     await asyncio.gather(*(_workflow.step_finished(queue.store, o) for o in outcomes))
     workflow_id = str(started.workflow.id)
@@ -125,11 +133,19 @@ async def test_concurrent_completion_of_all_siblings_resumes_exactly_once(racy: 
     assert current is not None and current.pending_task_ids == [fan_in]
 
 
-async def test_racing_resumes_advance_once(racy: RacyMemoryBackend) -> None:
+async def test_racing_resumes_advance_once(
+    racy: RacyMemoryBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
     queue = Queue(racy, "q")
     started = await queue.add_workflow(wf.fan_out_fan_in(10))
+
+    async def held_back(store: Any, outcome: Any) -> None:
+        return None
+
+    monkeypatch.setattr(_processing, "_resume_workflow", held_back)
     for record in await racy.pop("q", 10):
         await _processing.TaskProcessor()._process(queue.store, _task(record))
+    monkeypatch.undo()
     # No mark at all: ten recoveries (watches, redeliveries) race to resume the same workflow.
     workflow_id = str(started.workflow.id)
     results = await asyncio.gather(*(_workflow.resume(queue.store, workflow_id) for _ in range(10)))
