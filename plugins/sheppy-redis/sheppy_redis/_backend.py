@@ -680,21 +680,30 @@ class RedisBackend(TaskListing, WorkerRegistry, OptionalCapabilities, Backend):
             return done_now
         listener = self._listener
         assert listener is not None
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout == 0 else loop.time() + timeout
         try:
-            async with asyncio.timeout(None if timeout == 0 else timeout):
-                with translate_errors("get_results", self.safe_url):
-                    pending = {t for t in wanted if t not in done_now}
-                    async with listener.watch(keys.done_channel, pending) as waiter:
-                        # Read again once subscribed: a task may have finished in between.
-                        found = done_now
-                        while True:
-                            waiter.event.clear()
-                            missing = [t for t in wanted if t not in found]
-                            found.update(await self._finished(keys, missing))
-                            if len(found) == len(wanted):
-                                return {t: found[t] for t in wanted}
-                            waiter.ids = {t for t in wanted if t not in found}
-                            await waiter.event.wait()
+            # Every wait gets a timeout of its own, to the one deadline: on Python 3.11 redis-py's
+            # writes (through asyncio.wait_for) can swallow the cancellation a timeout fires, and a
+            # single timeout round the whole call would then never fire again. (Each timeout wraps
+            # translate_errors, which would take the TimeoutError, an OSError, for a lost connection.)
+            pending = {t for t in wanted if t not in done_now}
+            async with contextlib.AsyncExitStack() as stack:
+                async with asyncio.timeout_at(deadline):
+                    with translate_errors("get_results", self.safe_url):
+                        waiter = await stack.enter_async_context(listener.watch(keys.done_channel, pending))
+                # Read again once subscribed: a task may have finished in between.
+                found = done_now
+                while True:
+                    waiter.event.clear()
+                    missing = [t for t in wanted if t not in found]
+                    async with asyncio.timeout_at(deadline):
+                        found.update(await self._finished(keys, missing))
+                    if len(found) == len(wanted):
+                        return {t: found[t] for t in wanted}
+                    waiter.ids = {t for t in wanted if t not in found}
+                    async with asyncio.timeout_at(deadline):
+                        await waiter.event.wait()
         except TimeoutError:
             raise TimeoutError(
                 f"task(s) of queue {queue_name!r} did not finish within {timeout} s"

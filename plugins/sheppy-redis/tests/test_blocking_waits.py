@@ -5,6 +5,7 @@ server that goes away or stops answering is still reported."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import os
@@ -154,3 +155,27 @@ async def test_blocking_wait_on_a_server_that_stops_answering_is_reported(
     finally:
         os.kill(own_server.process.pid, signal.SIGCONT)
         await backend.disconnect()
+
+
+async def test_get_results_times_out_when_the_driver_swallows_the_timeouts_cancellation(
+    backend: RedisBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On Python 3.11, ``asyncio.wait_for`` (which redis-py awaits for each write) can swallow a
+    cancellation that arrives as the write completes; ``get_results``' deadline must hold all the same
+    (seen: ``wait_for(id, timeout=0.01)`` hanging for ever when the subscription was that write)."""
+    from redis.asyncio.client import PubSub
+
+    original = PubSub.subscribe
+
+    async def subscribe_swallowing_one_cancel(self: PubSub, *args: Any, **kwargs: Any) -> Any:
+        # The timeout's cancellation arrives here and is lost, as in Python 3.11's wait_for.
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0.5)
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(PubSub, "subscribe", subscribe_swallowing_one_cancel)
+    await backend.connect()
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match=r"did not finish within 0\.05 s"):
+        await asyncio.wait_for(backend.get_results("q", ["never-added"], timeout=0.05), 10)
+    assert time.monotonic() - started < 8
