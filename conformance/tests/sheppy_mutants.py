@@ -26,6 +26,7 @@ from sheppy_core import MemoryBackend
 from sheppy_core.backend import (
     DEFAULT_PAGE_SIZE,
     FINISHED_STATUSES,
+    Backend,
     TaskPage,
     check_listing,
     check_task_id,
@@ -654,3 +655,14 @@ MUTANTS[CursorRepeatsLast.__name__] = (CursorRepeatsLast, "list_tasks.cursor")
 MUTANTS[ListingKeyRestamped.__name__] = (ListingKeyRestamped, "list_tasks.order")
 MUTANTS[OldestReadyIsOldestCreated.__name__] = (OldestReadyIsOldestCreated, "oldest_ready.head")
 MUTANTS[WorkersNeverExpire.__name__] = (WorkersNeverExpire, "workers.expire")
+
+
+class FeedNeverWakes(_Mutant):
+    """Declares ``CHANGE_FEED`` (inherited) but ``wait_for_change`` is the default, a sleep: the feed was
+    never wired to the store's notifications, and the dashboard's pushed counts never come."""
+
+    async def wait_for_change(self, queue_names: list[str], timeout: float) -> bool:
+        return await Backend.wait_for_change(self, queue_names, timeout)
+
+
+MUTANTS[FeedNeverWakes.__name__] = (FeedNeverWakes, "change_feed.added")

@@ -24,6 +24,7 @@ from sheppy_core.backend._base import CONTRACT_VERSION, DEFAULT_COUNT_CAP, Backe
 from sheppy_core.backend._capabilities import (
     BLOCKING_POP,
     CAPABILITIES,
+    CHANGE_FEED,
     CRON,
     RATE_LIMIT,
     RESULT_NOTIFY,
@@ -44,6 +45,7 @@ from sheppy_core.backend._checks import (
     check_count,
     check_queue_name,
     check_rate_limit,
+    check_seconds,
     check_task_id,
     check_task_ids,
     unfinished_delete_error,
@@ -117,6 +119,7 @@ from sheppy_core.exceptions import (
 __all__ = [
     "BLOCKING_POP",
     "CAPABILITIES",
+    "CHANGE_FEED",
     "COMMON_URL_OPTIONS",
     "COMMON_URL_OPTION_HELP",
     "CONTRACT_VERSION",
@@ -166,6 +169,7 @@ __all__ = [
     "check_queue_name",
     "check_rate_limit",
     "check_schema_not_newer",
+    "check_seconds",
     "check_task_id",
     "check_task_ids",
     "decode_cursor",

@@ -71,6 +71,7 @@ earlier call acknowledged as stored, and a later call succeeds once the server i
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from abc import ABC, abstractmethod
 from datetime import datetime
@@ -85,7 +86,7 @@ from sheppy_core.backend._capabilities import (
     WORKFLOWS,
     missing_capability,
 )
-from sheppy_core.backend._checks import check_count
+from sheppy_core.backend._checks import check_count, check_queue_name, check_seconds
 from sheppy_core.backend._pages import DEFAULT_PAGE_SIZE, TaskPage
 from sheppy_core.backend._records import STATS_KEYS
 from sheppy_core.exceptions import NotSupportedError
@@ -542,6 +543,34 @@ class Backend(ABC):
         unregistered ``[workers.alive]``; as stored, sorted by id. A worker killed without unregistering
         drops out once its ``ttl`` passes ``[workers.expire]``. ``clear`` of a queue leaves them."""
         raise missing_capability(self, WORKER_REGISTRY)
+
+    # -- change feed -----------------------------------------------------------------------------
+
+    async def wait_for_change(self, queue_names: list[str], timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a sign that a task of one of ``queue_names`` was added
+        (``append``, ``schedule``, a retry through ``store_result``) or finished (``store_result``,
+        ``cancel``); True as soon as one comes, False when the time ran out.
+
+        A True may be spurious (a change of another queue, a reconnect, a disconnect): the caller reads
+        the store again, and waits again. Changes made between the caller's read and this call are not
+        signalled: callers start the wait before they read (the dashboard's live counts do). With an
+        empty ``queue_names`` only the timeout (or a spurious sign) ends the wait.
+
+        - ``[change_feed.added]`` ``[change_feed.finished]`` With ``CHANGE_FEED`` the sign comes from the
+          store's own notifications, for changes made through any backend object on the same store
+          (other processes too where ``SHARED_STORE``) once this call has subscribed, within about a
+          second. Claims (``pop``) and due schedules (``pop_scheduled``) need not signal.
+        - ``[change_feed.timeout]`` With nothing happening it returns False once ``timeout`` has run
+          out, not before. ``timeout`` must be a finite number of seconds > 0; anything else raises
+          ``BackendInputError`` (:func:`~sheppy_core.backend.check_seconds`).
+
+        The default (no feed) sleeps ``timeout`` and returns False, and callers poll.
+        """
+        seconds = check_seconds(timeout, "timeout", "wait_for_change")
+        for name in queue_names:
+            check_queue_name(name)
+        await asyncio.sleep(seconds)
+        return False
 
     # -- scheduling ------------------------------------------------------------------------------
 

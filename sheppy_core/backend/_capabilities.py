@@ -14,6 +14,7 @@ from sheppy_core.exceptions import NotSupportedError
 __all__ = [
     "BLOCKING_POP",
     "CAPABILITIES",
+    "CHANGE_FEED",
     "CRON",
     "RATE_LIMIT",
     "RESULT_NOTIFY",
@@ -71,6 +72,15 @@ WORKER_REGISTRY: Final = "worker_registry"
 expires unless refreshed, so operators see which workers are alive. Without it the dashboard and
 ``sheppy worker list`` show workers only through the claims they hold."""
 
+CHANGE_FEED: Final = "change_feed"
+"""``wait_for_change`` is woken by the store's own notifications (LISTEN/NOTIFY, pub/sub, a commit
+counter) when a task of the queues waited on is added (``append``, ``schedule``, a retry) or finished
+(``store_result``, ``cancel``), from any backend object on the same store (other processes too where
+``SHARED_STORE``), within about a second (``[change_feed.added]``, ``[change_feed.finished]``).
+
+Without it ``wait_for_change`` sleeps its timeout and returns False, and callers (the dashboard's live
+counts) poll."""
+
 CAPABILITIES: Final[dict[str, str]] = {
     BLOCKING_POP: "pop() blocks until a task arrives (woken within ~50 ms) or the timeout passes",
     RESULT_NOTIFY: "get_results() is woken by store_result() instead of polling",
@@ -82,6 +92,7 @@ CAPABILITIES: Final[dict[str, str]] = {
     SHARED_STORE: "several connections or processes share one store",
     TASK_PAGES: "list_tasks() pages with filters and a cursor, from an index",
     WORKER_REGISTRY: "workers register and refresh a record that expires",
+    CHANGE_FEED: "wait_for_change() is woken by adds and finishes instead of polling",
 }
 """Every known capability name, with a one-line description (shown by ``sheppy backends``)."""
 

@@ -6,9 +6,10 @@ calls :func:`check_queue_name` at the top of every method taking a queue name an
 :func:`check_task_id` / :func:`check_task_ids` for ids it is given; ids inside records are checked by
 :func:`~sheppy_core.backend.task_id_of`. :func:`check_count` guards ``pop(limit)`` and
 ``get_pending(count)``, :func:`check_aware` ``schedule(at)`` and ``pop_scheduled(now)``,
-:func:`check_rate_limit` the arguments of ``acquire_rate_limit``. The checks run before anything is
-sent to a store, so a refused call stores nothing and leaves the connection as it was. Each raises
-``BackendInputError`` naming the method, the argument and what it got.
+:func:`check_rate_limit` the arguments of ``acquire_rate_limit``, :func:`check_seconds` the timeout of
+``wait_for_change``. The checks run before anything is sent to a store, so a refused call stores
+nothing and leaves the connection as it was. Each raises ``BackendInputError`` naming the method, the
+argument and what it got.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = [
     "check_count",
     "check_queue_name",
     "check_rate_limit",
+    "check_seconds",
     "check_task_id",
     "check_task_ids",
     "unfinished_delete_error",
@@ -92,6 +94,20 @@ def check_count(value: object, name: str, method: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise BackendInputError(f"{method}() {name} must be an integer >= 1, got {value!r}")
     return value
+
+
+def check_seconds(value: object, name: str, method: str) -> float:
+    """``value`` as a float if it is a finite number of seconds ``> 0`` (``wait_for_change``'s
+    ``timeout``); anything else — ``0``, a negative number, NaN, infinity, a bool — raises
+    ``BackendInputError``."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise BackendInputError(f"{method}() {name} must be a finite number of seconds > 0, got {value!r}")
+    return float(value)
 
 
 def check_aware(moment: object, name: str, method: str) -> datetime:

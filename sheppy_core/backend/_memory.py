@@ -13,7 +13,6 @@ behaves as a plain store, so the conformance suite judges it like any other.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import json
 import logging
@@ -29,6 +28,7 @@ from urllib.parse import parse_qsl, urlsplit
 from sheppy_core.backend._base import CONTRACT_VERSION, Backend
 from sheppy_core.backend._capabilities import (
     BLOCKING_POP,
+    CHANGE_FEED,
     CRON,
     RATE_LIMIT,
     RESULT_NOTIFY,
@@ -43,6 +43,7 @@ from sheppy_core.backend._checks import (
     check_count,
     check_queue_name,
     check_rate_limit,
+    check_seconds,
     check_task_id,
     check_task_ids,
     unfinished_delete_error,
@@ -120,7 +121,8 @@ class MemoryBackend(Backend):
     url_schemes: ClassVar[tuple[str, ...]] = ("memory",)
     contract_version: ClassVar[int] = CONTRACT_VERSION
     capabilities: ClassVar[frozenset[str]] = frozenset(
-        {BLOCKING_POP, RESULT_NOTIFY, RATE_LIMIT, CRON, TTL, WORKFLOWS, TASK_PAGES, WORKER_REGISTRY}
+        {BLOCKING_POP, RESULT_NOTIFY, RATE_LIMIT, CRON, TTL, WORKFLOWS, TASK_PAGES, WORKER_REGISTRY,
+         CHANGE_FEED}
     )
 
     def __init__(
@@ -216,14 +218,19 @@ class MemoryBackend(Backend):
             self._changed.set()
             self._changed = None
 
-    async def _wait_for_change(self, timeout: float) -> None:
+    async def _wait_for_change(self, timeout: float) -> bool:
+        """Wait for the next :meth:`_notify` (of any queue); True if it came within ``timeout``."""
         loop = asyncio.get_running_loop()
         if self._changed is None or self._changed_loop is not loop:
             # TestQueue runs a fresh event loop per call; an event bound to an old loop cannot be awaited.
             self._changed, self._changed_loop = asyncio.Event(), loop
-        with contextlib.suppress(TimeoutError):
+        changed = self._changed
+        try:
             async with asyncio.timeout(timeout):
-                await self._changed.wait()
+                await changed.wait()
+        except TimeoutError:
+            return False
+        return True
 
     def _name_of(self, queue: _Queue) -> str:
         return next((name for name, q in self._queues.items() if q is queue), "?")
@@ -368,6 +375,15 @@ class MemoryBackend(Backend):
                 soonest = min(queue.claimed.values())
                 remaining = min(remaining, max(0.001, (soonest - utcnow()).total_seconds()))
             await self._wait_for_change(remaining)
+
+    async def wait_for_change(self, queue_names: list[str], timeout: float) -> bool:
+        """Woken by the in-process event every write that can unblock a waiter sets (of any queue: a
+        True may be for another queue, which the contract allows)."""
+        seconds = check_seconds(timeout, "timeout", "wait_for_change")
+        self._check_connected()
+        for name in queue_names:
+            check_queue_name(name)
+        return await self._wait_for_change(seconds)
 
     # -- TestQueue's hooks (not part of the contract) ---------------------------------------------
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from sheppy_core.backend._base import Backend
+from sheppy_core.backend._checks import check_seconds
 from sheppy_core.exceptions import BackendInputError
 from sheppy_core.models import Task
 from sheppy_core.web._security import CSRF_COOKIE, USER_SCOPE_KEY, BasicAuth, new_csrf_token
@@ -53,6 +54,9 @@ class Dashboard:
     trace_url: str | None
     title: str
     env: jinja2.Environment
+    #: Seconds between two recomputations of ``/events`` when no change is signalled; None: 1 s, or 5 s
+    #: when the backend declares ``CHANGE_FEED`` (claims and due schedules do not signal).
+    events_poll_seconds: float | None = None
     _connect_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def ready(self) -> Backend:
@@ -140,6 +144,7 @@ def create_dashboard(
     trace_url: str | None = None,
     title: str = "sheppy",
     basic_auth: Mapping[str, str] | None = None,
+    events_poll_seconds: float | None = None,
 ) -> Starlette:
     """The dashboard app over a backend (or its URL).
 
@@ -150,6 +155,10 @@ def create_dashboard(
     :param format_args: how the task page shows a task's arguments (default: its ``spec``).
     :param trace_url: ``"https://jaeger/trace/{trace_id}"``: the task page links the task's trace.
     :param basic_auth: ``{user: password}``: every page but ``/healthz`` asks for one of them.
+    :param events_poll_seconds: how often the live counts (``/events``) are read again when the backend
+        signals no change (at most 15 s apart, the keep-alive interval); None: every second, or every
+        5 s when the backend has a change feed (``CHANGE_FEED``), which pushes adds and finishes as
+        they happen.
     """
     from contextlib import asynccontextmanager
 
@@ -163,10 +172,12 @@ def create_dashboard(
     backend = backend_from_url(url_or_backend) if isinstance(url_or_backend, str) else url_or_backend
     if not isinstance(backend, Backend):
         raise TypeError(f"create_dashboard() needs a Backend or a URL, got {type(backend).__name__}")
+    if events_poll_seconds is not None:
+        check_seconds(events_poll_seconds, "events_poll_seconds", "create_dashboard")
     dash = Dashboard(
         backend=backend, queues=None if queues is None else list(queues), permissions=permissions,
         user=user or default_user, format_args=format_args, trace_url=trace_url, title=title,
-        env=_environment(),
+        env=_environment(), events_poll_seconds=events_poll_seconds,
     )
 
     @asynccontextmanager

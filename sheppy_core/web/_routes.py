@@ -12,6 +12,7 @@ from urllib.parse import quote, urlencode
 from pydantic import ValidationError
 
 from sheppy_core import _inspect
+from sheppy_core.backend._capabilities import CHANGE_FEED
 from sheppy_core.backend._pages import LISTABLE_STATUSES
 from sheppy_core.backend._records import FINISHED_STATUSES, STATS_KEYS, is_quarantined, utcnow
 from sheppy_core.exceptions import NotSupportedError, SheppyError, TaskCancellationError
@@ -29,6 +30,14 @@ __all__ = ["routes"]
 BULK_CAP: Final = 1_000
 """At most this many tasks per bulk action ("all that match" included)."""
 EVENT_POLL_SECONDS: Final = 1.0
+"""How often ``/events`` reads the counts again over a backend without ``CHANGE_FEED``."""
+EVENT_FEED_POLL_SECONDS: Final = 5.0
+"""The same over a backend with ``CHANGE_FEED``: adds and finishes are pushed, but claims and due
+schedules are not, so the counts are still read again this often."""
+EVENT_MIN_INTERVAL_SECONDS: Final = 0.25
+"""At least this long between two reads of the counts, however many changes are signalled."""
+EVENT_KEEPALIVE_SECONDS: Final = 15.0
+"""A comment line is sent after this long without an event, so proxies keep the stream open."""
 RETRYABLE: Final = frozenset({"failed", "crashed", "cancelled", "completed"})
 CANCELLABLE: Final = frozenset({"new", "pending", "scheduled", "retrying"})
 DELETABLE: Final = FINISHED_STATUSES - {"quarantined"}
@@ -427,24 +436,47 @@ def routes(dash: Dashboard) -> list[BaseRoute]:
         async def stream() -> AsyncIterator[str]:
             sent = 0
             last = None
-            quiet = 0.0
-            while max_events is None or sent < max_events:
-                backend = await dash.ready()
-                counts = {name: await backend.count_by_status(name) for name in await dash.queue_names()}
-                text = json.dumps(counts, sort_keys=True)
-                if text != last:
-                    last, quiet = text, 0.0
-                    sent += 1
-                    yield f"event: counts\ndata: {text}\n\n"
-                elif quiet >= 15:
-                    quiet = 0.0
-                    yield ": keep-alive\n\n"
-                if max_events is not None and sent >= max_events:
-                    break
-                if await request.is_disconnected():
-                    break
-                await asyncio.sleep(EVENT_POLL_SECONDS)
-                quiet += EVENT_POLL_SECONDS
+            backend = await dash.ready()
+            poll = dash.events_poll_seconds or (
+                EVENT_FEED_POLL_SECONDS if CHANGE_FEED in backend.capabilities else EVENT_POLL_SECONDS
+            )
+            loop = asyncio.get_running_loop()
+            spoke = loop.time()
+            waiting: asyncio.Future[bool] | None = None
+            try:
+                while max_events is None or sent < max_events:
+                    backend = await dash.ready()
+                    names = await dash.queue_names()
+                    # The wait starts before the read, so a change made while the counts are read still
+                    # wakes it. It is bounded by the keep-alive interval, so a quiet stream still speaks.
+                    waiting = asyncio.ensure_future(
+                        backend.wait_for_change(names, timeout=min(poll, EVENT_KEEPALIVE_SECONDS))
+                    )
+                    read_at = loop.time()
+                    counts = {name: await backend.count_by_status(name) for name in names}
+                    text = json.dumps(counts, sort_keys=True)
+                    if text != last:
+                        last, spoke = text, loop.time()
+                        sent += 1
+                        yield f"event: counts\ndata: {text}\n\n"
+                    elif loop.time() - spoke >= EVENT_KEEPALIVE_SECONDS:
+                        spoke = loop.time()
+                        yield ": keep-alive\n\n"
+                    if max_events is not None and sent >= max_events:
+                        break
+                    if await request.is_disconnected():
+                        break
+                    changed = await waiting
+                    waiting = None
+                    if changed:
+                        # Coalesce a burst: 10,000 adds must not mean 10,000 count queries.
+                        pause = read_at + EVENT_MIN_INTERVAL_SECONDS - loop.time()
+                        if pause > 0:
+                            await asyncio.sleep(pause)
+            finally:
+                if waiting is not None:
+                    waiting.cancel()  # a no-op when it is over; its outcome is marked read either way
+                    waiting.add_done_callback(lambda done: done.cancelled() or done.exception())
 
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"cache-control": "no-cache", "x-accel-buffering": "no"})

@@ -26,6 +26,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from sheppy_core.backend import (
     BLOCKING_POP,
+    CHANGE_FEED,
     CONTRACT_VERSION,
     CRON,
     RATE_LIMIT,
@@ -41,6 +42,7 @@ from sheppy_core.backend import (
     check_aware,
     check_count,
     check_queue_name,
+    check_seconds,
     check_task_id,
     check_task_ids,
     decode_record,
@@ -130,7 +132,7 @@ class PostgresBackend(OperatorInspection, OptionalCapabilities, Backend):
     contract_version = CONTRACT_VERSION
     capabilities = frozenset({
         BLOCKING_POP, RESULT_NOTIFY, RATE_LIMIT, CRON, TTL, WORKFLOWS, SHARED_STORE, TRANSACTIONAL_ENQUEUE,
-        TASK_PAGES, WORKER_REGISTRY,
+        TASK_PAGES, WORKER_REGISTRY, CHANGE_FEED,
     })
 
     def __init__(self, url: str = "postgresql://postgres@127.0.0.1:5432/postgres") -> None:
@@ -680,6 +682,58 @@ class PostgresBackend(OperatorInspection, OptionalCapabilities, Backend):
                 # Best effort: a row left behind only costs NOTIFYs until the purge drops it.
                 with contextlib.suppress(BackendError):
                     await self._fetch("unregister_result_waiter", token)
+
+    async def wait_for_change(self, queue_names: list[str], timeout: float) -> bool:
+        """LISTEN for the queues' ``q`` (append, schedule, requeue) and ``r`` (finished) NOTIFYs.
+
+        Writers only NOTIFY results of queues somebody waits on, so the call registers as a result
+        waiter of each queue for its duration (again when the LISTEN session changes), as ``get_results``
+        does. Without a LISTEN connection (``listen=false``) it is the default: a sleep, then False.
+        """
+        seconds = check_seconds(timeout, "timeout", "wait_for_change")
+        queues = list(dict.fromkeys(self._queue(name) for name in queue_names))
+        notifier = self._notifier
+        if notifier is None:
+            return await super().wait_for_change(queue_names, seconds)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        changed = asyncio.Event()
+        tokens: list[uuid.UUID] = []
+        registered_pid: int | None = None
+        try:
+            with contextlib.ExitStack() as stack:
+                for queue in queues:
+                    stack.enter_context(notifier.subscribe(notify_key("q", queue), changed))
+                    stack.enter_context(notifier.subscribe(notify_key("r", queue), changed))
+                while True:
+                    pid = notifier.server_pid
+                    if pid is not None and pid != registered_pid:
+                        await self._unregister_result_waiters(tokens)
+                        for queue in queues:
+                            token = uuid.uuid4()
+                            await self._fetch("register_result_waiter", token, queue, pid)
+                            tokens.append(token)
+                        registered_pid = pid
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        return False
+                    try:
+                        # Look at the LISTEN session again after a poll interval: while it is down
+                        # nothing is delivered, and once it is back the registration must follow it.
+                        async with asyncio.timeout(min(remaining, self._config.poll_interval)):
+                            await changed.wait()
+                    except TimeoutError:
+                        continue
+                    return True
+        finally:
+            with contextlib.suppress(BackendError):
+                await self._unregister_result_waiters(tokens)
+
+    async def _unregister_result_waiters(self, tokens: list[uuid.UUID]) -> None:
+        """Forget these result-waiter registrations (best effort: a row left behind only costs NOTIFYs
+        until the purge drops it); the list is emptied."""
+        while tokens:
+            await self._fetch("unregister_result_waiter", tokens.pop())
 
     # -- inspection ------------------------------------------------------------------------------
 

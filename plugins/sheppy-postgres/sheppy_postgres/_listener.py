@@ -5,10 +5,11 @@ change: ``q<hash of queue>`` when tasks became claimable, ``r<hash of queue>`` w
 PostgreSQL delivers a notification only when its transaction commits, so a waiter never wakes for a
 task it cannot see yet, and a rolled-back enqueue wakes nobody.
 
-Idle ``pop``/``get_results`` calls :meth:`Notifier.subscribe` to a key and wait on an
-:class:`asyncio.Event`. Notifications can still be missed (the listening connection drops and comes
-back, a NOTIFY queue overflows), so every waiter also re-checks after ``poll_interval`` seconds — the
-documented fallback poll. After the connection comes back, every waiter is woken once to re-check.
+Idle ``pop``/``get_results``/``wait_for_change`` calls :meth:`Notifier.subscribe` to a key (or several)
+and wait on an :class:`asyncio.Event`. Notifications can still be missed (the listening connection
+drops and comes back, a NOTIFY queue overflows), so every waiter also re-checks after ``poll_interval``
+seconds — the documented fallback poll. After the connection comes back, every waiter is woken once
+to re-check.
 """
 
 from __future__ import annotations
@@ -68,9 +69,10 @@ class Notifier:
         self.wake_all()
 
     @contextlib.contextmanager
-    def subscribe(self, key: str) -> Iterator[asyncio.Event]:
-        """An event set whenever a notification with payload ``key`` arrives (clear it before checking)."""
-        event = asyncio.Event()
+    def subscribe(self, key: str, event: asyncio.Event | None = None) -> Iterator[asyncio.Event]:
+        """An event set whenever a notification with payload ``key`` arrives (clear it before checking);
+        ``event``: that one (a call waiting on several keys subscribes one event to each)."""
+        event = event if event is not None else asyncio.Event()
         self._waiters.setdefault(key, set()).add(event)
         try:
             yield event

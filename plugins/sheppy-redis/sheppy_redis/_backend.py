@@ -32,7 +32,7 @@ key                 type    holds
 ==================  ======  =====================================================================
 
 plus ``<prefix>:queues`` (HASH of queue names, for ``list_queues``) and the pub/sub channel
-``<prefix>:{<tag>}:done`` (ids of finished tasks).
+``<prefix>:{<tag>}:done`` (ids of finished tasks; an empty message per adding call, for ``wait_for_change``).
 
 Why sorted sets rather than the seed's stream + consumer group: the contract wants per-claim leases of
 any length that a heartbeat extends and any client can see, expired claims redelivered *before* queued
@@ -87,6 +87,7 @@ from redis.retry import Retry
 
 from sheppy_core.backend import (
     BLOCKING_POP,
+    CHANGE_FEED,
     CONTRACT_VERSION,
     CRON,
     DEFAULT_TTL_SECONDS,
@@ -102,6 +103,7 @@ from sheppy_core.backend import (
     check_aware,
     check_count,
     check_no_connection,
+    check_seconds,
     check_task_id,
     check_task_ids,
     decode_record,
@@ -186,7 +188,7 @@ class RedisBackend(TaskListing, WorkerRegistry, OptionalCapabilities, Backend):
     contract_version: ClassVar[int] = CONTRACT_VERSION
     capabilities: ClassVar[frozenset[str]] = frozenset(
         {BLOCKING_POP, RESULT_NOTIFY, RATE_LIMIT, CRON, TTL, WORKFLOWS, SHARED_STORE, TASK_PAGES,
-         WORKER_REGISTRY}
+         WORKER_REGISTRY, CHANGE_FEED}
     )
 
     def __init__(
@@ -708,6 +710,35 @@ class RedisBackend(TaskListing, WorkerRegistry, OptionalCapabilities, Backend):
             raise TimeoutError(
                 f"task(s) of queue {queue_name!r} did not finish within {timeout} s"
             ) from None
+
+    async def wait_for_change(self, queue_names: list[str], timeout: float) -> bool:
+        """Subscribe the queues' ``done`` channels on the result listener's pub/sub connection (no
+        connection of its own) and wait for any message: a finished task's id, or the empty payload
+        that ``append``/``schedule``/a requeue publish once per call."""
+        seconds = check_seconds(timeout, "timeout", "wait_for_change")
+        channels = list(dict.fromkeys(self._keys(name).done_channel for name in queue_names))
+        self._require()
+        listener = self._listener
+        assert listener is not None
+        changed = asyncio.Event()
+        deadline = asyncio.get_running_loop().time() + seconds
+        try:
+            # A timeout per step, as in get_results (redis-py's writes can swallow one cancellation).
+            async with contextlib.AsyncExitStack() as stack:
+                for channel in channels:
+                    async with asyncio.timeout_at(deadline):
+                        with translate_errors("wait_for_change", self.safe_url):
+                            await stack.enter_async_context(
+                                listener.watch(channel, set(), event=changed, every=True)
+                            )
+                # A first subscription's confirmation wakes the channel's waiters (messages may have been
+                # lost before it); nothing was lost for this call, which has not read anything yet.
+                changed.clear()
+                async with asyncio.timeout_at(deadline):
+                    await changed.wait()
+        except TimeoutError:
+            return False
+        return True
 
     async def _finished(self, keys: QueueKeys, ids: list[str]) -> dict[str, dict[str, Any]]:
         records = await self._fetch(keys, ids)

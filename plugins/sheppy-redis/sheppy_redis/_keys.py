@@ -66,5 +66,6 @@ class QueueKeys:
 
     @property
     def done_channel(self) -> str:
-        """Pub/sub channel: the id of every task that finishes (store_result, cancel)."""
+        """Pub/sub channel: the id of every task that finishes (store_result, cancel), and an empty
+        message per append, schedule or requeueing store_result call (for ``wait_for_change``)."""
         return self.base + "done"

@@ -1,10 +1,12 @@
-"""One pub/sub connection per backend object that wakes ``get_results`` waiters.
+"""One pub/sub connection per backend object that wakes ``get_results`` and ``wait_for_change`` waiters.
 
 ``store_result``/``cancel`` publish the finished task's id on the queue's ``done`` channel from inside
-their script. A waiter registers the ids it waits for, the listener subscribes the channel (once per
-channel, however many waiters) and waits for the server's confirmation; only then does the waiter read
-the records, so a task finishing in between cannot be missed. Afterwards the waiter sleeps on an
-``asyncio.Event`` until a message names one of its ids: no polling.
+their script; ``append``, ``schedule`` and a ``store_result`` that requeues publish an empty payload
+there once per call (for ``wait_for_change``; ``get_results`` waiters ignore it). A waiter registers
+the ids it waits for, the listener subscribes the channel (once per channel, however many waiters) and
+waits for the server's confirmation; only then does the waiter read the records, so a task finishing in
+between cannot be missed. Afterwards the waiter sleeps on an ``asyncio.Event`` until a message names
+one of its ids (any message, for ``wait_for_change``): no polling.
 
 Messages published while the pub/sub connection is down are lost, so every (re)subscription
 confirmation — redis-py resubscribes on reconnect — and every connection failure wakes all waiters of
@@ -28,10 +30,13 @@ _RECONNECT_DELAYS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 
 @dataclass(eq=False)
 class Waiter:
-    """Ids one ``get_results`` call still waits for, and the event that says "look again"."""
+    """Ids one ``get_results`` call still waits for, and the event that says "look again". A waiter of
+    ``wait_for_change`` has ``every`` set: any message of the channel wakes it, the empty payload that
+    ``append``/``schedule``/a requeue publish (no task id is empty) as well as a finished task's id."""
 
     ids: set[str]
     event: asyncio.Event = field(default_factory=asyncio.Event)
+    every: bool = False
 
 
 class ResultListener:
@@ -46,9 +51,13 @@ class ResultListener:
         self._lock = asyncio.Lock()
 
     @contextlib.asynccontextmanager
-    async def watch(self, channel: str, ids: set[str]) -> AsyncIterator[Waiter]:
-        """Register a waiter for ``ids`` on ``channel``; returns once the subscription is confirmed."""
-        waiter = Waiter(set(ids))
+    async def watch(
+        self, channel: str, ids: set[str], *, event: asyncio.Event | None = None, every: bool = False
+    ) -> AsyncIterator[Waiter]:
+        """Register a waiter for ``ids`` on ``channel`` (``every``: for any message); returns once the
+        subscription is confirmed. ``event``: the waiter's event (one call watching several channels
+        shares one)."""
+        waiter = Waiter(set(ids), event if event is not None else asyncio.Event(), every)
         async with self._lock:
             waiters = self._waiters.setdefault(channel, set())
             waiters.add(waiter)
@@ -99,7 +108,7 @@ class ResultListener:
         channels = [channel] if channel is not None else list(self._waiters)
         for name in channels:
             for waiter in self._waiters.get(name, ()):
-                if task_id is None or task_id in waiter.ids:
+                if task_id is None or waiter.every or task_id in waiter.ids:
                     waiter.event.set()
 
     async def _read(self) -> None:

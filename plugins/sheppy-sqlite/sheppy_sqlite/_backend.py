@@ -42,6 +42,7 @@ change watcher (:mod:`sheppy_sqlite._listener`) has a third connection while som
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -55,6 +56,7 @@ from typing import Any, ClassVar, Self, TypeVar
 
 from sheppy_core.backend import (
     BLOCKING_POP,
+    CHANGE_FEED,
     CONTRACT_VERSION,
     CRON,
     DEFAULT_TTL_SECONDS,
@@ -74,6 +76,7 @@ from sheppy_core.backend import (
     check_count,
     check_no_connection,
     check_queue_name,
+    check_seconds,
     check_task_id,
     check_task_ids,
     decode_record,
@@ -188,8 +191,11 @@ class SQLiteBackend(Inspection, OptionalCapabilities, Backend):
     contract_version: ClassVar[int] = CONTRACT_VERSION
     # RESULT_NOTIFY is not declared: get_results is woken directly only inside one process; across
     # processes it learns of results by polling PRAGMA data_version, which is polling.
+    # CHANGE_FEED is: the change watcher reads a commit counter the file keeps (PRAGMA data_version), the
+    # closest SQLite has to a notification, and wakes wait_for_change within poll_interval.
     capabilities: ClassVar[frozenset[str]] = frozenset(
-        {BLOCKING_POP, RATE_LIMIT, CRON, TTL, WORKFLOWS, SHARED_STORE, TASK_PAGES, WORKER_REGISTRY}
+        {BLOCKING_POP, RATE_LIMIT, CRON, TTL, WORKFLOWS, SHARED_STORE, TASK_PAGES, WORKER_REGISTRY,
+         CHANGE_FEED}
     )
 
     def __init__(
@@ -496,6 +502,26 @@ class SQLiteBackend(Inspection, OptionalCapabilities, Backend):
                     await waiter.wait(remaining)
             finally:
                 self._unwatch()
+
+    async def wait_for_change(self, queue_names: list[str], timeout: float) -> bool:
+        """Woken by this process's writes to the file (:func:`~sheppy_sqlite._listener.notify`) and, for
+        other processes' commits, by the change watcher (``PRAGMA data_version``), which wakes every
+        waiter on the file: a True may be for another queue."""
+        seconds = check_seconds(timeout, "timeout", "wait_for_change")
+        names = list(dict.fromkeys(check_queue_name(name) for name in queue_names))
+        changed = asyncio.Event()  # one event for the waiters of every queue
+        with contextlib.ExitStack() as stack:
+            for name in names:
+                stack.enter_context(Waiter(self._path, name, changed))
+            self._watch()
+            try:
+                async with asyncio.timeout(seconds):
+                    await changed.wait()
+            except TimeoutError:
+                return False
+            finally:
+                self._unwatch()
+        return True
 
     def _watch(self) -> None:
         watcher = self._watcher

@@ -1,7 +1,7 @@
 """Waking waiters without a busy loop.
 
-Two paths deliver "something changed" to a coroutine blocked in ``pop(timeout=...)`` or
-``get_results(timeout=...)``:
+Two paths deliver "something changed" to a coroutine blocked in ``pop(timeout=...)``,
+``get_results(timeout=...)`` or ``wait_for_change``:
 
 * **Same process** — every write that can unblock someone (append, schedule, store_result, cancel,
   pop_scheduled, clear) calls :func:`notify` with the database's resolved path and the queue name. The
@@ -61,11 +61,12 @@ class Waiter:
     change committed between the look and the wait then still sets the event, so no wake-up is lost.
     """
 
-    def __init__(self, path: str, queue: str) -> None:
+    def __init__(self, path: str, queue: str, event: asyncio.Event | None = None) -> None:
         self.path = path
         self.queue = queue
         self._loop = asyncio.get_running_loop()
-        self._event = asyncio.Event()
+        # Waiters of one call on several queues share one event (wait_for_change).
+        self._event = event if event is not None else asyncio.Event()
 
     def __enter__(self) -> Waiter:
         with _registry_lock:

@@ -1,12 +1,14 @@
-"""The operator inspection clauses: list_tasks.*, count_by_status.*, oldest_ready.* and workers.*."""
+"""The operator inspection clauses: list_tasks.*, count_by_status.*, oldest_ready.*, workers.* and
+change_feed.*."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -25,6 +27,7 @@ from sheppy_conformance.records import (
     task_record,
 )
 from sheppy_core.backend import (
+    CHANGE_FEED,
     LISTABLE_STATUSES,
     MAX_PAGE_SIZE,
     STATS_KEYS,
@@ -50,6 +53,16 @@ _SHORT_TTL = 0.5
 
 _EXPIRY_WAIT = 5.0
 """How long after registering a worker with :data:`_SHORT_TTL` it may still be listed (a loaded host)."""
+
+_FEED_WAKE = 5.0
+"""How long after a change a ``wait_for_change`` with a feed may take to return True (a loaded host)."""
+
+_FEED_RETRY = 1.0
+"""Seconds between two changes made for one waiter: a change made before the waiter has subscribed (a
+LISTEN or SUBSCRIBE round trip) may go unsignalled, the next one may not."""
+
+_FEED_TIMEOUT = 0.3
+"""The timeout of the idle ``wait_for_change`` of ``change_feed.timeout``."""
 
 
 def _base() -> datetime:
@@ -169,6 +182,38 @@ def _close_to(got: object, want: datetime) -> bool:
     """``got`` is an aware datetime within a millisecond of ``want`` (a store may keep milliseconds)."""
     return (isinstance(got, datetime) and got.utcoffset() is not None
             and abs(got - want) <= timedelta(milliseconds=1))
+
+
+async def _woken_by(
+    waiter: Backend, q: str, change: Callable[[int], Awaitable[None]], rounds: int
+) -> tuple[bool | None, float]:
+    """Start ``waiter.wait_for_change([q])`` with a long timeout, then make ``change(i)`` through the other
+    client every :data:`_FEED_RETRY` seconds (at most ``rounds`` times) until the wait returns; what it
+    returned (None: still waiting :data:`_FEED_WAKE` s after the first change) and the seconds from the
+    first change to its return."""
+    waiting = asyncio.ensure_future(waiter.wait_for_change([q], timeout=60.0))
+    try:
+        await asyncio.sleep(0)  # let the wait start: a change made before the call cannot count
+        first = time.monotonic()
+        for i in range(rounds):
+            await change(i)
+            left = first + _FEED_WAKE - time.monotonic()
+            if left <= 0:
+                break
+            done, _ = await asyncio.wait({waiting}, timeout=min(_FEED_RETRY, left))
+            if done:
+                return waiting.result(), time.monotonic() - first
+        done, _ = await asyncio.wait({waiting}, timeout=max(0.0, first + _FEED_WAKE - time.monotonic()))
+        return (waiting.result() if done else None), time.monotonic() - first
+    finally:
+        if not waiting.done():
+            waiting.cancel()
+            with contextlib.suppress(BaseException):
+                await waiting
+
+
+def _outcome(woke: bool | None) -> str:
+    return "was still waiting (the feed never woke it)" if woke is None else f"returned {woke!r}"
 
 
 class OperatorClauses:
@@ -652,3 +697,63 @@ class OperatorClauses:
             )
         finally:
             await workers.forget()
+
+    # -- the change feed -----------------------------------------------------------------------
+
+    @clause("change_feed.added", requires=CHANGE_FEED)
+    async def test_change_feed_added(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        other = await env.peer()
+        rounds = int(_FEED_WAKE / _FEED_RETRY)
+
+        async def add(i: int) -> None:
+            await other.append(q, [task_record(i)])
+
+        woke, after = await _woken_by(b, q, add, rounds)
+        where = "another client on the same store" if other is not b else "the same backend object"
+        assert woke is True, (
+            f"wait_for_change([q], timeout=60) {_outcome(woke)} {after:.1f} s after append through "
+            f"{where}; [change_feed.added]: with CHANGE_FEED an append wakes the waiter (True) within about "
+            f"a second"
+        )
+
+    @clause("change_feed.finished", requires=CHANGE_FEED)
+    async def test_change_feed_finished(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        other = await env.peer()
+        rounds = int(_FEED_WAKE / _FEED_RETRY)
+        await other.append(q, [task_record(i) for i in range(rounds)])
+        claimed = await other.pop(q, limit=rounds, lease=60)
+        assert len(claimed) == rounds, f"pop(limit={rounds}) of {rounds} queued tasks claimed {len(claimed)}"
+
+        async def finish(i: int) -> None:
+            await other.store_result(q, finished(claimed[i]))
+
+        woke, after = await _woken_by(b, q, finish, rounds)
+        where = "another client on the same store" if other is not b else "the same backend object"
+        assert woke is True, (
+            f"wait_for_change([q], timeout=60) {_outcome(woke)} {after:.1f} s after store_result of a "
+            f"claimed task through {where}; [change_feed.finished]: with CHANGE_FEED a finished task wakes "
+            f"the waiter (True) within about a second"
+        )
+
+    @clause("change_feed.timeout")
+    async def test_change_feed_timeout(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        started = time.monotonic()
+        got = await b.wait_for_change([q], timeout=_FEED_TIMEOUT)
+        elapsed = time.monotonic() - started
+        assert got is False and _FEED_TIMEOUT * 0.9 <= elapsed <= _FEED_TIMEOUT + 5, (
+            f"wait_for_change([q], timeout={_FEED_TIMEOUT}) with nothing happening returned {got!r} after "
+            f"{elapsed:.2f} s; [change_feed.timeout]: False once the timeout has run out, not before"
+        )
+        for bad in (0, -1, float("nan")):
+            why = (f"wait_for_change([q], timeout={bad!r}) must raise BackendInputError "
+                   f"[change_feed.timeout]: timeout must be seconds > 0")
+            with raises(BackendInputError, why) as info:
+                await b.wait_for_change([q], timeout=bad)
+            message = str(info.value)
+            assert message and "\n" not in message, (
+                f"wait_for_change(timeout={bad!r}) raised {message!r}; [change_feed.timeout]: a one-line "
+                f"message naming the bad timeout"
+            )

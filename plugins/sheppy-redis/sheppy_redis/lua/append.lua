@@ -58,6 +58,9 @@ if added > 0 then
   redis.call('ZADD', base .. 'q', unpack(scored))
   list_records(base, fresh, listing_keys, funcs, 'pending')
   wake(base)
+  -- One message per call, not per record: wakes wait_for_change (an empty payload is no task id, so
+  -- get_results waiters on the channel ignore it).
+  redis.call('PUBLISH', base .. 'done', '')
 end
 if registry ~= '' then redis.call('HSET', registry, queue_name, '1') end
 return table.concat(results)

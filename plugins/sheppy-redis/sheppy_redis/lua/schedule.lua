@@ -30,4 +30,5 @@ if ARGV[12] and ARGV[12] ~= '' then
   redis.call('SADD', base .. 'crok', ARGV[12])
 end
 if registry ~= '' then redis.call('HSET', registry, queue_name, '1') end
+redis.call('PUBLISH', base .. 'done', '')  -- wakes wait_for_change; get_results waiters ignore it
 return 1

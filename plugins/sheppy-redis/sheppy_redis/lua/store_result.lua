@@ -12,7 +12,7 @@
 local base = ARGV[1]
 local nowms = now_us() / 1000
 local out = {}
-local finished, queued = 0, false
+local finished, queued, requeued = 0, false, false
 for i = 2, #ARGV, 7 do
   local id = ARGV[i]
   local tkey = base .. 't:' .. id
@@ -42,14 +42,18 @@ for i = 2, #ARGV, 7 do
       finished = finished + 1
     elseif mode == 'scheduled' then
       redis.call('ZADD', base .. 'sched', due, id)
+      requeued = true
     else
       enqueue(base, id)
       queued = true
+      requeued = true
     end
     out[#out + 1] = '1'
   end
 end
--- Once per call, not per record: the retention sweep and the wake-up tokens.
+-- Once per call, not per record: the retention sweep, the wake-up tokens and the message that wakes
+-- wait_for_change for a retry (finished records published their ids already).
 if finished > 0 then purge(base, nowms, 20 * finished) end
 if queued then wake(base) end
+if requeued then redis.call('PUBLISH', base .. 'done', '') end
 return table.concat(out)
