@@ -28,6 +28,7 @@ __all__ = [
     "Workflow",
     "WorkflowRef",
     "WorkflowResult",
+    "step_rows",
     "workflow",
     "workflow_id_of",
 ]
@@ -48,7 +49,8 @@ class Workflow(BaseModel):  # type: ignore[no-redef]  # pydantic's plugin adds *
     non-determinism detection); ``pending_task_ids`` is the step group the workflow waits for and
     ``processed_tasks`` the finished steps by id (both as in sheppy 0.0.7); ``version`` counts stored
     states (the compare-and-set token). ``finished_at`` is set when it completed (``completed=True``,
-    ``final_result``) or failed (``exception``).
+    ``final_result``) or failed (``exception``). ``step_groups`` (ours) is how many steps each yield
+    submitted, in order: ``[1, 3, 1]`` is a step, a fan-out of three, a step (see :func:`step_rows`).
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -69,6 +71,7 @@ class Workflow(BaseModel):  # type: ignore[no-redef]  # pydantic's plugin adds *
     version: int = 0
     updated_at: datetime | None = None
     watch_interval: float | None = None
+    step_groups: list[int] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -121,6 +124,23 @@ class Workflow(BaseModel):  # type: ignore[no-redef]  # pydantic's plugin adds *
         )
 
     __str__ = __repr__
+
+
+def step_rows(wf: Workflow) -> list[list[str]]:
+    """``wf.task_order`` cut into the step groups its yields submitted together (a fan-out is one row).
+
+    Steps that ``step_groups`` does not account for (a record written before the field, or one whose
+    groups do not add up) read one step per row, the way such a record was always drawn.
+    """
+    rows: list[list[str]] = []
+    start = 0
+    for size in wf.step_groups:
+        if size < 1 or start + size > len(wf.task_order):
+            break
+        rows.append(list(wf.task_order[start : start + size]))
+        start += size
+    rows.extend([step] for step in wf.task_order[start:])
+    return rows
 
 
 def typed_final_result(func: str, value: Any) -> Any:

@@ -58,12 +58,14 @@ class _Replay:
     order: list[str] = field(init=False)
     signatures: list[str] = field(init=False)
     processed: dict[str, Task[Any]] = field(init=False)
+    groups: list[int] = field(init=False)
     index: int = 0
 
     def __post_init__(self) -> None:
         self.order = list(self.workflow.task_order)
         self.signatures = list(self.workflow.step_signatures)
         self.processed = {}
+        self.groups = list(self.workflow.step_groups)
 
     def run(self) -> WorkflowResult:
         """The workflow's next state; never raises for a failing workflow (that is a state too)."""
@@ -92,6 +94,7 @@ class _Replay:
             "task_order": self.order,
             "step_signatures": self.signatures,
             "processed_tasks": self.processed,
+            "step_groups": self.groups,
         }
         if pending is not None:
             update["pending_task_ids"] = [str(t.id) for t in pending]
@@ -156,6 +159,7 @@ class _Replay:
         if all(isinstance(i, Task) for i in items):
             results: list[Task[Any]] = []
             waiting: list[Task[Any]] = []
+            known = len(self.order)
             for item in items:
                 step = self._step(item)
                 done = self.finished.get(str(step.id))
@@ -165,6 +169,7 @@ class _Replay:
                     results.append(done.model_copy(deep=True))
                 else:
                     waiting.append(step)
+            self._count_group(known)
             if waiting:
                 raise _Pending(waiting)
             return wrap(results) if wrap is not None else results[0]
@@ -176,6 +181,15 @@ class _Replay:
             "Invalid yield in workflow: expected a Task, a Workflow, or a homogeneous list or tuple of "
             f"one of those, got {got}"
         )
+
+    def _count_group(self, known: int) -> None:
+        """Record the steps this yield added to ``order`` beyond the ``known`` ones as one group: once,
+        on the replay that first submits them (replays of it add none)."""
+        added = len(self.order) - known
+        if added:
+            # A run begun before step_groups existed: its earlier steps count one per group.
+            self.groups.extend([1] * (known - sum(self.groups)))
+            self.groups.append(added)
 
     def _step(self, task: Task[Any]) -> Task[Any]:
         index = self.index

@@ -278,7 +278,8 @@ def routes(dash: Dashboard) -> list[BaseRoute]:
                            queue_url=_queue_url)
 
     async def workflow_detail(request: Request) -> Response:
-        from sheppy_core._workflow.model import Workflow
+        from sheppy_core._workflow.model import Workflow, step_rows
+        from sheppy_core.web._graph import Step, layout
 
         queue = await dash.check_queue(request.path_params["queue"])
         workflow_id = request.path_params["workflow_id"]
@@ -290,13 +291,20 @@ def routes(dash: Dashboard) -> list[BaseRoute]:
         if raw is None:
             fail(404, f"unknown workflow {workflow_id!r} in queue {queue!r}")
         wf = Workflow.model_validate(raw)
-        steps = []
-        for step_id in wf.task_order:
-            done = wf.processed_tasks.get(step_id)
-            state = done.status if done is not None else ("pending" if step_id in wf.pending_task_ids
-                                                          else "waiting")
-            steps.append({"id": step_id, "state": state, "func": done.spec.func if done else ""})
-        return dash.render(request, "workflow.html", queue=queue, wf=wf, steps=steps, queue_url=_queue_url)
+        # What each step calls is in its signature ("module:function#digest"), so steps that have not
+        # run yet are named too.
+        called = dict(zip(wf.task_order, (s.partition("#")[0] for s in wf.step_signatures), strict=False))
+        rows = []
+        for row in step_rows(wf):
+            steps = []
+            for step_id in row:
+                done = wf.processed_tasks.get(step_id)
+                state = done.status if done is not None else ("pending" if step_id in wf.pending_task_ids
+                                                              else "waiting")
+                steps.append(Step(step_id, state, done.spec.func if done else called.get(step_id, "")))
+            rows.append(steps)
+        return dash.render(request, "workflow.html", queue=queue, wf=wf, graph=layout(rows),
+                           queue_url=_queue_url)
 
     # -- actions -------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import pytest
 from browser_harness import OPERATOR, TASK_TIMEOUT, VIEWER, ServerProcess, stop_process, wait_for_tasks
-from browser_tasks import boom, fails_first_time, noop
+from browser_tasks import boom, fails_first_time, fan_out_fan_in, noop
 from playwright.sync_api import Locator, Page, expect
 
 from sheppy_core.experimental import SyncQueue
@@ -193,6 +193,37 @@ def test_a_read_only_user_gets_no_buttons_and_403_on_a_forged_post(
     assert operator.evaluate(FORGE_POST, [retry_url, csrf_cookie(operator)]) == 200
     stored = queue.get_task(failed)
     assert stored is not None and stored.status != "failed"
+
+
+def test_the_parallel_steps_of_a_workflow_are_drawn_side_by_side(
+    queue: SyncQueue, queue_name: str, start_worker: Callable[[], subprocess.Popen[bytes]],
+    start_dashboard: Callable[..., ServerProcess], new_page: Callable[..., Page],
+) -> None:
+    started = queue.add_workflow(fan_out_fan_in(3))
+    worker = start_worker()
+    done = queue.wait_for_workflow(started.workflow, timeout=TASK_TIMEOUT)
+    stop_process(worker)
+    assert done is not None and done.completed, done
+
+    server = start_dashboard()
+    page = new_page(VIEWER)
+    page.goto(f"{server.base_url}/queues/{quote(queue_name, safe='')}/workflows/{done.id}")
+    steps = page.get_by_test_id("workflow-step")
+    expect(steps).to_have_count(4)
+    fan_out = page.locator("[data-testid=workflow-step][data-row='0']")
+    expect(fan_out).to_have_count(3)
+    boxes = [fan_out.nth(i).bounding_box() for i in range(3)]
+    last = page.locator("[data-testid=workflow-step][data-row='1']").bounding_box()
+    assert all(box is not None for box in boxes) and last is not None
+    tops = {round(box["y"]) for box in boxes if box}
+    lefts = [box["x"] for box in boxes if box]
+    assert len(tops) == 1, boxes  # one row: the three parallel steps at the same height
+    assert lefts == sorted(lefts) and len(set(lefts)) == 3, boxes  # side by side, none on top of another
+    assert last["y"] > max(tops)  # the step that waited for them is drawn below them
+    # Each box still leads to its task's page.
+    fan_out.nth(1).click()
+    expect(page.get_by_test_id("task-status")).to_have_text(re.compile(r"\bcompleted\b", re.IGNORECASE))
+    assert page.url.endswith(f"/tasks/{done.task_order[1]}")
 
 
 def test_an_unknown_task_id_shows_a_404_page_with_a_message(
