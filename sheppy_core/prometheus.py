@@ -18,6 +18,9 @@ Of the store (refreshed by :func:`collect_queue_metrics`, the dashboard does bef
 
 Multi-process mode: set ``PROMETHEUS_MULTIPROC_DIR`` (an empty directory, shared by the processes)
 before prometheus-client is imported; :func:`metrics_response_body` then merges every process's values.
+In one process the per-task series are plain numbers a collector renders at scrape time (a microsecond
+or two a task); in multi-process mode they are prometheus-client's value objects writing to the shared
+directory (a lock and a file write each: several times that).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from sheppy_core import _telemetry
@@ -76,10 +79,11 @@ def _require() -> Any:
 class _Metrics:
     """The metric objects (created once per process) and the hot-path sink over them.
 
-    In one process the per-task series are plain numbers in this process, exposed by a collector on
-    the default registry (an increment is an attribute add, not a lock and a validation: the
-    microsecond budget). In multi-process mode they are prometheus-client's own, whose values live in
-    the shared directory.
+    In one process the per-task series are plain numbers in this process (:class:`_PlainSink`),
+    exposed by a collector on the default registry: an attempt costs a few attribute adds and a bisect,
+    not prometheus-client's lock and validation per operation (issue #18's microsecond budget). In
+    multi-process mode they are prometheus-client's own (:class:`_SharedSink`), whose values live in
+    the shared directory where the scraping process reads them.
     """
 
     def __init__(self) -> None:
@@ -109,68 +113,163 @@ class _Metrics:
             "sheppy_workers_online", "Live workers serving a queue.", ("queue",),
             multiprocess_mode="mostrecent",
         )
-        # Label lookups cost more than the increments: children are kept per (queue, task).
-        self._children: dict[tuple[str, str], Any] = {}
-        self.active_by_queue: dict[str, _Number] = {}
-        if not self.multiprocess:
-            pc.REGISTRY.register(_InProcessCollector(self))  # registering collects: after the fields
+        self.sink: _PlainSink | _SharedSink
+        if self.multiprocess:
+            self.sink = _SharedSink(self)
+        else:
+            self.sink = _PlainSink()
+            pc.REGISTRY.register(_InProcessCollector(self.sink))  # registering collects: after the sink
 
-    def series(self, queue: str, func: str) -> Any:
-        found = self._children.get((queue, func))
+
+def _runnable_for(task: Task[Any]) -> float:
+    """Seconds since ``task`` became runnable (``_telemetry.runnable_since``, inlined: the hot path)."""
+    since = task.created_at
+    scheduled, retry = task.scheduled_at, task.next_retry_at
+    if scheduled is not None and scheduled > since:
+        since = scheduled
+    if retry is not None and retry > since:
+        since = retry
+    epoch = _epoch
+    if since.tzinfo is not epoch.tzinfo:
+        found = _epoch_in(since.tzinfo)
         if found is None:
-            if self.multiprocess:
-                found = _TaskSeries(self, queue, func)
-            else:
-                active = self.active_by_queue.get(queue)
-                if active is None:
-                    active = self.active_by_queue[queue] = _Number()
-                found = _PlainSeries(active)
-            self._children[(queue, func)] = found
+            return _now() - since.timestamp()
+        epoch = found
+    return _now() - (since - epoch).total_seconds()
+
+
+def _epoch_in(zone: tzinfo | None) -> datetime | None:
+    """The Unix epoch in ``zone`` when it is a fixed offset (kept for the next task), else None.
+
+    Why: ``moment.timestamp()`` asks the zone for its offset, which costs more than the rest of an
+    attempt's metrics with pydantic's zone (a task read from a store); the difference of two datetimes
+    sharing one zone object does not ask, and it is exact when the zone's offset never changes
+    (``utcoffset(None)`` answers only then: a zone with daylight saving time returns None).
+    """
+    global _epoch
+    try:
+        fixed = zone is not None and zone.utcoffset(None) is not None
+    except Exception:  # a zone that cannot answer without a moment
+        fixed = False
+    if not fixed:
+        return None
+    _epoch = _UNIX_EPOCH.astimezone(zone)
+    return _epoch
+
+
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_epoch = _UNIX_EPOCH  # in the zone of the last task seen (on a worker, pydantic's one UTC object)
+_now = time.time
+_bucket_of = bisect.bisect_left  # a bucket's bound is inclusive (le): a value on it counts in it
+
+
+class _Active:
+    """The attempts running now of one queue, shared by its (queue, task) series."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
+class _PlainSeries:
+    """The numbers of one (queue, task) pair in one process.
+
+    Histograms are counts per bucket (not cumulative; the last one is +Inf) and a sum. Changed only by
+    the worker's event loop thread (the attempt hooks), except ``enqueued`` (under the sink's lock);
+    read by the scrape's thread.
+    """
+
+    __slots__ = (
+        "active", "duration_counts", "duration_sum", "enqueued", "finished", "leases_expired", "retried",
+        "started", "wait_counts", "wait_sum",
+    )
+
+    def __init__(self, active: _Active) -> None:
+        self.enqueued = self.started = self.retried = self.leases_expired = 0
+        self.finished: dict[str, int] = {}
+        self.duration_counts = [0] * (len(_DURATION_BUCKETS) + 1)
+        self.duration_sum = 0.0
+        self.wait_counts = [0] * (len(_WAIT_BUCKETS) + 1)
+        self.wait_sum = 0.0
+        self.active = active
+
+
+class _PlainSink:
+    """The ``_telemetry.MetricsSink`` of one process: plain numbers, no lock on the attempt path.
+
+    The attempt hooks (and ``redelivered``, ``finished_unrun``) run on the worker's event loop thread:
+    a sync task runs in a thread of its own, but its attempt is started and ended on the loop.
+    ``enqueued`` can come from any thread that adds tasks (a ``SyncQueue``'s loop, ``asyncio.run`` in a
+    thread): it takes a lock, so no increment is lost.
+    """
+
+    def __init__(self) -> None:
+        self._series: dict[tuple[str, str], _PlainSeries] = {}
+        self._active: dict[str, _Active] = {}
+        self._lock = threading.Lock()
+
+    def series(self, queue: str, func: str) -> _PlainSeries:
+        found = self._series.get((queue, func))
+        if found is None:
+            with self._lock:  # a series made twice at once would lose the first one's counts
+                found = self._series.get((queue, func))
+                if found is None:
+                    active = self._active.get(queue)
+                    if active is None:
+                        active = self._active[queue] = _Active()
+                    found = self._series[(queue, func)] = _PlainSeries(active)
         return found
 
-    def series_items(self) -> list[tuple[tuple[str, str], Any]]:
-        return list(self._children.items())  # one C call: safe against the loop adding a series
+    def series_items(self) -> list[tuple[tuple[str, str], _PlainSeries]]:
+        return list(self._series.items())  # one C call: safe against the loop adding a series
 
-    # -- MetricsSink -------------------------------------------------------------------------------
+    def active_items(self) -> list[tuple[str, _Active]]:
+        return list(self._active.items())
 
-    def enqueued_(self, queue: str, func: str) -> None:
-        self.series(queue, func).enqueued.inc()
+    def enqueued(self, queue: str, func: str) -> None:
+        series = self._series.get((queue, func)) or self.series(queue, func)
+        with self._lock:
+            series.enqueued += 1
 
     def redelivered(self, queue: str, func: str) -> None:
-        self.series(queue, func).leases_expired.inc()
+        self.series(queue, func).leases_expired += 1
 
-    def attempt_started(self, queue: str, task: Task[Any]) -> Any:
-        series = self._children.get((queue, task.spec.func)) or self.series(queue, task.spec.func)
-        series.started.inc()
-        wait = time.time() - _telemetry.runnable_since(task).timestamp()
-        series.queue_wait.observe(wait if wait > 0 else 0.0)
-        series.active.inc()
+    def attempt_started(self, queue: str, task: Task[Any]) -> _PlainSeries:
+        func = task.spec.func
+        series = self._series.get((queue, func)) or self.series(queue, func)
+        series.started += 1
+        series.active.value += 1
+        wait = _runnable_for(task)
+        if wait > 0:
+            series.wait_counts[_bucket_of(_WAIT_BUCKETS, wait)] += 1
+            series.wait_sum += wait
+        else:  # due later than it ran (a clock ahead of this one): no negative wait
+            series.wait_counts[0] += 1
         return series
 
-    def attempt_ended(self, series: Any, outcome: Task[Any] | None, duration: float) -> None:
-        series.active.dec()
+    def attempt_ended(self, series: _PlainSeries, outcome: Task[Any] | None, duration: float) -> None:
+        series.active.value -= 1
         if outcome is None:
             return
-        series.duration.observe(duration)
+        series.duration_counts[_bucket_of(_DURATION_BUCKETS, duration)] += 1
+        series.duration_sum += duration
         status = outcome.status
         if status == "retrying":
-            series.retried.inc()
+            series.retried += 1
         elif status in _FINAL:
-            series.finished_with(status).inc()
+            series.finished[status] = series.finished.get(status, 0) + 1
 
     def finished_unrun(self, queue: str, outcome: Task[Any]) -> None:
-        self._count_outcome(self.series(queue, outcome.spec.func), outcome)
-
-    def _count_outcome(self, series: Any, outcome: Task[Any]) -> None:
-        status = outcome.status
+        series, status = self.series(queue, outcome.spec.func), outcome.status
         if status == "retrying":
-            series.retried.inc()
+            series.retried += 1
         elif status in _FINAL:
-            series.finished_with(status).inc()
+            series.finished[status] = series.finished.get(status, 0) + 1
 
 
 class _TaskSeries:
-    """The children of one (queue, task) pair."""
+    """The prometheus-client children of one (queue, task) pair (multi-process mode)."""
 
     def __init__(self, metrics: _Metrics, queue: str, func: str) -> None:
         self._metrics, self._queue, self._func = metrics, queue, func
@@ -190,104 +289,97 @@ class _TaskSeries:
         return child
 
 
-class _Number:
-    """A number changed only by the event loop's thread (read by the scrape's)."""
-
-    __slots__ = ("value",)
-
-    def __init__(self) -> None:
-        self.value = 0.0
-
-    def inc(self) -> None:
-        self.value += 1
-
-    def dec(self) -> None:
-        self.value -= 1
-
-
-class _Buckets:
-    """A histogram's counts per bucket (not cumulative; the last one is +Inf) and its sum."""
-
-    __slots__ = ("bounds", "counts", "sum")
-
-    def __init__(self, bounds: tuple[float, ...]) -> None:
-        self.bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)
-        self.sum = 0.0
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(self.bounds, value)] += 1
-        self.sum += value
-
-
-class _PlainSeries:
-    """The series of one (queue, task) pair in one process."""
-
-    def __init__(self, active: _Number) -> None:
-        self.enqueued, self.started = _Number(), _Number()
-        self.retried, self.leases_expired = _Number(), _Number()
-        self.duration = _Buckets(_DURATION_BUCKETS)
-        self.queue_wait = _Buckets(_WAIT_BUCKETS)
-        self.active = active
-        self.finished: dict[str, _Number] = {}
-
-    def finished_with(self, status: str) -> _Number:
-        number = self.finished.get(status)
-        if number is None:
-            number = self.finished[status] = _Number()
-        return number
-
-
-class _InProcessCollector:
-    """Exposes the plain series of this process under their metric names."""
+class _SharedSink:
+    """The ``_telemetry.MetricsSink`` of multi-process mode: prometheus-client's value objects, whose
+    values the scraping process reads from the shared directory (each operation takes their lock)."""
 
     def __init__(self, metrics: _Metrics) -> None:
         self._metrics = metrics
+        # Label lookups cost more than the increments: children are kept per (queue, task).
+        self._series: dict[tuple[str, str], _TaskSeries] = {}
+
+    def series(self, queue: str, func: str) -> _TaskSeries:
+        found = self._series.get((queue, func))
+        if found is None:
+            found = self._series[(queue, func)] = _TaskSeries(self._metrics, queue, func)
+        return found
+
+    def enqueued(self, queue: str, func: str) -> None:
+        self.series(queue, func).enqueued.inc()
+
+    def redelivered(self, queue: str, func: str) -> None:
+        self.series(queue, func).leases_expired.inc()
+
+    def attempt_started(self, queue: str, task: Task[Any]) -> _TaskSeries:
+        series = self.series(queue, task.spec.func)
+        series.started.inc()
+        wait = _runnable_for(task)
+        series.queue_wait.observe(wait if wait > 0 else 0.0)
+        series.active.inc()
+        return series
+
+    def attempt_ended(self, series: _TaskSeries, outcome: Task[Any] | None, duration: float) -> None:
+        series.active.dec()
+        if outcome is None:
+            return
+        series.duration.observe(duration)
+        self._count_outcome(series, outcome)
+
+    def finished_unrun(self, queue: str, outcome: Task[Any]) -> None:
+        self._count_outcome(self.series(queue, outcome.spec.func), outcome)
+
+    @staticmethod
+    def _count_outcome(series: _TaskSeries, outcome: Task[Any]) -> None:
+        status = outcome.status
+        if status == "retrying":
+            series.retried.inc()
+        elif status in _FINAL:
+            series.finished_with(status).inc()
+
+
+class _InProcessCollector:
+    """Exposes the plain series of this process under their metric names, as prometheus-client's own
+    Counter, Histogram and Gauge would (names, HELP, labels, buckets)."""
+
+    def __init__(self, sink: _PlainSink) -> None:
+        self._sink = sink
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
         from prometheus_client.utils import floatToGoString
 
-        items = self._metrics.series_items()
+        items = self._sink.series_items()
         labels = ["queue", "task"]
         for name, field in (
             (_ENQUEUED, "enqueued"), (_STARTED, "started"), (_RETRIED, "retried"), (_LEASES, "leases_expired")
         ):
             counter = CounterMetricFamily(name, _HELP[name], labels=labels)
             for (queue, func), series in items:
-                counter.add_metric([queue, func], getattr(series, field).value)
+                counter.add_metric([queue, func], float(getattr(series, field)))
             yield counter
         finished = CounterMetricFamily(_FINISHED, _HELP[_FINISHED], labels=[*labels, "status"])
         for (queue, func), series in items:
             for status, number in list(series.finished.items()):
-                finished.add_metric([queue, func, status], number.value)
+                finished.add_metric([queue, func, status], float(number))
         yield finished
-        for name, field in ((_DURATION, "duration"), (_WAIT, "queue_wait")):
+        for name, bounds, field in (
+            (_DURATION, _DURATION_BUCKETS, "duration"), (_WAIT, _WAIT_BUCKETS, "wait")
+        ):
             histogram = HistogramMetricFamily(name, _HELP[name], labels=labels)
+            uppers = [floatToGoString(bound) for bound in (*bounds, math.inf)]  # type: ignore[no-untyped-call]
             for (queue, func), series in items:
-                buckets: _Buckets = getattr(series, field)
-                counts, total, running = list(buckets.counts), buckets.sum, 0
-                cumulative = []
-                for bound, count in zip((*buckets.bounds, math.inf), counts, strict=True):
+                counts: list[int] = list(getattr(series, f"{field}_counts"))
+                total: float = getattr(series, f"{field}_sum")
+                cumulative, running = [], 0
+                for upper, count in zip(uppers, counts, strict=True):
                     running += count
-                    cumulative.append((floatToGoString(bound), float(running)))  # type: ignore[no-untyped-call]
+                    cumulative.append((upper, float(running)))
                 histogram.add_metric([queue, func], cumulative, total)
             yield histogram
         active = GaugeMetricFamily(_ACTIVE, _HELP[_ACTIVE], labels=["queue"])
-        for queue, number in list(self._metrics.active_by_queue.items()):
-            active.add_metric([queue], number.value)
+        for queue, attempts in self._sink.active_items():
+            active.add_metric([queue], float(attempts.value))
         yield active
-
-
-class _Sink:
-    """The ``_telemetry.MetricsSink`` over the metric objects."""
-
-    def __init__(self, metrics: _Metrics) -> None:
-        self.enqueued = metrics.enqueued_
-        self.redelivered = metrics.redelivered
-        self.attempt_started = metrics.attempt_started
-        self.attempt_ended = metrics.attempt_ended
-        self.finished_unrun = metrics.finished_unrun
 
 
 def _ensure_metrics() -> _Metrics:
@@ -301,7 +393,7 @@ def _ensure_metrics() -> _Metrics:
 def enable() -> None:
     """Count and time tasks in this process from now on (idempotent). Raises ``ImportError`` with the
     install line when prometheus-client is missing."""
-    _telemetry.install_metrics(_Sink(_ensure_metrics()))
+    _telemetry.install_metrics(_ensure_metrics().sink)
 
 
 def disable() -> None:
