@@ -319,3 +319,22 @@ def build():
     (summary,) = [line for line in result.stdout.lines if line.startswith("pop.limit")]
     expected = r"failed \(call: KeyError: 'claims' at raising_backend\.py:5, called from claim\.py:\d+\)"
     assert re.search(expected, summary), summary
+
+
+def test_sheppy_clause_runs_only_the_clauses_it_names(tmp_path: Path) -> None:
+    done = run_outside(tmp_path, "--sheppy-backend", "memory://", "--sheppy-clause", "pop.fifo",
+                       "--sheppy-clause", "list_tasks.*", "--sheppy-report", "report")
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    ran = set(report["clauses"])
+    assert "pop.fifo" in ran and "list_tasks.order" in ran and "list_tasks.cursor" in ran
+    assert all(c == "pop.fifo" or c.startswith("list_tasks.") for c in ran), ran
+    assert "deselected" in done.stdout
+
+
+def test_sheppy_clause_that_names_no_clause_is_a_usage_error(tmp_path: Path) -> None:
+    done = run_outside(tmp_path, "--sheppy-backend", "memory://", "--sheppy-clause", "pop.fifoo")
+    output = done.stdout + done.stderr
+    assert done.returncode == 4, output
+    assert "--sheppy-clause 'pop.fifoo' names no clause" in output
+    assert "pop.fifo" in output  # the nearest id is offered

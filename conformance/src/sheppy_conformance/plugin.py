@@ -15,11 +15,15 @@ Options::
     --sheppy-known-failure CLAUSE=REASON declare a known failure (repeatable); ini: ``sheppy_known_failures``
     --sheppy-report PATH                 write PATH.json and PATH.md with the per-clause results
     --sheppy-no-shrink                   report a failing model.stateful sequence without shrinking it
+    --sheppy-clause PATTERN              run only the clauses whose id matches PATTERN (``pop.fifo``,
+                                         ``list_tasks.*``; repeatable); the others are deselected
 """
 
 from __future__ import annotations
 
 import contextlib
+import difflib
+import fnmatch
 import importlib
 import re
 from collections.abc import Callable, Generator
@@ -66,6 +70,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="declare a known failure: the clause becomes an expected failure (repeatable)")
     group.addoption("--sheppy-no-shrink", action="store_true", default=False,
                     help="do not shrink a failing model.stateful sequence (faster; for mutation runs)")
+    group.addoption("--sheppy-clause", metavar="PATTERN", action="append", default=[],
+                    help="run only the clauses whose id matches PATTERN (shell-style: 'list_tasks.*'; "
+                         "repeatable)")
     group.addoption("--sheppy-report", metavar="PATH", default=None,
                     help="write the per-clause report to PATH.json and PATH.md")
     parser.addini("sheppy_known_failures", type="linelist", default=[],
@@ -204,6 +211,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 "--sheppy-backend-factory module:callable"
             )
         _check_cli_backend(config)
+    _select_clauses(config, items)
     for item in items:
         clause_id = clause_of(item)
         if clause_id is None:
@@ -215,6 +223,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             # judged per clause at the end (every test of a declared clause passing fails the run).
             item.add_marker(pytest.mark.xfail(strict=False, reason=f"declared known failure: {reason}"))
             config.stash[RESULTS_KEY].suite(suite_key(item)).declared[clause_id] = reason
+
+
+def _select_clauses(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``--sheppy-clause``: deselect the clause tests whose id no pattern matches (other tests stay)."""
+    patterns: list[str] = config.getoption("--sheppy-clause") or []
+    if not patterns:
+        return
+    ids = {c for c in map(clause_of, items) if c is not None}
+    for pattern in patterns:
+        if not fnmatch.filter(ids, pattern):
+            nearest = difflib.get_close_matches(pattern, sorted(ids), n=3)
+            hint = f" (did you mean {', '.join(nearest)}?)" if nearest else ""
+            raise pytest.UsageError(f"--sheppy-clause {pattern!r} names no clause of the suite{hint}")
+    keep, drop = [], []
+    for item in items:
+        clause_id = clause_of(item)
+        wanted = clause_id is None or any(fnmatch.fnmatchcase(clause_id, p) for p in patterns)
+        (keep if wanted else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
