@@ -10,6 +10,8 @@ import sys
 from collections.abc import Generator
 from typing import Any
 
+import pytest
+
 from sheppy_core import Depends, MemoryBackend, Queue, Task, task, workflow
 
 DEPTHS: dict[str, list[int]] = {}
@@ -56,6 +58,7 @@ async def adds_from_inside(label: str, queue_name: str, n: int) -> int:
 BACKEND = MemoryBackend()  # instant processing, as memory:// gives
 
 
+@pytest.mark.timeout(300)  # 400 replays of a growing generator: CPU-bound, slow on a busy machine
 async def test_a_400_step_workflow_runs_at_a_constant_depth() -> None:
     queue = Queue(MemoryBackend(), "inline")
     result = await queue.add_workflow(long_chain("wf", 400))
