@@ -16,6 +16,13 @@ least of the rounds), which a busy machine's waits for a core do not blur. Targe
 >= 0.95 x off.
 
     .venv/bin/python benchmarks/bench_metrics.py [--tasks 5000] [--rounds 5] [--json PATH]
+
+Wall and CPU time both move with a busy machine; instructions do not. ``--mode M`` runs one round of
+one mode on memory:// and prints nothing else, for an instruction count (per task: the difference of
+two task counts, so start-up cancels out):
+
+    for m in off metrics; do for n in 1000 3000; do valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+      .venv/bin/python benchmarks/bench_metrics.py --mode $m --tasks $n 2>&1 | grep refs; done; done
 """
 
 from __future__ import annotations
@@ -161,8 +168,15 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    parser.add_argument("--mode", choices=MODES, default=None,
+                        help="only one round of this mode on memory:// (for an instruction count)")
     args = parser.parse_args()
     _setup_tracing()
+    if args.mode is not None:
+        prometheus.enable()  # prometheus-client imported in every mode alike
+        prometheus.disable()
+        asyncio.run(_one_round("memory://", f"count-{args.mode}", args.tasks, args.mode))
+        return
     with tempfile.TemporaryDirectory(prefix="bench-metrics-") as tmp:
         stores = {"memory": "memory://", "sqlite": f"sqlite:///{tmp}/bench.db"}
         best, least_cpu = asyncio.run(_measure(stores, args.tasks, args.rounds))
