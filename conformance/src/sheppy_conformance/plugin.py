@@ -236,7 +236,8 @@ def _select_clauses(config: pytest.Config, items: list[pytest.Item]) -> None:
             nearest = difflib.get_close_matches(pattern, sorted(ids), n=3)
             hint = f" (did you mean {', '.join(nearest)}?)" if nearest else ""
             raise pytest.UsageError(f"--sheppy-clause {pattern!r} names no clause of the suite{hint}")
-    keep, drop = [], []
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
     for item in items:
         clause_id = clause_of(item)
         wanted = clause_id is None or any(fnmatch.fnmatchcase(clause_id, p) for p in patterns)
