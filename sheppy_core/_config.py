@@ -26,7 +26,17 @@ DEFAULT_BACKEND_URL = "sqlite:///sheppy.db"
 DEFAULT_QUEUE = "default"
 
 TOOL_SHEPPY_KEYS: Final = frozenset(
-    {"backend", "queue", "max_concurrent_tasks", "shutdown_timeout", "log_level", "prestart", "tasks", "cron"}
+    {
+        "backend",
+        "queue",
+        "max_concurrent_tasks",
+        "shutdown_timeout",
+        "log_level",
+        "prestart",
+        "tasks",
+        "cron",
+        "processes",
+    }
 )
 """Every key ``[tool.sheppy]`` may hold (docs/cli.md): anything else is a typo, and a typo that is
 ignored is worse than an error (``backend_url = ...`` used to leave the CLI on the SQLite default)."""

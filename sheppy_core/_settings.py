@@ -36,6 +36,7 @@ ENV: Final[dict[str, str]] = {
     "shutdown_timeout": "SHEPPY_SHUTDOWN_TIMEOUT",
     "log_level": "SHEPPY_LOG_LEVEL",
     "prestart": "SHEPPY_PRESTART",
+    "processes": "SHEPPY_PROCESSES",
 }
 """Setting name -> environment variable (sheppy's names)."""
 
@@ -47,6 +48,7 @@ PYPROJECT_KEYS: Final[dict[str, str]] = {
     "log_level": "log_level",
     "prestart": "prestart",
     "tasks": "tasks",
+    "processes": "processes",
 }
 """Setting name -> key of ``[tool.sheppy]``."""
 
@@ -66,6 +68,7 @@ class Settings:
     log_level: str = "info"
     prestart: str | None = None
     tasks: tuple[str, ...] = ()
+    processes: int = 1
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def __repr__(self) -> str:
@@ -115,6 +118,16 @@ def _positive_int(value: Any) -> int:
     if number < 1 or (isinstance(value, float) and not value.is_integer()):
         raise ValueError("must be an integer >= 1")
     return number
+
+
+def _processes(value: Any) -> int:
+    """Worker processes of ``sheppy work``: an integer >= 1, or ``auto`` for one per CPU core."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return os.cpu_count() or 1
+    try:
+        return _positive_int(value.strip() if isinstance(value, str) else value)
+    except ValueError:
+        raise ValueError("must be an integer >= 1 or 'auto'") from None
 
 
 def _non_negative_float(value: Any) -> float:
@@ -202,6 +215,7 @@ def load_settings(
     log_level: str | None = None,
     prestart: str | None = None,
     tasks: Sequence[str] | None = None,
+    processes: int | str | None = None,
     environ: Mapping[str, str] | None = None,
     pyproject: Mapping[str, Any] | None = None,
 ) -> Settings:
@@ -241,5 +255,6 @@ def load_settings(
         log_level=_pick("log_level", log_level, "--log-level", _log_level, "info", env, table, sources),
         prestart=_pick("prestart", prestart, "--prestart", _function_name, None, env, table, sources),
         tasks=_pick("tasks", list(tasks) if tasks else None, "--import", _modules, (), env, table, sources),
+        processes=_pick("processes", processes, "--processes", _processes, 1, env, table, sources),
         sources=sources,
     )

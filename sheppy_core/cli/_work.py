@@ -7,6 +7,7 @@ import contextlib
 import inspect
 import logging
 import math
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -242,7 +243,66 @@ def _serve_metrics(port: int, host: str) -> None:
         fail(f"--metrics-port: cannot listen on {host}:{port}: {exc.strerror or exc}")
 
 
+def _child_arguments(ctx: typer.Context) -> list[str]:
+    """The options given to this ``sheppy work`` on its command line, minus ``--processes``: what each
+    supervised child runs. Options not given are left for the child to resolve from the same environment
+    and ``[tool.sheppy]``, as this process did."""
+    arguments: list[str] = []
+    for param in ctx.command.params:
+        name = param.name
+        source = ctx.get_parameter_source(name) if name else None
+        if name is None or name == "processes" or source is None or source.name != "COMMANDLINE":
+            continue
+        value = ctx.params[name]
+        option = max(param.opts, key=len)
+        if getattr(param, "is_flag", False):
+            secondary = getattr(param, "secondary_opts", [])
+            if value:
+                arguments.append(option)
+            elif secondary:
+                arguments.append(max(secondary, key=len))
+        elif getattr(param, "multiple", False):
+            for item in value or ():
+                arguments += [option, str(item)]
+        elif value is not None:
+            arguments += [option, str(value)]
+    return arguments
+
+
+def _supervise(
+    ctx: typer.Context, settings: Settings, metrics_port: int | None, run_to_completion: bool
+) -> None:
+    """Hand ``sheppy work --processes N`` (N > 1) to the supervisor, and exit as it ends."""
+    from sheppy_core._supervisor import supervise
+
+    if metrics_port is not None:
+        fail(
+            "--metrics-port cannot serve several worker processes from one port: run each worker as its own "
+            "'sheppy work' with its own --metrics-port, and PROMETHEUS_MULTIPROC_DIR set to a directory they "
+            "share (docs/workers.md)"
+        )
+    url = settings.backend_url
+    try:
+        make_backend(url)  # a bad URL or a missing plugin is one line here, not N crashing children
+    except (SheppyError, ValueError) as exc:
+        fail(str(exc), url)
+    command = [sys.executable, "-m", "sheppy_core", "work", *_child_arguments(ctx)]
+    # The environment beats [tool.sheppy]: each child is one worker, whatever the configuration says.
+    env = {**os.environ, "SHEPPY_PROCESSES": "1"}
+    with _logging(settings.log_level, rich_console=False):
+        outcome = supervise(
+            command,
+            settings.processes,
+            run_to_completion=run_to_completion,
+            shutdown_timeout=settings.shutdown_timeout,
+            env=env,
+        )
+    if outcome.status != 0:
+        fail(outcome.reason or "a worker process failed", url, code=outcome.status)
+
+
 def work(
+    ctx: typer.Context,
     queue: QueueOption = None,
     backend_url: UrlOption = None,
     max_concurrent: Annotated[
@@ -293,7 +353,21 @@ def work(
         ),
     ] = BURST_HORIZON,
     max_tasks: Annotated[
-        int | None, typer.Option("--max-tasks", min=1, help="Stop after claiming this many tasks.")
+        int | None,
+        typer.Option(
+            "--max-tasks", min=1, help="Stop after claiming this many tasks (per process with --processes)."
+        ),
+    ] = None,
+    processes: Annotated[
+        str | None,
+        typer.Option(
+            "--processes",
+            metavar="N",
+            help="Worker processes to run (an integer >= 1, or 'auto': one per CPU core) under one "
+            "supervisor that restarts those that die and forwards SIGTERM/SIGINT. Env: SHEPPY_PROCESSES; "
+            "[tool.sheppy] processes; default 1 (this process is the worker).",
+            show_default=False,
+        ),
     ] = None,
     disable_job_processing: Annotated[bool, flag("--disable-job-processing")] = False,
     disable_scheduler: Annotated[bool, flag("--disable-scheduler")] = False,
@@ -390,7 +464,11 @@ def work(
         log_level=log_level,
         prestart=prestart,
         tasks=import_,
+        processes=processes,
     )
+    if settings.processes > 1:
+        _supervise(ctx, settings, metrics_port, run_to_completion=burst or oneshot or max_tasks is not None)
+        return
     if metrics_port is not None:
         _serve_metrics(metrics_port, metrics_host)
     interactive = burst and errors.is_terminal
