@@ -4,23 +4,12 @@ from it (``step_rows``): a fan-out is one row, a sequential step a row of its ow
 from __future__ import annotations
 
 import uuid
-from collections.abc import Generator
-from typing import Any
 
 import workflows_for_tests as wf
 
-from sheppy_core import MemoryBackend, Queue, Worker, workflow
+from sheppy_core import MemoryBackend, Queue, Worker
 from sheppy_core._workflow.model import Workflow, step_rows
 from sheppy_core._workflow.replay import replay
-
-
-@workflow
-def prepare_fan_out_finish(n: int) -> Generator[Any, Any, int]:
-    """One step, then ``n`` parallel steps, then one step over their results."""
-    first = yield wf.add(n, 0)
-    doubled = yield [wf.double(i) for i in range(first.result)]
-    summed = yield wf.total([t.result for t in doubled])
-    return int(summed.result)
 
 
 async def run_to_the_end(record: Workflow) -> Workflow:
@@ -38,7 +27,7 @@ async def run_to_the_end(record: Workflow) -> Workflow:
 
 
 async def test_a_fan_out_is_recorded_as_one_group_of_the_steps_it_yielded() -> None:
-    done = await run_to_the_end(prepare_fan_out_finish(3))
+    done = await run_to_the_end(wf.prepare_fan_out_finish(3))
     assert done.completed and done.final_result == 2 * (0 + 1 + 2)
     assert len(done.task_order) == 5
     # Every advance replays the generator from the start; a replayed yield must not be counted again.
@@ -63,7 +52,7 @@ async def test_a_fan_out_of_one_step_groups_the_steps_it_yields_after_it() -> No
 
 
 async def test_a_run_begun_before_step_groups_counts_its_earlier_steps_one_per_group() -> None:
-    done = await run_to_the_end(prepare_fan_out_finish(3))
+    done = await run_to_the_end(wf.prepare_fan_out_finish(3))
     # The same run as a record written before the field, stopped after its first step.
     legacy = done.model_copy(update={
         "step_groups": [], "task_order": done.task_order[:1], "step_signatures": done.step_signatures[:1],

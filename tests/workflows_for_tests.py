@@ -60,6 +60,15 @@ def fan_out_fan_in(n: int) -> Generator[Any, Any, int]:
 
 
 @workflow
+def prepare_fan_out_finish(n: int) -> Generator[Any, Any, int]:
+    """One step, then ``n`` parallel steps, then one step over their results (the graph's three rows)."""
+    first = yield add(n, 0)
+    doubled = yield [double(i) for i in range(first.result)]
+    summed = yield total([t.result for t in doubled])
+    return int(summed.result)
+
+
+@workflow
 def sequential(x: int) -> Step:
     a = yield add(x, 1)
     b = yield add(a.result, 10)

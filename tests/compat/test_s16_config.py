@@ -28,6 +28,8 @@ ALL_VARIABLES = (
     "SHEPPY_LOG_LEVEL",
     "SHEPPY_PRESTART",
 )
+SHEPPY_CORE_ADDITIONS = ("SHEPPY_PROCESSES",)
+"""Read by sheppy-core only (``sheppy work --processes``); docs/migrating-from-sheppy.md lists them."""
 
 
 @pytest.fixture(autouse=True)
@@ -38,8 +40,10 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
-def test_the_variables_read_are_sheppys() -> None:
-    assert sorted(ENV.values()) == sorted(ALL_VARIABLES)
+def test_the_variables_read_are_sheppys_and_the_documented_additions() -> None:
+    assert sorted(ENV.values()) == sorted(ALL_VARIABLES + SHEPPY_CORE_ADDITIONS)
+    guide = (Path(__file__).parents[2] / "docs" / "migrating-from-sheppy.md").read_text()
+    assert all(f"`{name}`" in guide for name in SHEPPY_CORE_ADDITIONS)
 
 
 # -- Queue() ----------------------------------------------------------------------------------------

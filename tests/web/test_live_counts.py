@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import time
 import uuid
@@ -160,22 +161,12 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
         cleanup.append(drop_schema)
     else:
-        import redis.asyncio as redis_asyncio
+        from compat.support import delete_redis_prefix
         from sheppy_redis import RedisBackend
 
         prefix = f"sheppy-live-{uuid.uuid4().hex[:12]}"
         producer, viewer = RedisBackend(REDIS_URL, prefix=prefix), RedisBackend(REDIS_URL, prefix=prefix)
-
-        async def delete_keys() -> None:
-            client = redis_asyncio.Redis.from_url(REDIS_URL)
-            try:
-                keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
-                if keys:
-                    await client.delete(*keys)
-            finally:
-                await client.aclose()
-
-        cleanup.append(delete_keys)
+        cleanup.append(functools.partial(delete_redis_prefix, prefix))
     await producer.connect()
     await viewer.connect()
     try:

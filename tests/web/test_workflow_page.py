@@ -6,14 +6,14 @@ from __future__ import annotations
 import html
 import re
 import uuid
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 import workflows_for_tests as wf
 
-from sheppy_core import MemoryBackend, Queue, Worker, workflow
+from sheppy_core import MemoryBackend, Queue, Worker
 from sheppy_core._workflow import step_id
 from sheppy_core.web import create_dashboard
 
@@ -21,15 +21,6 @@ pytest.importorskip("starlette")
 pytest.importorskip("jinja2")
 
 QUEUE = "jobs"
-
-
-@workflow
-def prepare_fan_out_finish(n: int) -> Generator[Any, Any, int]:
-    """One step, then ``n`` parallel steps, then one step over their results."""
-    first = yield wf.add(n, 0)
-    doubled = yield [wf.double(i) for i in range(first.result)]
-    summed = yield wf.total([t.result for t in doubled])
-    return int(summed.result)
 
 
 @pytest.fixture
@@ -84,7 +75,7 @@ async def store_record(backend: MemoryBackend, **fields: Any) -> str:
 
 
 async def test_the_parallel_steps_of_a_fan_out_share_one_row(backend: MemoryBackend) -> None:
-    done = await finished(backend, prepare_fan_out_finish(3))
+    done = await finished(backend, wf.prepare_fan_out_finish(3))
     page = await page_of(backend, done.id)
     steps = drawn_steps(page)
     assert [s["task-id"] for s in steps] == done.task_order

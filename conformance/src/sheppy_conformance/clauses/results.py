@@ -287,7 +287,7 @@ class ResultClauses:
             f"pending={stats['pending']}; [store_result.atomic]: each re-queued task is queued exactly once"
         )
 
-    @clause("get_results.waits")
+    @clause("get_results.waits", timeout=20)  # two 5 s bounds: a backend that never wakes fails them
     async def test_get_results_waits(self, env: Env) -> None:
         q, b = env.queue(), env.backend
         first, second = task_record(1), task_record(2)
