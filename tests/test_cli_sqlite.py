@@ -403,7 +403,10 @@ def test_workers_starting_at_once_store_each_declared_cron_once(project: Path, u
         scheduled: list[dict[str, Any]] = []
         while time.monotonic() < deadline and len(scheduled) < 3:
             time.sleep(0.2)
-            scheduled = as_json(sheppy(project, "task", "list", "--status", "scheduled", "-f", "json"))
+            listed = sheppy(project, "task", "list", "--status", "scheduled", "-f", "json")
+            if listed.returncode != 0 and "no store at" in listed.stderr:
+                continue  # a read never creates the store: no worker has got that far yet (a busy machine)
+            scheduled = as_json(listed)
         crons = as_json(sheppy(project, "cron", "list", "-f", "json"))
     finally:
         for worker in workers:
