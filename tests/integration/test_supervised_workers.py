@@ -17,7 +17,7 @@ import sys
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -28,7 +28,19 @@ from typer.testing import CliRunner
 from sheppy_core import Queue, get_backend
 from sheppy_core.cli import app
 
+Store = tuple[str, Queue]
+"""The URL of the SQLite file the workers share, and the test's queue on it."""
 STARTED = re.compile(r"started worker process \d+/\d+ \(pid (\d+)\)")
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    """The SQLite file the supervised workers share, and the test's own queue on it (cleared after)."""
+    url = f"sqlite:///{tmp_path}/store.db"
+    queue = Queue(get_backend(url), f"procs-{uuid.uuid4().hex[:8]}")
+    yield url, queue
+    await queue.clear()
+    await queue.backend.disconnect()
 
 
 async def until(check: Callable[[], Awaitable[bool] | bool], seconds: float) -> bool:
@@ -88,41 +100,35 @@ def finish(process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.mark.timeout(180)
-async def test_two_processes_burst_run_every_task_once_and_exit_0(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/store.db"
-    queue = Queue(get_backend(url), f"procs-{uuid.uuid4().hex[:8]}")
+async def test_two_processes_burst_run_every_task_once_and_exit_0(tmp_path: Path, store: Store) -> None:
+    url, queue = store
     # Long enough (200 x 0.05 s over 2 slots: 5 s for one process) that both processes get some.
     tasks = [t.logged_nap(0.05) for _ in range(200)]
+    assert all(await queue.add(tasks))
+    process, stderr = supervise(tmp_path, url, queue.name, "--burst", "-c", "2")
     try:
-        assert all(await queue.add(tasks))
-        process, stderr = supervise(tmp_path, url, queue.name, "--burst", "-c", "2")
-        try:
-            status = await asyncio.to_thread(process.wait, 120)
-        finally:
-            finish(process)
-        output = stderr.read_text(errors="replace")
-        assert status == 0, output
-        stats = await queue.stats()
-        assert stats["completed"] == 200, (stats, output)
-        assert stats["pending"] == stats["processing"] == 0, stats
-        starts = task_starts(tmp_path / "events.log")
-        assert set(starts) == {str(task.id) for task in tasks}
-        assert [i for i, pids in starts.items() if len(pids) > 1] == [], "a task ran twice"
-        ran_in = {pids[0] for pids in starts.values()}
-        assert len(ran_in) == 2, f"tasks ran in {ran_in}: not two worker processes"
-        assert ran_in <= set(child_pids(stderr)), (ran_in, output)
-        assert process.pid not in ran_in, "the supervisor ran tasks itself"
-        # Children that finished their burst are not restarted.
-        assert len(child_pids(stderr)) == 2, output
+        status = await asyncio.to_thread(process.wait, 120)
     finally:
-        await queue.clear()
-        await queue.backend.disconnect()
+        finish(process)
+    output = stderr.read_text(errors="replace")
+    assert status == 0, output
+    stats = await queue.stats()
+    assert stats["completed"] == 200, (stats, output)
+    assert stats["pending"] == stats["processing"] == 0, stats
+    starts = task_starts(tmp_path / "events.log")
+    assert set(starts) == {str(task.id) for task in tasks}
+    assert [i for i, pids in starts.items() if len(pids) > 1] == [], "a task ran twice"
+    ran_in = {pids[0] for pids in starts.values()}
+    assert len(ran_in) == 2, f"tasks ran in {ran_in}: not two worker processes"
+    assert ran_in <= set(child_pids(stderr)), (ran_in, output)
+    assert process.pid not in ran_in, "the supervisor ran tasks itself"
+    # Children that finished their burst are not restarted.
+    assert len(child_pids(stderr)) == 2, output
 
 
 @pytest.mark.timeout(180)
-async def test_a_killed_child_is_restarted_and_nothing_is_lost(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/store.db"
-    queue = Queue(get_backend(url), f"procs-{uuid.uuid4().hex[:8]}")
+async def test_a_killed_child_is_restarted_and_nothing_is_lost(tmp_path: Path, store: Store) -> None:
+    url, queue = store
     tasks = [t.logged_nap(0.05) for _ in range(300)]
     log = tmp_path / "events.log"
     process, stderr = supervise(tmp_path, url, queue.name, "-c", "2", "--lease", "2")
@@ -153,14 +159,11 @@ async def test_a_killed_child_is_restarted_and_nothing_is_lost(tmp_path: Path) -
         assert stats["pending"] == stats["processing"] == 0, stats
     finally:
         finish(process)
-        await queue.clear()
-        await queue.backend.disconnect()
 
 
 @pytest.mark.timeout(180)
-async def test_sigterm_stops_every_child_gracefully(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/store.db"
-    queue = Queue(get_backend(url), f"procs-{uuid.uuid4().hex[:8]}")
+async def test_sigterm_stops_every_child_gracefully(tmp_path: Path, store: Store) -> None:
+    url, queue = store
     tasks = [t.logged_nap(0.3) for _ in range(200)]
     log = tmp_path / "events.log"
     process, stderr = supervise(tmp_path, url, queue.name, "-c", "4", "--lease", "60")
@@ -185,8 +188,6 @@ async def test_sigterm_stops_every_child_gracefully(tmp_path: Path) -> None:
         assert set(task_starts(log)) == ended
     finally:
         finish(process)
-        await queue.clear()
-        await queue.backend.disconnect()
 
 
 @pytest.mark.timeout(120)
@@ -241,9 +242,8 @@ def test_metrics_port_with_several_processes_is_refused(
 
 
 @pytest.mark.timeout(120)
-async def test_a_second_sigterm_stops_the_children_at_once(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/store.db"
-    queue = Queue(get_backend(url), f"procs-{uuid.uuid4().hex[:8]}")
+async def test_a_second_sigterm_stops_the_children_at_once(tmp_path: Path, store: Store) -> None:
+    url, queue = store
     tasks = [t.logged_nap(60) for _ in range(4)]
     log = tmp_path / "events.log"
     process, stderr = supervise(tmp_path, url, queue.name, "-c", "2", "--shutdown-timeout", "90")
@@ -263,8 +263,6 @@ async def test_a_second_sigterm_stops_the_children_at_once(tmp_path: Path) -> No
         assert stats["processing"] == 0, stats
     finally:
         finish(process)
-        await queue.clear()
-        await queue.backend.disconnect()
 
 
 STUBBORN_CHILD = (
