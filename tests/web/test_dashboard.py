@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -40,14 +39,6 @@ def _csrf(html: str) -> str:
 async def _client(backend: Backend, **options: Any) -> httpx.AsyncClient:
     app = create_dashboard(backend, **options)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://dash")
-
-
-@pytest.fixture
-async def backend() -> AsyncIterator[MemoryBackend]:
-    store = MemoryBackend()
-    await store.connect()
-    yield store
-    await store.disconnect()
 
 
 async def _fill(backend: Backend) -> dict[str, Any]:

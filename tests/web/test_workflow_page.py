@@ -6,7 +6,6 @@ from __future__ import annotations
 import html
 import re
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -21,14 +20,6 @@ pytest.importorskip("starlette")
 pytest.importorskip("jinja2")
 
 QUEUE = "jobs"
-
-
-@pytest.fixture
-async def backend() -> AsyncIterator[MemoryBackend]:
-    store = MemoryBackend()
-    await store.connect()
-    yield store
-    await store.disconnect()
 
 
 async def page_of(backend: MemoryBackend, workflow_id: uuid.UUID | str) -> str:
