@@ -645,7 +645,7 @@ class PostgresBackend(OperatorInspection, OptionalCapabilities, Backend):
         loop = asyncio.get_running_loop()
         deadline = None if timeout == 0 else loop.time() + timeout
         notifier = self._notifier
-        token: uuid.UUID | None = None
+        tokens: list[uuid.UUID] = []
         registered_pid: int | None = None
         try:
             with contextlib.ExitStack() as stack:
@@ -662,10 +662,7 @@ class PostgresBackend(OperatorInspection, OptionalCapabilities, Backend):
                         # Writers only NOTIFY queues somebody waits on: register (again, if the LISTEN
                         # session changed), then look again soon, because a store_result whose
                         # statement began before the registration committed did not notify.
-                        if token is not None:
-                            await self._fetch("unregister_result_waiter", token)
-                        token = uuid.uuid4()
-                        await self._fetch("register_result_waiter", token, queue, pid)
+                        await self._register_result_waiters([queue], pid, tokens)
                         registered_pid = pid
                         wait = _REGISTER_RECHECK
                     if deadline is not None:
@@ -678,10 +675,8 @@ class PostgresBackend(OperatorInspection, OptionalCapabilities, Backend):
                         wait = min(wait, remaining)
                     await self._wait(event, wait)
         finally:
-            if token is not None:
-                # Best effort: a row left behind only costs NOTIFYs until the purge drops it.
-                with contextlib.suppress(BackendError):
-                    await self._fetch("unregister_result_waiter", token)
+            with contextlib.suppress(BackendError):
+                await self._unregister_result_waiters(tokens)
 
     async def wait_for_change(self, queue_names: list[str], timeout: float) -> bool:
         """LISTEN for the queues' ``q`` (append, schedule, requeue) and ``r`` (finished) NOTIFYs.
@@ -708,11 +703,7 @@ class PostgresBackend(OperatorInspection, OptionalCapabilities, Backend):
                 while True:
                     pid = notifier.server_pid
                     if pid is not None and pid != registered_pid:
-                        await self._unregister_result_waiters(tokens)
-                        for queue in queues:
-                            token = uuid.uuid4()
-                            await self._fetch("register_result_waiter", token, queue, pid)
-                            tokens.append(token)
+                        await self._register_result_waiters(queues, pid, tokens)
                         registered_pid = pid
                     remaining = deadline - loop.time()
                     if remaining <= 0:
@@ -728,6 +719,16 @@ class PostgresBackend(OperatorInspection, OptionalCapabilities, Backend):
         finally:
             with contextlib.suppress(BackendError):
                 await self._unregister_result_waiters(tokens)
+
+    async def _register_result_waiters(self, queues: list[str], pid: int, tokens: list[uuid.UUID]) -> None:
+        """Register as a result waiter of each of ``queues`` for the LISTEN session ``pid`` (writers only
+        NOTIFY results of queues somebody waits on), replacing the registrations in ``tokens``, which then
+        holds the new ones."""
+        await self._unregister_result_waiters(tokens)
+        for queue in queues:
+            token = uuid.uuid4()
+            await self._fetch("register_result_waiter", token, queue, pid)
+            tokens.append(token)
 
     async def _unregister_result_waiters(self, tokens: list[uuid.UUID]) -> None:
         """Forget these result-waiter registrations (best effort: a row left behind only costs NOTIFYs
