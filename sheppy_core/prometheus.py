@@ -122,13 +122,8 @@ class _Metrics:
 
 
 def _runnable_for(task: Task[Any]) -> float:
-    """Seconds since ``task`` became runnable (``_telemetry.runnable_since``, inlined: the hot path)."""
-    since = task.created_at
-    scheduled, retry = task.scheduled_at, task.next_retry_at
-    if scheduled is not None and scheduled > since:
-        since = scheduled
-    if retry is not None and retry > since:
-        since = retry
+    """Seconds since ``task`` became runnable (:func:`_telemetry.runnable_since`)."""
+    since = _telemetry.runnable_since(task)
     epoch = _epoch
     if since.tzinfo is not epoch.tzinfo:
         found = _epoch_in(since.tzinfo)
