@@ -260,6 +260,9 @@ class Worker:
         self._scheduler_polling_interval = 1.0
         self._cron_polling_interval = 10.0
         self._running: dict[str, _Running] = {}
+        # Jobs that have ended here, ever: an empty claim answered after one ended may predate the
+        # tasks it queued (chained, a workflow's next step), so ``oneshot`` looks again.
+        self._jobs_ended = 0
         # Claims are counted on unfinished tasks (prefetched or running): a task whose outcome is being
         # stored no longer counts, so the next claim overlaps the store. Every held claim (unfinished
         # or storing) stays bounded. A task runs only once it holds one of the slots.
@@ -445,6 +448,7 @@ class Worker:
             if max_tasks is not None:
                 limit = min(limit, max_tasks - self._claimed)
             timeout = self._blocking_timeout if blocking and not oneshot else None
+            jobs_ended = self._jobs_ended
             if self._heartbeat_overdue():
                 # The loop was held up (a task blocking it, a slow store) past the heartbeat's time:
                 # renew the leases of the tasks running here before claiming, so this worker does not
@@ -464,6 +468,8 @@ class Worker:
             if records is None:
                 return
             if not records:
+                if oneshot and self._jobs_ended != jobs_ended:
+                    continue
                 if oneshot and not await self._more_work_soon(queue):
                     return
                 if not blocking or oneshot:
@@ -656,6 +662,7 @@ class Worker:
             entry = self._own_entry(task_id, job)
             if entry is not None:
                 del self._running[task_id]
+                self._jobs_ended += 1
                 if entry.reclaimed is not None:
                     await self._take_up(queue, entry.reclaimed)
             self._slot_freed.set()

@@ -145,6 +145,12 @@ async def parent(n: int) -> list[Task[Any]]:
 
 
 @task
+async def slow_parent(n: int, seconds: float) -> list[Task[Any]]:
+    await asyncio.sleep(seconds)
+    return [add(n, i) for i in range(3)]
+
+
+@task
 async def stamp() -> str:
     record("stamp")
     return "tick"

@@ -309,6 +309,39 @@ async def test_oneshot_exits_when_empty(queue: Queue, backend: MemoryBackend) ->
     assert worker.stats.processed == 5 and await queue.size() == 0
 
 
+class _ClaimAnsweringLate(MemoryBackend):
+    """A store whose empty answer to a claim arrives only after the worker's running tasks are all
+    done (a slow round trip): by then a finishing task may have queued more work."""
+
+    worker: Worker | None = None
+
+    async def pop(self, queue_name: str, limit: int = 1, timeout: float | None = None, **kw: Any
+                  ) -> list[dict[str, Any]]:
+        records = await super().pop(queue_name, limit, timeout, **kw)
+        if not records and self.worker is not None and self.worker._running:
+            deadline = asyncio.get_running_loop().time() + 5
+            # Polled: the worker offers no event for "nothing running".
+            while self.worker._running and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.001)
+        return records
+
+
+async def test_oneshot_runs_what_a_task_queued_while_an_empty_claim_was_on_its_way() -> None:
+    backend = _ClaimAnsweringLate(instant_processing=False)
+    await backend.connect()
+    try:
+        queue = Queue(backend, "q")
+        parent = t.slow_parent(10, 0.2)  # running when the worker's next (empty) claim goes out
+        await queue.add(parent)
+        worker = Worker("q", backend)
+        backend.worker = worker
+        await asyncio.wait_for(worker.work(oneshot=True, register_signal_handlers=False), 10)
+        assert worker.stats.processed == 4, worker.stats  # the parent and the three tasks it chained
+        assert await queue.size() == 0
+    finally:
+        await backend.disconnect()
+
+
 async def test_oneshot_waits_for_its_own_retries(queue: Queue, backend: MemoryBackend) -> None:
     task = t.fails_once(f"burst-{uuid.uuid4()}")
     far = t.add(9, 9)
