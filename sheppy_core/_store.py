@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from sheppy_core import _telemetry
 from sheppy_core._runner import validation_summary
+from sheppy_core._task_record import task_record
 from sheppy_core.backend import (
     TRANSACTIONAL_ENQUEUE,
     Backend,
@@ -126,7 +127,7 @@ class QueueStore:
         if not tasks:
             return []
         backend = await self.connected()
-        records = [task.model_dump(mode="json") for task in tasks]
+        records = [task_record(task) for task in tasks]
         if connection is not None:
             self._check_transactional(backend)
         telemetry = _telemetry.current
@@ -148,7 +149,7 @@ class QueueStore:
         self, task: Task[Any], at: datetime, *, connection: Any = None, unique: bool = True
     ) -> bool:
         backend = await self.connected()
-        record = task.model_dump(mode="json")
+        record = task_record(task)
         if connection is not None:
             self._check_transactional(backend)
         telemetry = _telemetry.current
@@ -169,7 +170,7 @@ class QueueStore:
     async def store_result(self, task: Task[Any]) -> bool:
         """Store ``task``'s record as it now is (an outcome, a release, a deferral); it also ends the
         claim that delivered it."""
-        return await self.store_record(task.model_dump(mode="json"))
+        return await self.store_record(task_record(task))
 
     async def store_record(self, record: dict[str, Any]) -> bool:
         """``store_result`` of a record that is not a ``Task`` (a quarantine stand-in)."""

@@ -666,3 +666,19 @@ class FeedNeverWakes(_Mutant):
 
 
 MUTANTS[FeedNeverWakes.__name__] = (FeedNeverWakes, "change_feed.added")
+
+
+class ExpectsEveryField(_Mutant):
+    """Written against records with every field spelled out: ``append`` reads ``record["finished_at"]``
+    and fails on the compact records sheppy-core stores (fields at their defaults left out)."""
+
+    async def append(
+        self, queue_name: str, tasks: list[dict[str, Any]], *, unique: bool = True
+    ) -> list[bool]:
+        for record in tasks:
+            if record["finished_at"] is not None or record["scheduled_at"] is not None:
+                raise ValueError("append takes unfinished, unscheduled records")
+        return await super().append(queue_name, tasks, unique=unique)
+
+
+MUTANTS[ExpectsEveryField.__name__] = (ExpectsEveryField, "payload.compact")

@@ -19,7 +19,10 @@ queue
     :func:`~sheppy_core.backend.check_queue_name`, :func:`~sheppy_core.backend.check_task_id` and
     :func:`~sheppy_core.backend.task_id_of` make these checks.
 task record
-    A JSON object (``dict``) as produced by ``Task.model_dump(mode="json")``. A backend stores it as JSON
+    A JSON object (``dict``) holding a task's fields as ``Task.model_dump(mode="json")`` writes them.
+    sheppy-core hands over only the fields that differ from their defaults (``id``, ``status``,
+    ``spec`` and ``created_at`` are always there), so any other field may be missing: a missing field
+    has its default (``None``, ``0``, ``[]``, ``{}``) ``[payload.compact]``. A backend stores it as JSON
     and hands it back equal, except for the fields the contract says the backend writes. Payloads may be
     large (1 MB) and hold any unicode ``[payload.large]`` ``[payload.unicode]``. The backend reads only:
     ``id`` (str), ``status``, ``finished_at``, ``scheduled_at``, ``next_retry_at``, ``workflow_id``,

@@ -62,7 +62,9 @@ async def test_a_worker_whose_loop_was_blocked_past_its_lease_runs_each_task_onc
         tasks = [t.blocks_the_loop(BLOCK) for _ in range(TASKS)]
         await queue.add(tasks)
         done = await queue.wait_for(tasks, timeout=120)
-        assert {task.status for task in done.values()} == {"completed"}, done
+        assert {task.status for task in done.values()} == {"completed"}, (
+            f"{done}\nworker log:\n{stderr_path.read_text()[-3000:]}"
+        )
         stats = await queue.stats()
         assert stats["processing"] == stats["pending"] == 0, stats
 

@@ -1,6 +1,8 @@
 """Task records and small helpers the clause tests share.
 
-Records are real ``Task.model_dump(mode="json")`` dicts, as sheppy-core hands them to a backend.
+Records are real task records as sheppy-core hands them to a backend: ``Task.model_dump(mode="json")``
+without the fields at their default values (``id``, ``status``, ``spec``, ``created_at`` always kept).
+``full_task_record`` spells every field out, as records written by earlier versions do.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ __all__ = [
     "changes",
     "eventually",
     "finished",
+    "full_task_record",
     "ids",
     "named",
     "raises",
@@ -48,8 +51,25 @@ def noop(*args: Any) -> None:
     """The function the suite's records name (never run by the clause tests)."""
 
 
+ALWAYS_STORED = frozenset({"id", "status", "spec", "created_at"})
+
+_DEFAULTS = Task(spec=TaskSpec(func=FUNC)).model_dump(mode="json")
+
+
 def task_record(n: int = 0, **fields: Any) -> dict[str, Any]:
-    """A fresh task record with a new id; ``n`` is its argument so tests can tell records apart."""
+    """A fresh task record with a new id, in the compact form sheppy-core stores; ``n`` is its argument
+    so tests can tell records apart."""
+    full = full_task_record(n)
+    record = {
+        k: v for k, v in full.items()
+        if k in ALWAYS_STORED or not (type(v) is type(_DEFAULTS[k]) and v == _DEFAULTS[k])
+    }
+    record.update(fields)
+    return record
+
+
+def full_task_record(n: int = 0, **fields: Any) -> dict[str, Any]:
+    """:func:`task_record` with every field spelled out, defaults included."""
     record = Task(spec=TaskSpec(func=FUNC, args=(n,))).model_dump(mode="json")
     record.update(fields)
     return record
@@ -65,7 +85,8 @@ def finished(record: dict[str, Any], status: str = "completed", result: Any = No
 def requeued(record: dict[str, Any], status: str = "pending", at: datetime | None = None) -> dict[str, Any]:
     """The record a worker would store to run the task again: now, or at ``at`` (retrying/scheduled)."""
     again = dict(record)
-    again.update(status=status, finished_at=None)
+    again.pop("finished_at", None)  # at its default (None): left out, as sheppy-core stores it
+    again["status"] = status
     if status == "retrying":
         again["next_retry_at"] = to_iso(at or FAR_FUTURE)
     elif status == "scheduled":

@@ -161,7 +161,7 @@ class ClaimClauses:
     async def test_pop_claim_counts_deliveries(self, env: Env) -> None:
         q, b = env.queue(), env.backend
         record = task_record(1)
-        del record["deliveries"]  # a missing field counts as 0
+        assert "deliveries" not in record, "[pop.claim]: the suite's record leaves deliveries out (0)"
         await b.append(q, [record])
         first_claim = await b.pop(q, worker_id="w1", lease=LEASE)
         assert first_claim[0]["deliveries"] == 1, (

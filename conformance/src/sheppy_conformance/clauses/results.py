@@ -357,7 +357,7 @@ class ResultClauses:
     @clause("ttl.expires", requires=TTL)
     async def test_ttl_expires(self, env: Env) -> None:
         q, b = env.queue(), env.backend
-        keep_config = {**task_record()["config"], "ttl": 1}
+        keep_config = {**task_record().get("config", {}), "ttl": 1}
         short, waiting = task_record(1, config=keep_config), task_record(2, config=keep_config)
         await b.append(q, [short, waiting])
         (claimed,) = await b.pop(q, lease=30)
@@ -395,7 +395,7 @@ class ResultClauses:
     @clause("ttl.expires", requires=TTL)
     async def test_ttl_expires_not_before_retention(self, env: Env) -> None:
         q, b = env.queue(), env.backend
-        config = {**task_record()["config"], "ttl": 3}
+        config = {**task_record().get("config", {}), "ttl": 3}
         record = task_record(1, config=config)
         await b.append(q, [record])
         (claimed,) = await b.pop(q, lease=30)
@@ -420,7 +420,7 @@ class ResultClauses:
         clients write and a neighbour with ttl=1 expires (whatever purges those run), then gone."""
         q, b = env.queue(), env.backend
         writer = await env.peer()
-        config = task_record()["config"]
+        config = task_record().get("config", {})
         record = task_record(1, config={**config, "ttl": 2})
         neighbour = task_record(2, config={**config, "ttl": 1})
         await b.append(q, [neighbour, record])

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import pytest
@@ -14,7 +15,17 @@ from sheppy_conformance._clause import clause
 from sheppy_conformance._env import Env
 from sheppy_conformance.clauses.inspect import _cron
 from sheppy_conformance.plugin import NO_HOOK_PREFIX
-from sheppy_conformance.records import FAR_FUTURE, brief, finished, ids, raises, task_record, within
+from sheppy_conformance.records import (
+    FAR_FUTURE,
+    brief,
+    finished,
+    full_task_record,
+    ids,
+    raises,
+    requeued,
+    task_record,
+    within,
+)
 from sheppy_core.backend import (
     CRON,
     QUARANTINED,
@@ -392,6 +403,44 @@ class RobustnessClauses:
         assert result == UNICODE_SAMPLES, (
             f"get_results returned the record with result{_first_difference(result, UNICODE_SAMPLES)}; "
             f"[payload.unicode]: a result holding any unicode is stored and handed back equal"
+        )
+
+    @clause("payload.compact")
+    async def test_payload_compact(self, env: Env) -> None:
+        q, b = env.queue(), env.backend
+        compact = {k: v for k, v in task_record(1).items() if k in ("id", "status", "spec", "created_at")}
+        full = full_task_record(2)
+        what = "a record holding only id, status, spec and created_at (every other field at its default)"
+        appended = await b.append(q, [compact, full])
+        assert appended == [True, True], _new_ids_appended("append of a compact and a full record",
+                                                           appended, 2)
+        looked_up = await b.get_tasks(q, [compact["id"], full["id"]])
+        for record in (compact, full):
+            got = looked_up.get(record["id"])
+            assert got is not None and got["spec"] == record["spec"] and got.get("finished_at") is None, (
+                f"get_tasks returned {brief(got)} for {brief(record)}; [payload.compact]: {what} and a "
+                f"record with every field spelled out are both stored, unfinished, and handed back equal"
+            )
+        claimed = await b.pop(q, 2, lease=30)
+        assert ids(claimed) == [compact["id"], full["id"]], (
+            f"pop(limit=2) claimed {ids(claimed)}; [payload.compact]: {what} is claimed like any other, in "
+            f"append order"
+        )
+        # The compact one is retried: due at once, it comes back to the queue; then both finish.
+        await b.store_result(q, requeued(claimed[0], "retrying", at=utcnow()))
+        await b.store_result(q, finished(claimed[1]))
+        moved = await within(10, b.pop_scheduled(q, utcnow() + timedelta(seconds=1)))
+        assert ids(moved) == [compact["id"]], (
+            f"pop_scheduled moved {ids(moved)}; [payload.compact]: {what}, stored as retrying and due, moves "
+            f"back into the queue"
+        )
+        (again,) = await b.pop(q, lease=30)
+        await b.store_result(q, finished(again, result=7))
+        results = await b.get_results(q, [compact["id"], full["id"]])
+        both = {compact["id"], full["id"]}
+        assert results.get(compact["id"], {}).get("result") == 7 and set(results) == both, (
+            f"get_results returned {brief(results)}; [payload.compact]: {what} is retried and finished like "
+            f"a record with every field spelled out"
         )
 
     @clause("reconnect.recovers", timeout=30)
