@@ -172,6 +172,11 @@ class TaskConfig(BaseModel):
         return float(self.retry_delay)
 
 
+DEFAULT_CONFIG: Final = TaskConfig()
+"""The config of a task that sets no options: one shared instance (frozen), so reading a record that
+leaves ``config`` out builds nothing."""
+
+
 def _json_safe(value: Any) -> Any:
     try:
         json.dumps(value)
@@ -291,7 +296,7 @@ class Task(BaseModel, Generic[R]):
     names (a ``-> MyModel`` task gives a ``MyModel``), see :meth:`_type_result`."""
     exception: TaskException | None = None
     spec: TaskSpec
-    config: TaskConfig = Field(default_factory=TaskConfig)
+    config: TaskConfig = DEFAULT_CONFIG
 
     created_at: UTCDatetime = Field(default_factory=lambda: datetime.now(UTC))
     finished_at: UTCDatetime | None = None
@@ -430,7 +435,7 @@ class TaskCron(BaseModel):
     id: uuid.UUID = Field(default_factory=uuid.uuid4)
     expression: str
     spec: TaskSpec
-    config: TaskConfig = Field(default_factory=TaskConfig)
+    config: TaskConfig = DEFAULT_CONFIG
     managed_by: str | None = None
 
     @field_validator("expression")
