@@ -86,6 +86,10 @@ class Case:
     """Name used by targets that compare with one peer only (e.g. ``sheppy-0.0.7``)."""
     max_n: int | None = None
     """Cap on ``--n`` for a peer too slow to process 10,000 tasks within the time budget."""
+    processes: int = 1
+    """Worker processes started side by side for processing (ours: what ``sheppy work --processes N``
+    starts). With more than one, the store's count decides when all are done, and there is no pick-up
+    measurement (each process answers its own probes)."""
 
 
 @dataclass
@@ -114,6 +118,11 @@ class CaseResult:
     config: dict[str, Any] = field(default_factory=dict)
     capped: bool = False
     """``n`` was lowered for this case (``Case.max_n``)."""
+    processes: int = 1
+    server_cpu_ms_per_task: float | None = None
+    """The server's CPU time during processing, per processed task (ms; = seconds per 1,000 tasks)."""
+    server_cpu_enqueue_ms_per_task: float | None = None
+    """The server's CPU time during the enqueue rounds, per enqueued task (ms)."""
 
     @property
     def label(self) -> str:
@@ -136,11 +145,18 @@ class WorkerProcess:
 
     @classmethod
     async def start(
-        cls, module: str, config: dict[str, Any], n: int, log_path: Path, profile_path: Path | None = None
+        cls,
+        module: str,
+        config: dict[str, Any],
+        n: int,
+        log_path: Path,
+        profile_path: Path | None = None,
+        tick: int = 0,
     ) -> WorkerProcess:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         env.pop("BENCH_CPROFILE", None)
+        env["BENCH_TICK"] = str(tick)
         if profile_path is not None:
             env["BENCH_CPROFILE"] = str(profile_path)
         with log_path.open("wb") as log:
@@ -232,6 +248,97 @@ def worker_ready_and_wait() -> None:
     start()
 
 
+TICK = 100
+"""Tasks between two ``tick`` reports of a worker process, in cases with several."""
+
+
+async def _ticks_reach(count: int, processes: Sequence[WorkerProcess], timeout: float) -> None:
+    """Wait until the processes' ``tick`` reports add up to at least ``count`` tasks."""
+    ticks = 0
+    reached = asyncio.Event()
+
+    async def follow(process: WorkerProcess) -> None:
+        nonlocal ticks
+        while ticks * TICK < count:
+            await process.expect("tick", timeout)
+            ticks += 1
+        reached.set()
+
+    followers = [asyncio.ensure_future(follow(p)) for p in processes]
+    waiting = asyncio.ensure_future(reached.wait())
+    try:
+        if count > 0:
+            # A follower that ends first failed (a worker died, or fell silent): its error is the answer.
+            done, _ = await asyncio.wait([waiting, *followers], timeout=timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                raise TimeoutError(f"the worker processes ran fewer than {count} tasks in {timeout:.0f} s")
+            for finished in done:
+                if finished is not waiting:
+                    finished.result()
+    finally:
+        waiting.cancel()
+        for follower in followers:
+            follower.cancel()
+        await asyncio.gather(*followers, return_exceptions=True)
+
+
+# -- the server's CPU time ------------------------------------------------------------------------
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def postgres_server_cpu() -> float | None:
+    """CPU seconds used so far by the PostgreSQL server on this machine: every live ``postgres`` process
+    (user + system) plus what the postmaster's exited children used (its ``cutime``/``cstime``), so a
+    connection's backend that has ended still counts. None where /proc cannot tell."""
+    total, found = 0.0, False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name = text[text.find("(") + 1 : text.rfind(")")]
+        if name != "postgres":
+            continue
+        fields = text[text.rfind(")") + 2 :].split()
+        # fields[1] is the parent pid; utime, stime, cutime, cstime are fields 14-17 of stat (1-based).
+        utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
+        total += utime + stime
+        if _comm(int(fields[1])) != "postgres":  # the postmaster: it reaps every backend
+            total += cutime + cstime
+        found = True
+    return total / _TICKS if found else None
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def redis_server_cpu(url: str) -> Callable[[], float | None]:
+    """A reader of the CPU seconds the Redis server at ``url`` has used (``INFO cpu``, user + system,
+    its forked children included)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+
+    def read() -> float | None:
+        info = client.info("cpu")
+        return sum(float(info.get(k, 0.0)) for k in (
+            "used_cpu_sys", "used_cpu_user", "used_cpu_sys_children", "used_cpu_user_children"
+        ))
+
+    return read
+
+
+def _cpu(args: argparse.Namespace) -> float | None:
+    reader: Callable[[], float | None] | None = getattr(args, "server_cpu", None)
+    return None if reader is None else reader()
+
+
 # -- measuring one case --------------------------------------------------------------------------
 
 
@@ -241,19 +348,23 @@ async def run_case(case: Case, args: argparse.Namespace, make_driver: Callable[[
         case.system, case.variant, case.ours, case.peer_group, case.enqueue, n, config=case.config
     )
     result.capped = n != args.n
+    result.processes = case.processes
     result.load_before = os.getloadavg()[0]
     slug = f"{case.system}-{case.variant}".replace(" ", "_").replace("/", "_").replace("=", "")
     driver = make_driver(case)
     worker: WorkerProcess | None = None
+    others: list[WorkerProcess] = []
     try:
         await driver.open()
         await driver.reset()
 
         # Enqueue is measured args.enqueue_rounds times (the store emptied in between) and the best
         # round is reported: on a shared machine a single round mostly measures the neighbours.
+        enqueue_cpu = 0.0
         for round_ in range(args.enqueue_rounds):
             if round_:
                 await driver.reset()
+            cpu_before = _cpu(args)
             started = time.perf_counter()
             if case.enqueue == "one":
                 for _ in range(n):
@@ -261,7 +372,12 @@ async def run_case(case: Case, args: argparse.Namespace, make_driver: Callable[[
             else:
                 await driver.enqueue_batch(n)
             result.enqueue_rounds.append(n / (time.perf_counter() - started))
+            cpu_after = _cpu(args)
+            if cpu_before is not None and cpu_after is not None:
+                enqueue_cpu += cpu_after - cpu_before
         result.enqueue_per_s = max(result.enqueue_rounds)
+        if _cpu(args) is not None:
+            result.server_cpu_enqueue_ms_per_task = enqueue_cpu * 1000 / (n * args.enqueue_rounds)
 
         # Add alone comes after the enqueue rounds (which keep their measurement as it was, cold first
         # round included); its last round leaves the n no-op tasks that the worker then processes.
@@ -278,22 +394,43 @@ async def run_case(case: Case, args: argparse.Namespace, make_driver: Callable[[
 
         profiling = args.profile if case.ours else None
         cprofile = RESULTS / f"profile-{slug}.prof" if profiling == "cprofile" else None
-        worker = await WorkerProcess.start(case.module, case.config, n, LOGS / f"{slug}.log", cprofile)
-        await worker.expect("ready", 60)
+        # With several processes none knows when all n have run: each reports every TICK tasks, and
+        # once the ticks say the last few are left the store's count decides (asking the store all
+        # along would load the server this case measures).
+        several = case.processes > 1
+        target, tick = (10 * n + 1, TICK) if several else (n, 0)
+        worker = await WorkerProcess.start(
+            case.module, case.config, target, LOGS / f"{slug}.log", cprofile, tick=tick
+        )
+        for extra in range(1, case.processes):
+            others.append(await WorkerProcess.start(
+                case.module, case.config, target, LOGS / f"{slug}-{extra}.log", tick=tick
+            ))
+        for process in (worker, *others):
+            await process.expect("ready", 60)
         spy = None
         if profiling == "py-spy":
             spy = await start_py_spy(worker.proc.pid, RESULTS / f"pyspy-{slug}.txt")
+        cpu_before = _cpu(args)
         go = await worker.go()
+        for process in others:
+            await process.go()
         try:
-            done = float(await worker.expect("done", max(120.0, n / 50)))
-            result.process_counter_per_s = n / max(done - go, 1e-9)
+            if several:
+                if await driver.settled(n) is None:
+                    raise RuntimeError("several worker processes need a store that counts finished tasks")
+                await _ticks_reach(n - case.processes * TICK, [worker, *others], max(120.0, n / 50))
+                done = go
+            else:
+                done = float(await worker.expect("done", max(120.0, n / 50)))
+                result.process_counter_per_s = n / max(done - go, 1e-9)
             finished = done
             # Where the store can say so, count a task done only once its outcome is stored: the last
             # acknowledgements may still be in flight (or buffered) when the counter reaches n.
             settled = await driver.settled(n)
             if settled is not None:
                 result.store_checked = True
-                deadline = time.monotonic() + 60
+                deadline = time.monotonic() + (max(120.0, n / 50) if others else 60)
                 while not settled:
                     if time.monotonic() > deadline:
                         raise TimeoutError("the store never counted every task finished")
@@ -304,21 +441,27 @@ async def run_case(case: Case, args: argparse.Namespace, make_driver: Callable[[
             if spy is not None:
                 await stop_py_spy(spy)
         result.process_per_s = n / max(finished - go, 1e-9)
+        cpu_after = _cpu(args)  # before any worker stops: a live backend's CPU time is still counted
+        if cpu_before is not None and cpu_after is not None:
+            result.server_cpu_ms_per_task = (cpu_after - cpu_before) * 1000 / n
+        for process in others:
+            await process.stop()
+        if not several:  # pick-up: one idle worker answering its own probes
+            async def probe(stamp: float, worker: WorkerProcess = worker) -> float:
+                await driver.enqueue_probe(stamp)
+                return float(await worker.expect("lat", 30))
 
-        async def probe(stamp: float, worker: WorkerProcess = worker) -> float:
-            await driver.enqueue_probe(stamp)
-            return float(await worker.expect("lat", 30))
-
-        latencies = await pickup_latencies(probe, args.samples, args.gap_ms / 1000)
-        result.pickup_ms = [seconds * 1000 for seconds in latencies]
-        if result.pickup_ms:
-            result.pickup_p50_ms = statistics.median(result.pickup_ms)
-            result.pickup_p99_ms = percentile(result.pickup_ms, 99)
+            latencies = await pickup_latencies(probe, args.samples, args.gap_ms / 1000)
+            result.pickup_ms = [seconds * 1000 for seconds in latencies]
+            if result.pickup_ms:
+                result.pickup_p50_ms = statistics.median(result.pickup_ms)
+                result.pickup_p99_ms = percentile(result.pickup_ms, 99)
     except Exception as exc:  # a failing peer must not hide the other numbers of the run
         result.error = f"{type(exc).__name__}: {exc}"
     finally:
-        if worker is not None:
-            await worker.stop()
+        for process in [worker, *others] if worker is not None else others:
+            with contextlib.suppress(Exception):
+                await process.stop()
         with contextlib.suppress(Exception):
             await driver.reset()
         with contextlib.suppress(Exception):
@@ -352,6 +495,7 @@ METRICS = {
     "process_per_s": ("processed/s", True),
     "pickup_p50_ms": ("pick-up p50 ms", False),
     "pickup_p99_ms": ("pick-up p99 ms", False),
+    "server_cpu_ms_per_task": ("server CPU s/1k", False),
 }
 
 
@@ -366,12 +510,15 @@ def _best(results: Sequence[CaseResult], metric: str) -> CaseResult | None:
 def _fmt(value: float | None, metric: str) -> str:
     if value is None:
         return "-"
+    if metric.startswith("server_cpu"):
+        return f"{value:.3f}"
     return f"{value:,.0f}" if METRICS[metric][1] else f"{value:.2f}"
 
 
 def evaluate(results: Sequence[CaseResult], targets: Sequence[Target]) -> list[dict[str, Any]]:
     """Each target with our defaults and our best case, the peer it was compared with, and the verdict."""
-    ours = [r for r in results if r.ours and not r.error]
+    # Targets are about one worker process; several processes are compared with one in ``PAIRS``.
+    ours = [r for r in results if r.ours and not r.error and r.processes == 1]
     verdicts: list[dict[str, Any]] = []
     for target in targets:
         higher = METRICS[target.metric][1]

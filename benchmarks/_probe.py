@@ -16,6 +16,7 @@ PREFIX = "BENCH"
 
 _target = 0
 _count = 0
+_tick = 0
 _profiler: cProfile.Profile | None = None
 _profile_path: str | None = None
 
@@ -25,10 +26,11 @@ def emit(event: str, value: object = "") -> None:
     os.write(1, f"{PREFIX} {event} {value}\n".encode())
 
 
-def configure(target: int, profile_path: str | None = None) -> None:
-    """Report ``done`` when the ``target``-th no-op task runs; optionally cProfile that window."""
-    global _target, _count, _profile_path
-    _target, _count, _profile_path = target, 0, profile_path
+def configure(target: int, profile_path: str | None = None, tick: int = 0) -> None:
+    """Report ``done`` when the ``target``-th no-op task runs; optionally cProfile that window.
+    ``tick``: also report ``tick`` after every that many (for a driver that sums several processes)."""
+    global _target, _count, _profile_path, _tick
+    _target, _count, _profile_path, _tick = target, 0, profile_path, tick
 
 
 def start() -> None:
@@ -43,6 +45,8 @@ def hit() -> None:
     """The whole body of the no-op task: count it; the last one stamps the wall clock."""
     global _count, _profiler
     _count += 1
+    if _tick and _count % _tick == 0:
+        emit("tick")
     if _count == _target:
         now = time.time()
         if _profiler is not None:

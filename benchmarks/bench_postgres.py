@@ -20,6 +20,9 @@ from _harness import (
     common_arguments,
     evaluate,
     load_driver,
+    pair_ratios,
+    postgres_server_cpu,
+    print_pairs,
     print_report,
     run_all,
     selected,
@@ -28,7 +31,10 @@ from _harness import (
 )
 
 TITLE = "sheppy-postgres vs pgqueuer vs procrastinate, one worker process, no-op tasks"
-SCHEMAS = ("bench_sheppy", "bench_sheppy_tuned", "bench_sheppy_poll", "bench_pgqueuer", "bench_procrastinate")
+SCHEMAS = (
+    "bench_sheppy", "bench_sheppy_tuned", "bench_sheppy_poll", "bench_sheppy_procs", "bench_pgqueuer",
+    "bench_procrastinate",
+)
 
 
 def cases(
@@ -61,6 +67,15 @@ def cases(
                 "prefetch": prefetch,
             },
             ours=True,
+        ),
+        # What ``sheppy work --processes 2`` runs: two worker processes at their defaults, one store.
+        Case(
+            "sheppy-postgres",
+            "processes=2",
+            "sys_sheppy_core",
+            {"url": ours("bench_sheppy_procs"), "queue": "bench"},
+            ours=True,
+            processes=2,
         ),
         # Without LISTEN/NOTIFY (for poolers that drop it): idle waiters poll every poll_interval, so
         # this case's pick-up shows what the notifications are worth.
@@ -108,6 +123,14 @@ TARGETS = [
     Target("enqueue_per_s", "ratio", 1.0, "pgqueuer", "batch enqueue: ours >= pgqueuer (its better setting)"),
     Target("process_per_s", "ratio", 1.0, "pgqueuer", "processing, one worker process: ours >= pgqueuer"),
     Target("pickup_p50_ms", "max", 4.0, "", "idle pick-up p50 <= 4 ms"),
+    Target(
+        "server_cpu_ms_per_task", "ratio", 1.0, "pgqueuer",
+        "server CPU per processed task: ours <= pgqueuer's",
+    ),
+]
+
+PAIRS = [
+    ("two worker processes (target >= 1.5x)", "sheppy-postgres [processes=2]", "sheppy-postgres [defaults]"),
 ]
 
 
@@ -136,6 +159,8 @@ async def main() -> None:
     )
     args = parser.parse_args()
     server_version = await drop_schemas(args.dsn)
+    # The server's CPU is read from /proc: it counts when PostgreSQL runs on this machine.
+    args.server_cpu = postgres_server_cpu if postgres_server_cpu() is not None else None
     print(f"{TITLE}\n  n={args.n}, latency samples={args.samples}, PostgreSQL {server_version}, {args.dsn}")
     try:
         all_cases = cases(
@@ -150,7 +175,9 @@ async def main() -> None:
     finally:
         await drop_schemas(args.dsn)
     verdicts = evaluate(results, TARGETS)
+    pairs = pair_ratios(results, PAIRS)
     print_report(TITLE, results, verdicts)
+    print_pairs(pairs)
     path = write_json(
         "postgres",
         args,
@@ -161,6 +188,7 @@ async def main() -> None:
                 ["sheppy-core", "sheppy-postgres", "asyncpg", "pgqueuer", "procrastinate", "psycopg"]
             ),
             "server_version": server_version,
+            "pairs": pairs,
         },
     )
     print(f"\nJSON: {path}")

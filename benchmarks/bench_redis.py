@@ -23,7 +23,10 @@ from _harness import (
     common_arguments,
     evaluate,
     load_driver,
+    pair_ratios,
+    print_pairs,
     print_report,
+    redis_server_cpu,
     run_all,
     selected,
     versions,
@@ -44,6 +47,9 @@ def cases(url: str, tuned: int, peer_tuned: int) -> list[Case]:
             {"url": url, "queue": queue, "max_concurrent_tasks": tuned},
             ours=True,
         ),
+        # What ``sheppy work --processes 2`` runs: two worker processes at their defaults, one store.
+        Case("sheppy-redis", "processes=2", "sys_sheppy_core", {"url": url, "queue": queue}, ours=True,
+             processes=2),
         Case(
             "sheppy-0.0.7",
             "defaults",
@@ -102,6 +108,11 @@ TARGETS = [
     Target("enqueue_per_s", "ratio", 1.0, "", "batch enqueue: ours ahead of every peer"),
     Target("process_per_s", "ratio", 1.0, "", "processing: ours ahead of every peer"),
     Target("pickup_p50_ms", "max", 1.5, "", "idle pick-up p50 <= 1.5 ms"),
+    Target("server_cpu_ms_per_task", "ratio", 1.0, "", "server CPU per processed task: ours <= every peer's"),
+]
+
+PAIRS = [
+    ("two worker processes (target >= 1.5x)", "sheppy-redis [processes=2]", "sheppy-redis [defaults]"),
 ]
 
 
@@ -161,6 +172,7 @@ async def main() -> None:
     if (urlsplit(args.url).path or "/0").lstrip("/") in ("", "0"):
         parser.error("use a database of its own (e.g. redis://127.0.0.1:6379/15): cases FLUSHDB it")
     server_version = await flush(args.url)
+    args.server_cpu = redis_server_cpu(args.url)
     print(f"{TITLE}\n  n={args.n}, latency samples={args.samples}, Redis {server_version}, {args.url}")
     try:
         all_cases = cases(args.url, args.tuned, args.peer_tuned)
@@ -169,7 +181,9 @@ async def main() -> None:
     finally:
         await flush(args.url)
     verdicts = evaluate(results, TARGETS)
+    pairs = pair_ratios(results, PAIRS)
     print_report(TITLE, results, verdicts)
+    print_pairs(pairs)
     if limits:
         print(f"\nredis-benchmark ceiling ({limits['command']}):")
         for line in limits.get("output", [limits.get("error")]):
@@ -185,6 +199,7 @@ async def main() -> None:
             ),
             "server_version": server_version,
             "redis_benchmark": limits,
+            "pairs": pairs,
         },
     )
     print(f"\nJSON: {path}")

@@ -19,6 +19,7 @@ METRICS = [
     ("process_per_s", "processed/s", "{:,.0f}"),
     ("pickup_p50_ms", "pick-up p50 ms", "{:.2f}"),
     ("pickup_p99_ms", "pick-up p99 ms", "{:.2f}"),
+    ("server_cpu_ms_per_task", "server CPU s/1k", "{:.3f}"),
 ]
 HIGHER = {
     "enqueue_per_s": True,
@@ -26,6 +27,7 @@ HIGHER = {
     "process_per_s": True,
     "pickup_p50_ms": False,
     "pickup_p99_ms": False,
+    "server_cpu_ms_per_task": False,
 }
 
 

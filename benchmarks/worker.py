@@ -18,7 +18,7 @@ from _harness import worker_ready_and_wait
 
 def main() -> None:
     module_name, config_json, n = sys.argv[1:4]
-    _probe.configure(int(n), os.environ.get("BENCH_CPROFILE") or None)
+    _probe.configure(int(n), os.environ.get("BENCH_CPROFILE") or None, int(os.environ.get("BENCH_TICK") or 0))
     module = importlib.import_module(module_name)
     module.run_worker(json.loads(config_json), worker_ready_and_wait)
 
