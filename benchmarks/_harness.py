@@ -123,6 +123,8 @@ class CaseResult:
     """The server's CPU time during processing, per processed task (ms; = seconds per 1,000 tasks)."""
     server_cpu_enqueue_ms_per_task: float | None = None
     """The server's CPU time during the enqueue rounds, per enqueued task (ms)."""
+    wal_bytes_per_task: float | None = None
+    """PostgreSQL: WAL written during processing (``pg_stat_wal.wal_bytes``), per processed task."""
 
     @property
     def label(self) -> str:
@@ -334,6 +336,22 @@ def redis_server_cpu(url: str) -> Callable[[], float | None]:
     return read
 
 
+async def postgres_wal_bytes(dsn: str) -> float:
+    """The WAL PostgreSQL has written since its statistics were reset (``pg_stat_wal``, PostgreSQL 14+)."""
+    import asyncpg
+
+    connection = await asyncpg.connect(dsn)
+    try:
+        return float(await connection.fetchval("SELECT wal_bytes FROM pg_stat_wal"))
+    finally:
+        await connection.close()
+
+
+async def _wal(args: argparse.Namespace) -> float | None:
+    dsn: str | None = getattr(args, "wal_dsn", None)
+    return None if dsn is None else await postgres_wal_bytes(dsn)
+
+
 def _cpu(args: argparse.Namespace) -> float | None:
     reader: Callable[[], float | None] | None = getattr(args, "server_cpu", None)
     return None if reader is None else reader()
@@ -411,6 +429,7 @@ async def run_case(case: Case, args: argparse.Namespace, make_driver: Callable[[
         spy = None
         if profiling == "py-spy":
             spy = await start_py_spy(worker.proc.pid, RESULTS / f"pyspy-{slug}.txt")
+        wal_before = await _wal(args)
         cpu_before = _cpu(args)
         go = await worker.go()
         for process in others:
@@ -444,6 +463,9 @@ async def run_case(case: Case, args: argparse.Namespace, make_driver: Callable[[
         cpu_after = _cpu(args)  # before any worker stops: a live backend's CPU time is still counted
         if cpu_before is not None and cpu_after is not None:
             result.server_cpu_ms_per_task = (cpu_after - cpu_before) * 1000 / n
+        wal_after = await _wal(args)
+        if wal_before is not None and wal_after is not None:
+            result.wal_bytes_per_task = (wal_after - wal_before) / n
         for process in others:
             await process.stop()
         if not several:  # pick-up: one idle worker answering its own probes
@@ -496,6 +518,7 @@ METRICS = {
     "pickup_p50_ms": ("pick-up p50 ms", False),
     "pickup_p99_ms": ("pick-up p99 ms", False),
     "server_cpu_ms_per_task": ("server CPU s/1k", False),
+    "wal_bytes_per_task": ("WAL B/task", False),
 }
 
 
@@ -512,6 +535,8 @@ def _fmt(value: float | None, metric: str) -> str:
         return "-"
     if metric.startswith("server_cpu"):
         return f"{value:.3f}"
+    if metric == "wal_bytes_per_task":
+        return f"{value:,.0f}"
     return f"{value:,.0f}" if METRICS[metric][1] else f"{value:.2f}"
 
 

@@ -20,6 +20,7 @@ METRICS = [
     ("pickup_p50_ms", "pick-up p50 ms", "{:.2f}"),
     ("pickup_p99_ms", "pick-up p99 ms", "{:.2f}"),
     ("server_cpu_ms_per_task", "server CPU s/1k", "{:.3f}"),
+    ("wal_bytes_per_task", "WAL B/task", "{:,.0f}"),
 ]
 HIGHER = {
     "enqueue_per_s": True,
@@ -28,6 +29,7 @@ HIGHER = {
     "pickup_p50_ms": False,
     "pickup_p99_ms": False,
     "server_cpu_ms_per_task": False,
+    "wal_bytes_per_task": False,
 }
 
 
