@@ -266,7 +266,8 @@ async def test_a_second_sigterm_stops_the_children_at_once(tmp_path: Path, store
 
 
 STUBBORN_CHILD = (
-    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); "
+    # One write (not print's two): both children share the pipe, and their lines must not interleave.
+    "import os, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); os.write(1, b'ready\\n'); "
     "time.sleep(120)"
 )
 STUBBORN_SUPERVISOR = f"""
