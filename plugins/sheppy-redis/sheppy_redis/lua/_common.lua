@@ -40,11 +40,15 @@ local function iso(us)
     math.floor(rem / 3600), math.floor(rem % 3600 / 60), rem % 60, micro)
 end
 
--- Remove a task id from every place (queued, claimed, scheduled, finished).
-local function unplace(base, id)
+-- Remove a task id from every place (queued, claimed, scheduled, finished). `unfinished`: the caller
+-- read the record's hash and found no "_fin" mark; only finish() files a record in a finished bucket and
+-- it sets the mark (a rewrite of the hash drops both), so such a record is in none and the buckets are
+-- skipped. A hash that is gone tells nothing: its bucket entry outlives its TTL until purged.
+local function unplace(base, id, unfinished)
   redis.call('ZREM', base .. 'q', id)
   redis.call('ZREM', base .. 'lease', id)
   redis.call('ZREM', base .. 'sched', id)
+  if unfinished then return end
   for _, bucket in ipairs(FINISHED_BUCKETS) do
     redis.call('ZREM', base .. 'fin:' .. bucket, id)
   end

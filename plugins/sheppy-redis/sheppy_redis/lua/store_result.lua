@@ -16,13 +16,15 @@ local finished, queued, requeued = 0, false, false
 for i = 2, #ARGV, 7 do
   local id = ARGV[i]
   local tkey = base .. 't:' .. id
-  -- One read for both: a record of this version always has "_ls" (EXISTS only for older ones).
-  local was = redis.call('HGET', tkey, '_ls')
+  -- One read for both: a record of this version always has "_ls" (EXISTS only for older ones); "_fin"
+  -- says whether it sits in a finished bucket (a claimed one, the usual case, does not).
+  local marks = redis.call('HMGET', tkey, '_ls', '_fin')
+  local was = marks[1]
   if not was and redis.call('EXISTS', tkey) == 0 then
     out[#out + 1] = '0'
   else
     was = was or ''
-    unplace(base, id)
+    unplace(base, id, marks[2] ~= '1')
     local mode, arg = ARGV[i + 5], ARGV[i + 6]
     local bucket, retention, due, listed, func
     if mode == 'finished' then
