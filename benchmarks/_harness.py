@@ -378,7 +378,7 @@ async def run_case(case: Case, args: argparse.Namespace, make_driver: Callable[[
 
         # Enqueue is measured args.enqueue_rounds times (the store emptied in between) and the best
         # round is reported: on a shared machine a single round mostly measures the neighbours.
-        enqueue_cpu = 0.0
+        enqueue_cpu: float | None = None
         for round_ in range(args.enqueue_rounds):
             if round_:
                 await driver.reset()
@@ -392,9 +392,9 @@ async def run_case(case: Case, args: argparse.Namespace, make_driver: Callable[[
             result.enqueue_rounds.append(n / (time.perf_counter() - started))
             cpu_after = _cpu(args)
             if cpu_before is not None and cpu_after is not None:
-                enqueue_cpu += cpu_after - cpu_before
+                enqueue_cpu = (enqueue_cpu or 0.0) + cpu_after - cpu_before
         result.enqueue_per_s = max(result.enqueue_rounds)
-        if _cpu(args) is not None:
+        if enqueue_cpu is not None:
             result.server_cpu_enqueue_ms_per_task = enqueue_cpu * 1000 / (n * args.enqueue_rounds)
 
         # Add alone comes after the enqueue rounds (which keep their measurement as it was, cold first
