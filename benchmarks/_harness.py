@@ -124,7 +124,7 @@ class CaseResult:
     server_cpu_enqueue_ms_per_task: float | None = None
     """The server's CPU time during the enqueue rounds, per enqueued task (ms)."""
     wal_bytes_per_task: float | None = None
-    """PostgreSQL: WAL written during processing (``pg_stat_wal.wal_bytes``), per processed task."""
+    """PostgreSQL: WAL written during processing (the WAL position's advance), per processed task."""
 
     @property
     def label(self) -> str:
@@ -337,12 +337,14 @@ def redis_server_cpu(url: str) -> Callable[[], float | None]:
 
 
 async def postgres_wal_bytes(dsn: str) -> float:
-    """The WAL PostgreSQL has written since its statistics were reset (``pg_stat_wal``, PostgreSQL 14+)."""
+    """The WAL position of the PostgreSQL server in bytes (``pg_current_wal_lsn()``): the difference of
+    two readings is the WAL written between them. Not ``pg_stat_wal``: its counters reach the view only
+    when each backend flushes its statistics (about once a second), so a short phase reads as nothing."""
     import asyncpg
 
     connection = await asyncpg.connect(dsn)
     try:
-        return float(await connection.fetchval("SELECT wal_bytes FROM pg_stat_wal"))
+        return float(await connection.fetchval("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"))
     finally:
         await connection.close()
 

@@ -161,7 +161,7 @@ async def main() -> None:
     server_version = await drop_schemas(args.dsn)
     # The server's CPU is read from /proc: it counts when PostgreSQL runs on this machine.
     args.server_cpu = postgres_server_cpu if postgres_server_cpu() is not None else None
-    args.wal_dsn = args.dsn  # WAL bytes per processed task, from pg_stat_wal
+    args.wal_dsn = args.dsn  # WAL bytes per processed task, from the server's WAL position
     print(f"{TITLE}\n  n={args.n}, latency samples={args.samples}, PostgreSQL {server_version}, {args.dsn}")
     try:
         all_cases = cases(
