@@ -12,7 +12,8 @@ The supervisor runs no task and opens no backend connection: it starts N childre
 - With ``run_to_completion`` (``--burst``, ``--oneshot``, ``--max-tasks``) a child that exits 0 has done
   its work and is not restarted; the supervisor ends when every child has.
 - SIGTERM/SIGINT is forwarded to every child, which stops as a single worker does (running tasks finish
-  within the shutdown timeout, claims are handed back); a second signal is forwarded too, which makes
+  within the shutdown timeout, claims are handed back); a second signal is forwarded too (as the other
+  of the two, so that it cannot merge with the first in a child that has not run since), which makes
   the children cancel their tasks at once. Children still running ``shutdown_timeout + kill_grace``
   seconds after the first signal are killed (SIGKILL).
 
@@ -109,6 +110,7 @@ class _Supervisor:
     preexec: Callable[[], None] | None = field(default_factory=_parent_death_signal)
     forwarded: set[int] = field(default_factory=set)
     """Return codes of children killed by a signal this supervisor forwarded (``-SIGTERM``)."""
+    last_forwarded: signal.Signals | None = None
 
     def on_signal(self, sig: signal.Signals) -> None:
         self.signals_seen += 1
@@ -120,6 +122,12 @@ class _Supervisor:
         self.forward(sig)
 
     def forward(self, sig: signal.Signals) -> None:
+        # A child treats SIGTERM and SIGINT alike (the first stops it gracefully, the next at once), but
+        # two signals of one kind still pending in a child that has not run in between (a busy machine)
+        # arrive as one: each forward after the first sends the other kind, so none is lost.
+        if sig == self.last_forwarded:
+            sig = signal.SIGINT if sig == signal.SIGTERM else signal.SIGTERM
+        self.last_forwarded = sig
         self.forwarded.add(-int(sig))
         for child in self.children.values():
             if child.returncode is None:

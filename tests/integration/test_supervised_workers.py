@@ -295,3 +295,56 @@ def test_children_that_ignore_the_stop_are_killed_after_the_timeout() -> None:
         assert out.decode().count("killed by SIGKILL") == 2, out
     finally:
         finish(process)
+
+
+# A child that holds SIGTERM/SIGINT pending (blocked) until the marker file appears, then says how many
+# stop signals it got: two signals of one kind that are pending together arrive as one.
+PENDING_CHILD = """
+import os, signal, sys, time
+seen = []
+for stop in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(stop, lambda number, frame: seen.append(number))
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+os.write(1, b'ready\\n')
+deadline = time.monotonic() + 30
+while not os.path.exists(sys.argv[1]) and time.monotonic() < deadline:
+    time.sleep(0.01)
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+os.write(1, f'stops {len(seen)}\\n'.encode())
+"""
+PENDING_SUPERVISOR = """
+import logging, sys
+from sheppy_core._supervisor import supervise
+logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+supervise([sys.executable, "-c", sys.argv[1], sys.argv[2]], 1, run_to_completion=False,
+          shutdown_timeout=20, kill_grace=1)
+"""
+
+
+def _start_pending_supervisor(marker: Path, stderr_path: Path) -> subprocess.Popen[bytes]:
+    with stderr_path.open("wb") as stderr:
+        return subprocess.Popen(
+            [sys.executable, "-c", PENDING_SUPERVISOR, PENDING_CHILD, str(marker)],
+            stdout=subprocess.PIPE, stderr=stderr,
+        )
+
+
+@pytest.mark.timeout(60)
+async def test_a_second_stop_reaches_a_child_that_had_not_yet_handled_the_first(tmp_path: Path) -> None:
+    """Under load a child may not run between the two forwarded signals; were both SIGTERM, they would
+    merge into one pending signal and the child would only stop gracefully (a loaded run waited 30 s)."""
+    marker, stderr_path = tmp_path / "go", tmp_path / "supervisor.err"
+    process = _start_pending_supervisor(marker, stderr_path)
+    try:
+        assert process.stdout is not None
+        assert (await asyncio.to_thread(process.stdout.readline)).strip() == b"ready"
+        process.send_signal(signal.SIGTERM)
+        assert await until(lambda: "gracefully" in stderr_path.read_text(), 20), stderr_path.read_text()
+        process.send_signal(signal.SIGTERM)
+        assert await until(lambda: "again" in stderr_path.read_text(), 20), stderr_path.read_text()
+        marker.touch()
+        said = (await asyncio.to_thread(process.stdout.readline)).strip()
+        assert said == b"stops 2", stderr_path.read_text()
+        assert await asyncio.to_thread(process.wait, 20) == 0
+    finally:
+        finish(process)
