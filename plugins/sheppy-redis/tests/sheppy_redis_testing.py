@@ -93,12 +93,20 @@ def _bindable(port: int) -> bool:
         return True
 
 
-def free_cluster_port() -> int:
-    """A free port whose cluster bus port (+10000) is free too; cluster ports must be <= 55535."""
+def free_cluster_port(taken: set[int] | None = None) -> int:
+    """A free port whose cluster bus port (+10000) is free too; cluster ports must be <= 55535.
+
+    ``taken``: ports already given to other nodes of the same cluster (not listening yet, so not seen
+    as busy): neither of the pair may be one of them or one of their bus ports, and the pair is added.
+    """
+    taken = set() if taken is None else taken
     for _ in range(200):
         port = random.randint(20000, 45000)
-        if _bindable(port) and _bindable(port + 10000):
-            return port
+        pair = {port, port + 10000}
+        if pair & taken or not (_bindable(port) and _bindable(port + 10000)):
+            continue
+        taken |= pair
+        return port
     raise RuntimeError("no free port pair for a cluster node")
 
 
@@ -164,9 +172,11 @@ class RedisClusterNodes:
     ``redis-cli --cluster create`` (no replicas)."""
 
     def __init__(self, directory: Path, masters: int = 3) -> None:
+        # One node's port may not be another's bus port: they are chosen together.
+        taken: set[int] = set()
         self.servers = [
             RedisServer(
-                directory / f"node{i}", free_cluster_port(),
+                directory / f"node{i}", free_cluster_port(taken),
                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                 "--cluster-node-timeout", "5000", "--appendonly", "no",
             )

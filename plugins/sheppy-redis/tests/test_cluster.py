@@ -98,3 +98,20 @@ async def test_large_batch_on_a_cluster_keeps_order(cluster: RedisClusterNodes) 
         assert await backend.clear("{big}") == len(ids)
     finally:
         await backend.disconnect()
+
+
+def test_the_nodes_ports_never_take_each_others_bus_ports(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node whose port is another node's bus port (+10000) cannot start ("Address already in use",
+    seen once under load): the ports of one cluster are chosen together."""
+    import random
+
+    import sheppy_redis_testing
+
+    picks = iter([30000, 20000, 21000])
+    monkeypatch.setattr(random, "randint", lambda low, high: next(picks))
+    monkeypatch.setattr(sheppy_redis_testing, "_bindable", lambda port: True)
+    taken: set[int] = set()
+    first = sheppy_redis_testing.free_cluster_port(taken)
+    second = sheppy_redis_testing.free_cluster_port(taken)
+    assert (first, second) == (30000, 21000)  # 20000's bus port is 30000, the first node's own port
+    assert taken == {30000, 40000, 21000, 31000}
